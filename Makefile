@@ -1,0 +1,44 @@
+# Gatehouse: the front door. CI runs these same targets.
+GO      ?= go
+BIN     ?= bin/gatehouse
+ADDR    ?= 127.0.0.1:8080
+DATA    ?= ./data
+
+.PHONY: all build run test test-short bench generate check-generated lint fmt clean
+
+all: build
+
+generate:
+	$(GO) tool templ generate -include-version=false
+
+build: generate
+	$(GO) build -o $(BIN) ./cmd/gatehouse
+
+## run: Gatehouse on embedded SQLite in ./data, dev mode, demo workspace.
+run: build
+	GATEHOUSE_DEV=1 GATEHOUSE_DATA=$(DATA) ./$(BIN) serve --addr $(ADDR) --demo
+
+## test: every test, browser tests included (they need /usr/bin/chromium).
+test:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## bench: Go benchmarks plus a load run of concurrent sign-ins against a real server.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	./scripts/loadtest.sh
+
+## check-generated: fail if generated templ code is stale.
+check-generated:
+	$(GO) tool templ generate -include-version=false
+	git diff --exit-code -- '*_templ.go'
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '_templ.go$$')
+	$(GO) tool templ fmt views
+
+clean:
+	rm -rf bin

@@ -1,0 +1,167 @@
+package app
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/app/mail"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// handleAccount shows the member's portal.
+func (s *Server) handleAccount(c echo.Context) error {
+	p := s.page(c, "Your account")
+	p.Notice = notices[c.QueryParam("notice")]
+	return s.renderAccount(c, http.StatusOK, p, views.PasswordForm{})
+}
+
+func (s *Server) renderAccount(c echo.Context, status int, p views.Page, pf views.PasswordForm) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	sessions, err := s.store.ActiveUserSessions(c.Request().Context(), t.ID, a.User.ID)
+	if err != nil {
+		return err
+	}
+	v := views.AccountView{
+		Email: a.User.Email, Role: a.User.Role, WorkspaceName: t.Name, MemberSince: a.User.CreatedAt,
+		PasswordSet: a.User.PasswordChangedAt, AAL: a.AAL, AuthTime: a.AuthTime, Password: pf,
+	}
+	for _, us := range sessions {
+		v.Sessions = append(v.Sessions, views.SessionRow{ID: us.ID, Current: us.ID == a.Session.ID, Device: describeUserAgent(us.UserAgent),
+			IP: us.IP, SignedIn: us.AuthTime, LastSeen: us.LastSeenAt})
+	}
+	return s.render(c, status, views.AccountPage(p, v))
+}
+
+// handlePasswordChange changes the password with the current one, signs out
+// every other session and renews this one's token.
+func (s *Server) handlePasswordChange(c echo.Context) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	a := authFrom(c)
+	current, next, confirm := c.FormValue("current_password"), c.FormValue("new_password"), c.FormValue("confirm_password")
+	errs := views.FieldErrors{}
+	if current == "" {
+		errs["current_password"] = "Enter your current password."
+	}
+	if err := auth.ValidatePassword(next); err != nil {
+		errs["new_password"] = err.Error()
+	} else if next != confirm {
+		errs["confirm_password"] = "The two new passwords don't match."
+	}
+	invalid := func() error {
+		return s.renderAccount(c, http.StatusUnprocessableEntity, s.page(c, "Your account"), views.PasswordForm{Errors: errs})
+	}
+	if len(errs) > 0 {
+		return invalid()
+	}
+	// The current-password check is throttled like sign-in, so a stolen
+	// session cannot guess the password at leisure.
+	key := s.throttleKey("acct", t.ID, ":", db.EmailKey(a.User.Email))
+	if until, err := s.store.ThrottleBlocked(ctx, key, throttleWindow, accountFailureLimit); err != nil {
+		return err
+	} else if !until.IsZero() {
+		return errRateLimited(until, s.now())
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, a.User.PasswordHash)
+	if errors.Is(err, auth.ErrBusy) {
+		return errBusy()
+	} else if err != nil {
+		return err
+	}
+	if !ok {
+		if _, err := s.store.ThrottleFail(ctx, key, throttleWindow); err != nil {
+			return err
+		}
+		errs["current_password"] = "That isn't your current password."
+		return invalid()
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if errors.Is(err, auth.ErrBusy) {
+		return errBusy()
+	} else if err != nil {
+		return err
+	}
+	msg, err := mail.Compose(mail.KindPasswordChanged, a.User.Email, map[string]any{
+		"Workspace": t.Name, "Email": a.User.Email, "When": mail.When(s.now()), "IP": c.RealIP()})
+	if err != nil {
+		return err
+	}
+	epoch, err := s.store.ChangePassword(ctx, t.ID, a.User.ID, hash, a.Session.ID, meta(c), msg)
+	if err != nil {
+		return err
+	}
+	if err := s.rotateToken(c, a, epoch); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account?notice=password_changed")
+}
+
+// handleSessionEnd ends one of the member's other sessions.
+func (s *Server) handleSessionEnd(c echo.Context) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	a := authFrom(c)
+	id := c.Param("id")
+	if id == a.Session.ID {
+		return s.handleLogout(c)
+	}
+	if err := s.store.EndUserSession(ctx, t.ID, a.User.ID, id, "ended_by_member", meta(c)); err != nil {
+		return err // another member's or an unknown id is a 404
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account?notice=session_ended")
+}
+
+// handleSessionsEndOthers signs the member out everywhere else.
+func (s *Server) handleSessionsEndOthers(c echo.Context) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	a := authFrom(c)
+	_, epoch, err := s.store.EndOtherUserSessions(ctx, t.ID, a.User.ID, a.Session.ID, meta(c))
+	if err != nil {
+		return err
+	}
+	if err := s.rotateToken(c, a, epoch); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account?notice=others_ended")
+}
+
+// describeUserAgent turns a User-Agent into "Firefox on Windows".
+func describeUserAgent(ua string) string {
+	browser := ""
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	osName := ""
+	for _, o := range []struct{ token, name string }{
+		{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Android", "Android"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.token) {
+			osName = o.name
+			break
+		}
+	}
+	switch {
+	case browser != "" && osName != "":
+		return browser + " on " + osName
+	case browser != "":
+		return browser
+	case ua == "":
+		return "Unknown device"
+	default:
+		return truncateRunes(ua, 40)
+	}
+}

@@ -1,0 +1,114 @@
+package app
+
+import (
+	"errors"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	gmail "github.com/gatehouse/gatehouse/app/mail"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+const (
+	membersPageSize = 50
+	invitationTTL   = 7 * 24 * time.Hour
+)
+
+// handleAdminMembers lists the workspace's members, searchable and paged.
+func (s *Server) handleAdminMembers(c echo.Context) error {
+	p := s.page(c, "Members")
+	p.Notice = notices[c.QueryParam("notice")]
+	return s.renderMembers(c, http.StatusOK, p, views.InviteForm{})
+}
+
+func (s *Server) renderMembers(c echo.Context, status int, p views.Page, inv views.InviteForm) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	q := truncateRunes(strings.TrimSpace(c.QueryParam("q")), maxEmailLength)
+	after := truncateRunes(c.QueryParam("after"), maxEmailLength)
+	members, err := s.store.ListMembers(ctx, t.ID, db.MemberFilter{Query: q, After: after, Limit: membersPageSize + 1})
+	if err != nil {
+		return err
+	}
+	total, err := s.store.CountMembers(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	invs, err := s.store.PendingInvitations(ctx, t.ID, 20)
+	if err != nil {
+		return err
+	}
+	v := views.MembersView{Total: total, Query: q, FirstPage: after == "", Invite: inv}
+	if len(members) > membersPageSize {
+		members = members[:membersPageSize]
+		v.NextCursor = db.EmailKey(members[len(members)-1].Email)
+	}
+	for _, m := range members {
+		v.Members = append(v.Members, views.MemberRow{Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt})
+	}
+	for _, i := range invs {
+		v.Invitations = append(v.Invitations, views.InvitationRow{Email: i.Email, Role: i.Role, ExpiresAt: i.ExpiresAt})
+	}
+	p.Wide = true
+	return s.render(c, status, views.AdminMembersPage(p, v))
+}
+
+// ValidEmail checks an address typed into a form: one plain address, no
+// display name, at most 254 characters.
+func ValidEmail(s string) bool {
+	if s == "" || len(s) > maxEmailLength || strings.ContainsAny(s, " <>\"\r\n") {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && a.Name == "" && strings.Contains(s[strings.LastIndexByte(s, '@'):], ".")
+}
+
+// handleInvitationCreate invites someone by email. The invitation and its
+// email are written in one transaction; the link is single use, expires in
+// 7 days and only its hash is stored.
+func (s *Server) handleInvitationCreate(c echo.Context) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	a := authFrom(c)
+	form := views.InviteForm{Email: strings.TrimSpace(c.FormValue("email")), Role: c.FormValue("role"), Errors: views.FieldErrors{}}
+	if !ValidEmail(form.Email) {
+		form.Errors["email"] = "Enter an email address like name@example.com."
+	}
+	if !db.ValidRole(form.Role) {
+		form.Errors["role"] = "Choose member, admin or owner."
+	} else if form.Role == db.RoleOwner && a.User.Role != db.RoleOwner {
+		form.Errors["role"] = "Only an owner can invite another owner."
+	}
+	if len(form.Errors) > 0 {
+		form.Email = truncateRunes(form.Email, maxEmailLength)
+		return s.renderMembers(c, http.StatusUnprocessableEntity, s.page(c, "Members"), form)
+	}
+	token := auth.NewToken()
+	expires := s.now().Add(invitationTTL)
+	msg, err := gmail.Compose(gmail.KindInvitation, form.Email, map[string]any{
+		"Workspace": t.Name, "Inviter": a.User.Email, "Role": form.Role,
+		"Link": s.absoluteURL(t, "/invite/"+token), "Expires": gmail.When(expires)})
+	if err != nil {
+		return err
+	}
+	_, err = s.store.CreateInvitation(ctx, t.ID, a.User.ID, form.Email, form.Role, s.keys.HashToken("invitation", token), expires, meta(c), msg)
+	if errors.Is(err, db.ErrConflict) {
+		form.Errors["email"] = "This address is already a member."
+		return s.renderMembers(c, http.StatusUnprocessableEntity, s.page(c, "Members"), form)
+	} else if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/admin?notice=invitation_sent")
+}
+
+// absoluteURL is a link for emails: always on GATEHOUSE_BASE_URL.
+func (s *Server) absoluteURL(t *tenants.Tenant, path string) string {
+	return strings.TrimRight(s.cfg.BaseURL.String(), "/") + "/t/" + t.Slug + path
+}

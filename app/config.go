@@ -1,0 +1,131 @@
+// Package app is the Gatehouse web application: HTTP wiring, middleware,
+// routes and one file per feature.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/db"
+)
+
+// Config is everything Gatehouse reads from flags and the environment.
+type Config struct {
+	Addr           string
+	DataDir        string
+	DatabaseURL    string
+	BaseURL        *url.URL
+	BaseDomain     string
+	MasterKey      string // base64; empty means the key file in DataDir
+	SMTPURL        string
+	Dev            bool
+	PasswordHash   auth.Params
+	TrustedProxies []*net.IPNet
+}
+
+// LoadConfig reads GATEHOUSE_* variables through getenv, applies defaults and
+// validates. Flags are applied by the caller afterwards.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:        getenv("GATEHOUSE_ADDR"),
+		DataDir:     getenv("GATEHOUSE_DATA"),
+		DatabaseURL: getenv("GATEHOUSE_DATABASE_URL"),
+		BaseDomain:  strings.ToLower(strings.TrimSpace(getenv("GATEHOUSE_BASE_DOMAIN"))),
+		MasterKey:   getenv("GATEHOUSE_MASTER_KEY"),
+		SMTPURL:     getenv("GATEHOUSE_SMTP_URL"),
+		Dev:         getenv("GATEHOUSE_DEV") == "1" || getenv("GATEHOUSE_DEV") == "true",
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	var err error
+	if c.PasswordHash, err = auth.ParseParams(getenv("GATEHOUSE_PASSWORD_HASH")); err != nil {
+		return Config{}, fmt.Errorf("GATEHOUSE_PASSWORD_HASH: %w", err)
+	}
+	if c.TrustedProxies, err = ParseCIDRs(getenv("GATEHOUSE_TRUSTED_PROXIES")); err != nil {
+		return Config{}, fmt.Errorf("GATEHOUSE_TRUSTED_PROXIES: %w", err)
+	}
+	if raw := getenv("GATEHOUSE_BASE_URL"); raw != "" {
+		if c.BaseURL, err = ParseBaseURL(raw); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
+}
+
+// Finish fills what depends on other settings (after flags): the database
+// URL defaults to a SQLite file in the data directory, the base URL to
+// http://{addr}.
+func (c *Config) Finish() error {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = db.SQLitePath(c.DataDir)
+	}
+	if c.BaseURL == nil {
+		u, err := ParseBaseURL("http://" + c.Addr)
+		if err != nil {
+			return err
+		}
+		c.BaseURL = u
+	}
+	return nil
+}
+
+// CheckServe checks what only the server needs: secure cookies are not sent
+// back over plain http, so outside dev mode the base URL must be https (TLS
+// may end at a proxy in front).
+func (c *Config) CheckServe() error {
+	if !c.Dev && c.BaseURL.Scheme != "https" {
+		return errors.New("GATEHOUSE_BASE_URL must be an https URL unless GATEHOUSE_DEV=1")
+	}
+	return nil
+}
+
+// ParseBaseURL checks the public URL Gatehouse is reached at.
+func ParseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("GATEHOUSE_BASE_URL %q: want http(s)://host[:port][/path]", raw)
+	}
+	return u, nil
+}
+
+// ParseCIDRs reads a comma or space separated list of CIDRs or addresses.
+func ParseCIDRs(s string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if !strings.Contains(f, "/") {
+			ip := net.ParseIP(f)
+			if ip == nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR", f)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				bits = 32
+			}
+			f = fmt.Sprintf("%s/%d", f, bits)
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// SecureCookies reports whether cookies carry Secure and the __Host- prefix:
+// always, except in dev mode over plain http.
+func (c Config) SecureCookies() bool {
+	return !(c.Dev && c.BaseURL != nil && c.BaseURL.Scheme == "http")
+}
+
+// KeyDir is where the key file lives.
+func (c Config) KeyDir() string { return filepath.Clean(c.DataDir) }

@@ -1,0 +1,93 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// Error is an error with a status, a code for the JSON API and a message
+// safe to show. Err, the cause, is only logged.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error
+	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%d %s: %v", e.Status, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorf builds an *Error.
+func errorf(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+var (
+	errUnauthenticated = errorf(http.StatusUnauthorized, "unauthenticated", "Sign in first.")
+	errForbidden       = errorf(http.StatusForbidden, "forbidden", "You don't have access to this page.")
+	errNotFound        = errorf(http.StatusNotFound, "not_found", "There is nothing here.")
+)
+
+// handleError is Echo's error handler: it maps every error to a status and
+// a safe message, as HTML or as the API's JSON, and logs the cause of
+// anything unexpected.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var e *Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, db.ErrNotFound):
+		e = errNotFound
+	case errors.As(err, &he):
+		e = &Error{Status: he.Code, Code: strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), Message: http.StatusText(he.Code)}
+		if he.Code == http.StatusNotFound {
+			e = errNotFound
+		} else if he.Code == http.StatusMethodNotAllowed {
+			e.Message = "That method is not allowed here."
+		}
+	default:
+		e = &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "Something went wrong. Please try again.", Err: err}
+	}
+	if e.Status >= 500 {
+		s.logger(c).Error("request failed", slog.Int("status", e.Status), slog.Any("err", err))
+	}
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(e.Status)
+		return
+	}
+	if isAPI(c) {
+		c.JSON(e.Status, map[string]string{"error": e.Code, "message": e.Message})
+		return
+	}
+	s.render(c, e.Status, views.ErrorPage(s.page(c, http.StatusText(e.Status)), e.Status, e.Message))
+}
+
+// isAPI reports whether the request is for a JSON API.
+func isAPI(c echo.Context) bool {
+	return strings.Contains(c.Path(), "/api/v1") || strings.Contains(c.Request().URL.Path, "/api/v1/")
+}

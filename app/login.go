@@ -1,0 +1,208 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// Password throttling: failures counted per account (workspace + email, known
+// or not, so that the answer never depends on whether the email exists) and
+// per client IP, in the database, across app nodes.
+const (
+	throttleWindow      = 15 * time.Minute
+	accountFailureLimit = 10
+	ipFailureLimit      = 100
+	maxEmailLength      = 254
+	maxPasswordBytes    = 1024
+)
+
+var (
+	errInvalidCredentials = errorf(http.StatusUnauthorized, "invalid_credentials", "That email and password don't match.")
+	errMissingCredentials = errorf(http.StatusBadRequest, "invalid_request", "Enter your email and password.")
+)
+
+func errRateLimited(until time.Time, now time.Time) *Error {
+	wait := max(until.Sub(now), time.Second)
+	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: wait,
+		Message: fmt.Sprintf("Too many attempts. Try again in %d minute(s).", int((wait+time.Minute-time.Second)/time.Minute))}
+}
+
+func errBusy() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "busy", RetryAfter: 2 * time.Second,
+		Message: "Gatehouse is very busy right now. Try again in a few seconds."}
+}
+
+// notices are the fixed messages a redirect can ask a page to show.
+var notices = map[string]string{
+	"signed_out":       "You are signed out.",
+	"password_changed": "Your password was changed. Every other session was signed out.",
+	"session_ended":    "That session was signed out.",
+	"others_ended":     "Every other session was signed out.",
+	"invitation_sent":  "The invitation is on its way.",
+	"welcome":          "Welcome! Your account is ready.",
+}
+
+func (s *Server) throttleKey(kind string, parts ...any) string {
+	return "pw:" + kind + ":" + s.keys.HashToken("throttle", fmt.Sprint(parts...))[:32]
+}
+
+// checkPassword verifies an email and password for the workspace. Unknown
+// emails cost a hash like wrong passwords and give the same answer. It
+// returns an *Error for throttling (429), a full hashing queue (503) and bad
+// credentials (401).
+func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, password string) (db.User, error) {
+	ctx := c.Request().Context()
+	email = strings.TrimSpace(email)
+	if email == "" || password == "" {
+		return db.User{}, errMissingCredentials
+	}
+	acctKey := s.throttleKey("acct", t.ID, ":", db.EmailKey(email))
+	ipKey := s.throttleKey("ip", c.RealIP())
+	now := s.now()
+	for _, k := range []struct {
+		key   string
+		limit int
+	}{{acctKey, accountFailureLimit}, {ipKey, ipFailureLimit}} {
+		until, err := s.store.ThrottleBlocked(ctx, k.key, throttleWindow, k.limit)
+		if err != nil {
+			return db.User{}, err
+		}
+		if !until.IsZero() {
+			s.logger(c).Warn("sign-in throttled", slog.Int64("workspace_id", t.ID), slog.Bool("throttled", true))
+			return db.User{}, errRateLimited(until, now)
+		}
+	}
+
+	var u db.User
+	hash := ""
+	if len(email) <= maxEmailLength && len(password) <= maxPasswordBytes {
+		var err error
+		u, err = s.store.UserByEmail(ctx, t.ID, email)
+		if err == nil {
+			hash = u.PasswordHash
+		} else if !errors.Is(err, db.ErrNotFound) {
+			return db.User{}, err
+		}
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, password, hash)
+	if errors.Is(err, auth.ErrBusy) {
+		return db.User{}, errBusy()
+	} else if err != nil {
+		return db.User{}, err
+	}
+	if !ok {
+		for _, k := range []string{acctKey, ipKey} {
+			if _, err := s.store.ThrottleFail(ctx, k, throttleWindow); err != nil {
+				return db.User{}, err
+			}
+		}
+		if err := s.store.Audit(ctx, db.AuditEvent{WorkspaceID: t.ID, SubjectUserID: u.ID, Event: db.EventSignInFailed,
+			IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Details: map[string]any{"method": "password"}}); err != nil {
+			return db.User{}, err
+		}
+		s.logger(c).Info("sign-in failed", slog.Int64("workspace_id", t.ID), slog.Int64("user_id", u.ID), slog.String("method", "password"), slog.Bool("auth_failed", true))
+		return db.User{}, errInvalidCredentials
+	}
+	if err := s.store.ThrottleReset(ctx, acctKey); err != nil {
+		return db.User{}, err
+	}
+	if rehash {
+		// Stored hashes carry their parameters; raise them on a successful
+		// sign-in when the operator raised GATEHOUSE_PASSWORD_HASH.
+		if newHash, err := s.hasher.Hash(ctx, password); err == nil {
+			if err := s.store.UpgradePasswordHash(ctx, t.ID, u.ID, u.PasswordHash, newHash); err != nil {
+				return db.User{}, err
+			}
+			s.logger(c).Info("password hash upgraded", slog.Int64("user_id", u.ID))
+		}
+	}
+	return u, nil
+}
+
+// handleLoginShow shows the sign-in form.
+func (s *Server) handleLoginShow(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	if authFrom(c) != nil {
+		return c.Redirect(http.StatusSeeOther, s.safeNext(t, c.QueryParam("next")))
+	}
+	p := s.page(c, "Sign in")
+	p.Notice = notices[c.QueryParam("notice")]
+	return s.render(c, http.StatusOK, views.LoginPage(p, views.LoginForm{Next: c.QueryParam("next")}))
+}
+
+// handleLoginCheck checks the password and signs the member in.
+func (s *Server) handleLoginCheck(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	email, next := c.FormValue("email"), c.FormValue("next")
+	u, err := s.checkPassword(c, t, email, c.FormValue("password"))
+	var e *Error
+	if errors.As(err, &e) && e.Status != http.StatusInternalServerError {
+		if e.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
+		}
+		status := e.Status
+		if status == http.StatusBadRequest || status == http.StatusUnauthorized {
+			status = http.StatusUnprocessableEntity
+		}
+		f := views.LoginForm{Email: truncateRunes(email, maxEmailLength), Next: next, Error: e.Message}
+		return s.render(c, status, views.LoginPage(s.page(c, "Sign in"), f))
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.signIn(c, t, u, AAL1, "password"); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, s.safeNext(t, next))
+}
+
+// handleLogout ends the session.
+func (s *Server) handleLogout(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	if err := s.signOut(c, authFrom(c)); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=signed_out")
+}
+
+// handleWorkspaceHome sends signed-in members to their portal.
+func (s *Server) handleWorkspaceHome(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account")
+}
+
+// safeNext returns next if it is a path inside the workspace, else the
+// portal: never another site (no open redirect).
+func (s *Server) safeNext(t *tenants.Tenant, next string) string {
+	home := t.Base + "/account"
+	if next == "" || len(next) > 2048 || strings.ContainsAny(next, "\\\r\n\t") {
+		return home
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(next, "//") {
+		return home
+	}
+	if !strings.HasPrefix(u.Path, t.Base+"/") || strings.HasPrefix(u.Path, t.Base+"/login") || strings.Contains(u.Path, "/api/") {
+		return home
+	}
+	return u.RequestURI()
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}

@@ -1,0 +1,91 @@
+// Package mail writes Gatehouse's emails and delivers the outbox over SMTP.
+package mail
+
+import (
+	"bytes"
+	htmltemplate "html/template"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/gatehouse/gatehouse/db"
+)
+
+// Message kinds, stored with each outbox row.
+const (
+	KindInvitation      = "invitation"
+	KindPasswordChanged = "password_changed"
+)
+
+type letter struct {
+	Subject string
+	Text    string // text/template
+	HTML    string // html/template, the body inside the frame
+}
+
+var letters = map[string]letter{
+	KindInvitation: {
+		Subject: "You're invited to {{.Workspace}}",
+		Text: `Hello,
+
+{{.Inviter}} invited you to join {{.Workspace}} on Gatehouse as {{.Role}}.
+
+To accept, open this link and choose a password:
+
+{{.Link}}
+
+The link works once and expires on {{.Expires}}. If you weren't expecting
+this invitation, you can ignore this email.
+`,
+		HTML: `<p>Hello,</p>
+<p>{{.Inviter}} invited you to join <strong>{{.Workspace}}</strong> on Gatehouse as {{.Role}}.</p>
+<p><a href="{{.Link}}">Accept the invitation</a></p>
+<p>Or paste this link into your browser:<br>{{.Link}}</p>
+<p>The link works once and expires on {{.Expires}}. If you weren't expecting this invitation, you can ignore this email.</p>`,
+	},
+	KindPasswordChanged: {
+		Subject: "Your {{.Workspace}} password was changed",
+		Text: `Hello,
+
+The password of your {{.Workspace}} account ({{.Email}}) was changed on
+{{.When}} from {{.IP}}. Every other session was signed out.
+
+If this was you, there is nothing to do. If it wasn't, contact your
+workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>The password of your <strong>{{.Workspace}}</strong> account ({{.Email}}) was changed on {{.When}} from {{.IP}}. Every other session was signed out.</p>
+<p>If this was you, there is nothing to do. If it wasn't, contact your workspace administrator at once.</p>`,
+	},
+}
+
+const frame = `<!DOCTYPE html><html><body style="font-family:system-ui,sans-serif;line-height:1.5;color:#1b1f24;max-width:36rem">%s<p style="color:#57606a;font-size:.85rem">Sent by Gatehouse.</p></body></html>`
+
+// Compose renders a message of the given kind to one recipient. data holds
+// the template fields; a missing template is a programming error.
+func Compose(kind, to string, data map[string]any) (db.OutboxMessage, error) {
+	l, ok := letters[kind]
+	if !ok {
+		panic("mail: unknown kind " + kind)
+	}
+	var subj, text, html bytes.Buffer
+	if err := texttemplate.Must(texttemplate.New("s").Option("missingkey=error").Parse(l.Subject)).Execute(&subj, data); err != nil {
+		return db.OutboxMessage{}, err
+	}
+	if err := texttemplate.Must(texttemplate.New("t").Option("missingkey=error").Parse(l.Text)).Execute(&text, data); err != nil {
+		return db.OutboxMessage{}, err
+	}
+	if err := htmltemplate.Must(htmltemplate.New("h").Option("missingkey=error").Parse(l.HTML)).Execute(&html, data); err != nil {
+		return db.OutboxMessage{}, err
+	}
+	return db.OutboxMessage{
+		Kind:    kind,
+		To:      to,
+		Subject: strings.ReplaceAll(subj.String(), "\n", " "),
+		Text:    text.String(),
+		HTML:    strings.Replace(frame, "%s", html.String(), 1),
+	}, nil
+}
+
+// When formats a time for emails.
+func When(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 at 15:04 UTC") }

@@ -1,0 +1,227 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/db"
+)
+
+// Transport delivers one message. A *PermanentError means retrying is
+// pointless.
+type Transport interface {
+	Send(ctx context.Context, m db.OutboxMessage) error
+}
+
+// PermanentError is a delivery failure that retrying will not fix (the
+// server rejected the recipient or the message).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Sender delivers the outbox: it claims due messages atomically (so several
+// processes never hold the same one), sends each, and records the outcome.
+// A failed attempt is retried with exponential backoff; after MaxAttempts,
+// or a permanent failure, the message is marked failed with its last error.
+type Sender struct {
+	Store       *db.Store
+	Transport   Transport
+	Log         *slog.Logger
+	Lease       time.Duration // how long a claim holds; longer than one send
+	Batch       int
+	MaxAttempts int
+	Interval    time.Duration // how often Run polls
+}
+
+// NewSender returns a Sender with production settings.
+func NewSender(store *db.Store, t Transport, log *slog.Logger) *Sender {
+	return &Sender{Store: store, Transport: t, Log: log, Lease: 2 * time.Minute, Batch: 20, MaxAttempts: 12, Interval: 5 * time.Second}
+}
+
+// Backoff is the wait before attempt n+1 after n failed attempts: 30 s,
+// doubling, at most one hour, with ±20 % jitter so that retries spread.
+func Backoff(n int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	d = min(d, time.Hour)
+	jitter := time.Duration(rand.Int64N(int64(d)*2/5)) - d/5
+	return d + jitter
+}
+
+// RunOnce delivers every message due now and returns how many were sent and
+// how many attempts failed.
+func (s *Sender) RunOnce(ctx context.Context) (sent, failed int, err error) {
+	for {
+		claim := auth.NewID()
+		msgs, err := s.Store.ClaimOutbox(ctx, claim, s.Lease, s.Batch)
+		if err != nil {
+			return sent, failed, err
+		}
+		if len(msgs) == 0 {
+			return sent, failed, nil
+		}
+		for _, m := range msgs {
+			if ctx.Err() != nil {
+				return sent, failed, ctx.Err()
+			}
+			sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
+			serr := s.Transport.Send(sendCtx, m)
+			cancel()
+			if serr == nil {
+				if err := s.Store.MarkOutboxSent(ctx, m.ID, claim); err != nil {
+					return sent, failed, err
+				}
+				sent++
+				s.Log.Info("mail sent", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind), slog.Int64("workspace_id", m.WorkspaceID))
+				continue
+			}
+			failed++
+			next := s.Store.Now().Add(Backoff(m.Attempts + 1))
+			var perm *PermanentError
+			if errors.As(serr, &perm) || m.Attempts+1 >= s.MaxAttempts {
+				next = time.Time{}
+			}
+			if err := s.Store.MarkOutboxRetry(ctx, m.ID, claim, next, serr.Error()); err != nil {
+				return sent, failed, err
+			}
+			s.Log.Warn("mail delivery failed", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind),
+				slog.Int("attempt", m.Attempts+1), slog.Bool("gave_up", next.IsZero()), slog.String("err", serr.Error()))
+		}
+	}
+}
+
+// Run delivers the outbox every Interval until ctx ends.
+func (s *Sender) Run(ctx context.Context) {
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		if _, _, err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Error("outbox delivery", slog.Any("err", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SMTP delivers over SMTP with go-mail.
+type SMTP struct {
+	Host     string
+	Port     int
+	Username string
+	Password string
+	From     string
+	TLS      string // "implicit", "starttls" (mandatory), "opportunistic", "none"
+	Timeout  time.Duration
+}
+
+// ParseSMTPURL reads GATEHOUSE_SMTP_URL:
+//
+//	smtp://user:pass@host:587?from=Gatehouse%20<no-reply@example.com>   STARTTLS required
+//	smtps://user:pass@host:465?from=…                                   TLS from the first byte
+//	smtp://host:25?from=…&tls=opportunistic|none                        for a local relay or tests
+func ParseSMTPURL(raw string) (*SMTP, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("GATEHOUSE_SMTP_URL: %w", err)
+	}
+	s := &SMTP{Host: u.Hostname(), From: u.Query().Get("from"), Timeout: 30 * time.Second}
+	switch u.Scheme {
+	case "smtp":
+		s.TLS, s.Port = "starttls", 587
+	case "smtps":
+		s.TLS, s.Port = "implicit", 465
+	default:
+		return nil, errors.New("GATEHOUSE_SMTP_URL: scheme must be smtp or smtps")
+	}
+	if t := u.Query().Get("tls"); t != "" {
+		if u.Scheme == "smtps" || (t != "opportunistic" && t != "none" && t != "starttls") {
+			return nil, errors.New("GATEHOUSE_SMTP_URL: tls= must be starttls, opportunistic or none, with smtp://")
+		}
+		s.TLS = t
+	}
+	if p := u.Port(); p != "" {
+		if s.Port, err = strconv.Atoi(p); err != nil {
+			return nil, errors.New("GATEHOUSE_SMTP_URL: bad port")
+		}
+	}
+	if s.Host == "" {
+		return nil, errors.New("GATEHOUSE_SMTP_URL: host missing")
+	}
+	if s.From == "" {
+		return nil, errors.New("GATEHOUSE_SMTP_URL: from= (the sender address) missing")
+	}
+	if u.User != nil {
+		s.Username = u.User.Username()
+		s.Password, _ = u.User.Password()
+	}
+	return s, nil
+}
+
+// Send delivers m. The Message-ID is derived from the outbox row, so a
+// message retried after an uncertain failure carries the same id and
+// receiving systems can drop the duplicate.
+func (s *SMTP) Send(ctx context.Context, m db.OutboxMessage) error {
+	opts := []gomail.Option{gomail.WithPort(s.Port), gomail.WithTimeout(s.Timeout)}
+	switch s.TLS {
+	case "implicit":
+		opts = append(opts, gomail.WithSSL())
+	case "starttls":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case "opportunistic":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	}
+	if s.Username != "" {
+		auth := gomail.SMTPAuthPlain
+		if s.TLS == "none" {
+			auth = gomail.SMTPAuthPlainNoEnc
+		}
+		opts = append(opts, gomail.WithSMTPAuth(auth), gomail.WithUsername(s.Username), gomail.WithPassword(s.Password))
+	}
+	c, err := gomail.NewClient(s.Host, opts...)
+	if err != nil {
+		return err
+	}
+	msg := gomail.NewMsg()
+	if err := msg.From(s.From); err != nil {
+		return &PermanentError{fmt.Errorf("from address: %w", err)}
+	}
+	if err := msg.To(m.To); err != nil {
+		return &PermanentError{fmt.Errorf("recipient address: %w", err)}
+	}
+	msg.Subject(m.Subject)
+	domain := "gatehouse.invalid"
+	if at := strings.LastIndexByte(s.From, '@'); at >= 0 {
+		domain = strings.TrimRight(s.From[at+1:], "> ")
+	}
+	msg.SetMessageIDWithValue(fmt.Sprintf("gatehouse.%d.%d@%s", m.ID, m.CreatedAt.Unix(), domain))
+	msg.SetDateWithValue(m.CreatedAt)
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		var se *gomail.SendError
+		if errors.As(err, &se) && !se.IsTemp() && se.Reason == gomail.ErrSMTPRcptTo {
+			return &PermanentError{err}
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package app
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// The dev mailbox shows every queued email, so that a newcomer can follow an
+// invitation link without a mail server. Its routes exist only in dev mode.
+
+func mailView(m db.OutboxMessage) views.Mail {
+	return views.Mail{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Text, CreatedAt: m.CreatedAt,
+		SentAt: m.SentAt, FailedAt: m.FailedAt, Attempts: m.Attempts, LastError: m.LastError}
+}
+
+func (s *Server) handleMailbox(c echo.Context) error {
+	msgs, err := s.store.OutboxMessages(c.Request().Context(), 200)
+	if err != nil {
+		return err
+	}
+	out := make([]views.Mail, len(msgs))
+	for i, m := range msgs {
+		out[i] = mailView(m)
+	}
+	p := s.page(c, "Dev mailbox")
+	p.Wide = true
+	return s.render(c, http.StatusOK, views.MailboxPage(p, out))
+}
+
+var linkRE = regexp.MustCompile(`https?://[^\s<>"]+`)
+
+func (s *Server) handleMailboxMessage(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	m, err := s.store.OutboxMessage(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, views.MailboxMessagePage(s.page(c, m.Subject), mailView(m), linkRE.FindAllString(m.Text, -1)))
+}

@@ -1,0 +1,60 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/gatehouse/gatehouse/assets"
+)
+
+// routes lists every route. Authentication sits on the root (authorize);
+// the routes that need no session are declared with pub, and only those.
+func (s *Server) routes() {
+	e := s.echo
+	s.public = map[string]bool{}
+	pub := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, path, h)
+		s.public[method+" "+path] = true
+	}
+
+	e.Pre(s.securityHeaders, s.hostRewrite)
+	e.Use(s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
+
+	// Operations and static files.
+	pub(http.MethodGet, "/healthz", s.handleHealthz)
+	pub(http.MethodGet, "/readyz", s.handleReadyz)
+	pub(http.MethodGet, "/assets/*", echo.WrapHandler(assets.Handler()))
+	pub(http.MethodGet, "/", s.handleHome)
+
+	// Sign-in, invitations (public).
+	pub(http.MethodGet, "/t/:slug/login", s.handleLoginShow)
+	pub(http.MethodPost, "/t/:slug/login", s.handleLoginCheck)
+	pub(http.MethodGet, "/t/:slug/invite/:token", s.handleInviteShow)
+	pub(http.MethodPost, "/t/:slug/invite/:token", s.handleInviteAccept)
+
+	// Member pages.
+	e.GET("/t/:slug", s.handleWorkspaceHome)
+	e.GET("/t/:slug/", s.handleWorkspaceHome)
+	e.POST("/t/:slug/logout", s.handleLogout)
+	e.GET("/t/:slug/account", s.handleAccount)
+	e.POST("/t/:slug/account/password", s.handlePasswordChange)
+	e.POST("/t/:slug/account/sessions/:id/end", s.handleSessionEnd)
+	e.POST("/t/:slug/account/sessions/end-others", s.handleSessionsEndOthers)
+
+	// Admin console (owners and admins; see authorize).
+	e.GET("/t/:slug/admin", s.handleAdminMembers)
+	e.POST("/t/:slug/admin/invitations", s.handleInvitationCreate)
+
+	// JSON API v1.
+	pub(http.MethodPost, "/t/:slug/api/v1/login", s.handleAPILogin)
+	e.GET("/t/:slug/api/v1/session", s.handleAPISession)
+	e.POST("/t/:slug/api/v1/logout", s.handleAPILogout)
+
+	// Dev mailbox: registered only in dev mode.
+	if s.cfg.Dev {
+		pub(http.MethodGet, "/dev/mailbox", s.handleMailbox)
+		pub(http.MethodGet, "/dev/mailbox/:id", s.handleMailboxMessage)
+	}
+}

@@ -1,0 +1,138 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/alexedwards/scs/sqlite3store"
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/app/keys"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// Server is the Gatehouse web application.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *db.Store
+	keys     *keys.Keyring
+	hasher   *auth.Hasher
+	sessions *scs.SessionManager
+	echo     *echo.Echo
+	// public lists the routes ("METHOD /path") that need no session; every
+	// other route is denied to anonymous requests.
+	public map[string]bool
+}
+
+// NewServer wires the application. The store's clock is the server's clock.
+func NewServer(cfg Config, log *slog.Logger, store *db.Store, kr *keys.Keyring) *Server {
+	s := &Server{cfg: cfg, log: log, store: store, keys: kr, hasher: auth.NewHasher(cfg.PasswordHash)}
+
+	sm := scs.New()
+	sm.Store = sqlite3store.NewWithCleanupInterval(store.DB(), 10*time.Minute)
+	sm.HashTokenInStore = true
+	// The outer bounds; each workspace's stricter absolute and idle limits
+	// are enforced in authenticate from the session register.
+	sm.Lifetime = MaxSessionAbsolute
+	sm.Cookie.Persist = false
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = cfg.SecureCookies()
+	sm.Cookie.Path = "/"
+	s.sessions = sm
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	s.echo = e
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Echo exposes the router, for tests that walk the routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// Hasher exposes the password hasher to the CLI, which creates users.
+func (s *Server) Hasher() *auth.Hasher { return s.hasher }
+
+func (s *Server) now() time.Time { return s.store.Now() }
+
+// ListenAndServe serves on l until ctx ends, then shuts down gracefully:
+// in-flight requests get up to 20 seconds to finish.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// render writes a templ component with status.
+func (s *Server) render(c echo.Context, status int, comp templ.Component) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return comp.Render(c.Request().Context(), c.Response())
+}
+
+// page builds the layout's view model for the current request.
+func (s *Server) page(c echo.Context, title string) views.Page {
+	p := views.Page{Title: title, Dev: s.cfg.Dev}
+	if tok, ok := c.Get("csrf").(string); ok {
+		p.CSRF = tok
+	}
+	if t := tenants.FromContext(c.Request().Context()); t != nil {
+		p.Base, p.WorkspaceName = t.Base, t.Name
+	}
+	if a := authFrom(c); a != nil {
+		p.User = &views.PageUser{Email: a.User.Email, IsAdmin: a.User.IsAdmin()}
+	}
+	return p
+}
+
+// logger returns the request's logger.
+func (s *Server) logger(c echo.Context) *slog.Logger {
+	if l, ok := c.Get("logger").(*slog.Logger); ok {
+		return l
+	}
+	return s.log
+}
+
+// meta is the request's origin for the audit trail.
+func meta(c echo.Context) db.Meta {
+	return db.Meta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}

@@ -1,0 +1,307 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+)
+
+// Session limits no workspace may loosen (NIST SP 800-63B §2.2.3 for aal2).
+const (
+	MaxSessionAbsolute = 24 * time.Hour
+	MaxSessionIdle     = 60 * time.Minute
+	// touchEvery is how stale last_seen_at may get before a request writes
+	// it; idle timeouts are exact to within this.
+	touchEvery = 30 * time.Second
+)
+
+// Assurance levels.
+const (
+	AAL1 = "aal1"
+	AAL2 = "aal2"
+)
+
+// Session keys in scs.
+const (
+	keyUserID      = "uid"
+	keyWorkspaceID = "wid"
+	keySessionID   = "sid"
+	keyEpoch       = "epoch"
+	keyAAL         = "aal"
+	keyAuthTime    = "auth_time"
+	keyAMR         = "amr"
+)
+
+// AMR is one authentication method a session went through (RFC 8176).
+type AMR struct {
+	Method      string    `json:"method"`
+	CompletedAt time.Time `json:"completed_at"`
+}
+
+// Auth is the signed-in member of a request.
+type Auth struct {
+	User      db.User
+	Session   db.UserSession
+	AAL       string
+	AMR       []AMR
+	AuthTime  time.Time
+	ExpiresAt time.Time
+	Bearer    bool
+}
+
+func authFrom(c echo.Context) *Auth {
+	a, _ := c.Get("auth").(*Auth)
+	return a
+}
+
+// cookieName is per workspace, so that signing in to one workspace never
+// replaces the session of another on the same host.
+func (s *Server) cookieName(slug string) string {
+	if s.cfg.SecureCookies() {
+		return "__Host-gh_" + slug
+	}
+	return "gh_" + slug
+}
+
+// scsHash is the hash under which scs stores a token (HashTokenInStore).
+func scsHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// wellFormedToken reports whether s looks like an scs token (43 characters
+// of base64url), so junk never reaches the store.
+func wellFormedToken(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil
+}
+
+// loadSession loads the workspace session from the cookie, or for the JSON
+// API from the Authorization bearer header (never from the cookie), and
+// authenticates it. Pages get their cookie written before the headers.
+func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		t := tenants.FromContext(c.Request().Context())
+		if t == nil {
+			return next(c)
+		}
+		bearer := isAPI(c)
+		var token string
+		if bearer {
+			if h := c.Request().Header.Get(echo.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+				token = strings.TrimSpace(h[7:])
+			}
+		} else if ck, err := c.Cookie(s.cookieName(t.Slug)); err == nil {
+			token = ck.Value
+		}
+		if !wellFormedToken(token) {
+			token = ""
+		}
+		ctx, err := s.sessions.Load(c.Request().Context(), token)
+		if err != nil {
+			return err
+		}
+		c.SetRequest(c.Request().WithContext(ctx))
+		if !bearer {
+			c.Response().Before(func() { s.writeSessionCookie(c, t) })
+		}
+		a, err := s.authenticate(c, t, token, bearer)
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			c.Set("auth", a)
+		}
+		return next(c)
+	}
+}
+
+// writeSessionCookie commits a changed session and sets or clears the
+// cookie. It runs just before the response headers go out.
+func (s *Server) writeSessionCookie(c echo.Context, t *tenants.Tenant) {
+	ctx := c.Request().Context()
+	ck := &http.Cookie{Name: s.cookieName(t.Slug), Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies(), SameSite: http.SameSiteLaxMode}
+	switch s.sessions.Status(ctx) {
+	case scs.Modified:
+		token, _, err := s.sessions.Commit(ctx)
+		if err != nil {
+			s.logger(c).Error("commit session", slog.Any("err", err))
+			c.Response().Status = http.StatusInternalServerError
+			return
+		}
+		ck.Value = token
+	case scs.Destroyed:
+		ck.MaxAge = -1
+		ck.Expires = time.Unix(1, 0)
+	default:
+		return
+	}
+	c.Response().Header().Add("Vary", "Cookie")
+	http.SetCookie(c.Response(), ck)
+}
+
+// authenticate checks the loaded session against the database: the member
+// exists in this workspace, the session epoch is current, the session is
+// registered and not ended, the token is the session's current token (a
+// token written back by a slow request after a rotation is refused), and the
+// workspace's absolute and idle limits hold. Any failure leaves the request
+// anonymous; a dead session is destroyed.
+func (s *Server) authenticate(c echo.Context, t *tenants.Tenant, token string, bearer bool) (*Auth, error) {
+	ctx := c.Request().Context()
+	sm := s.sessions
+	uid := sm.GetInt64(ctx, keyUserID)
+	if uid == 0 {
+		return nil, nil
+	}
+	if sm.GetInt64(ctx, keyWorkspaceID) != t.ID {
+		// Another workspace's session: worthless here, but not ours to end.
+		return nil, nil
+	}
+	dead := func(reason string) (*Auth, error) {
+		s.logger(c).Info("session refused", slog.String("reason", reason), slog.Int64("user_id", uid))
+		if err := sm.Destroy(ctx); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	u, err := s.store.UserByID(ctx, t.ID, uid)
+	if errors.Is(err, db.ErrNotFound) {
+		return dead("no such member")
+	} else if err != nil {
+		return nil, err
+	}
+	if sm.GetInt64(ctx, keyEpoch) != u.SessionEpoch {
+		return dead("stale epoch")
+	}
+	us, err := s.store.UserSession(ctx, t.ID, sm.GetString(ctx, keySessionID))
+	if errors.Is(err, db.ErrNotFound) {
+		return dead("unregistered")
+	} else if err != nil {
+		return nil, err
+	}
+	if !us.Active() || us.UserID != u.ID {
+		return dead("ended")
+	}
+	if us.TokenHash != scsHash(token) {
+		return dead("stale token")
+	}
+	now := s.now()
+	authTime := time.Unix(sm.GetInt64(ctx, keyAuthTime), 0).UTC()
+	absolute := min(t.SessionAbsolute, MaxSessionAbsolute)
+	idle := min(t.SessionIdle, MaxSessionIdle)
+	if !now.Before(authTime.Add(absolute)) {
+		s.store.EndUserSession(ctx, t.ID, u.ID, us.ID, "expired", meta(c))
+		return dead("absolute timeout")
+	}
+	if !now.Before(us.LastSeenAt.Add(idle)) {
+		s.store.EndUserSession(ctx, t.ID, u.ID, us.ID, "idle_timeout", meta(c))
+		return dead("idle timeout")
+	}
+	if now.Sub(us.LastSeenAt) >= touchEvery {
+		if err := s.store.TouchUserSession(ctx, t.ID, us.ID, now, c.RealIP()); err != nil {
+			return nil, err
+		}
+		us.LastSeenAt = now
+	}
+	expires := authTime.Add(absolute)
+	if idleEnd := us.LastSeenAt.Add(idle); idleEnd.Before(expires) {
+		expires = idleEnd
+	}
+	a := &Auth{User: u, Session: us, AAL: sm.GetString(ctx, keyAAL), AuthTime: authTime, Bearer: bearer, ExpiresAt: expires}
+	json.Unmarshal([]byte(sm.GetString(ctx, keyAMR)), &a.AMR)
+	return a, nil
+}
+
+// signIn starts a new session for u after the given methods: a fresh token
+// (no fixation), a new register entry, AAL and AMR recorded.
+func (s *Server) signIn(c echo.Context, t *tenants.Tenant, u db.User, aal string, methods ...string) (*Auth, error) {
+	ctx := c.Request().Context()
+	sm := s.sessions
+	if old := authFrom(c); old != nil {
+		// Signing in again in the same browser replaces the old session.
+		if err := s.store.EndUserSession(ctx, t.ID, old.User.ID, old.Session.ID, "replaced", meta(c)); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if err := sm.Clear(ctx); err != nil {
+		return nil, err
+	}
+	if err := sm.RenewToken(ctx); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	amr := make([]AMR, len(methods))
+	for i, m := range methods {
+		amr[i] = AMR{Method: m, CompletedAt: now}
+	}
+	amrJSON, _ := json.Marshal(amr)
+	us := db.UserSession{
+		ID: auth.NewID(), WorkspaceID: t.ID, UserID: u.ID, TokenHash: scsHash(sm.Token(ctx)), AAL: aal,
+		AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(min(t.SessionAbsolute, MaxSessionAbsolute)),
+		IP: c.RealIP(), UserAgent: c.Request().UserAgent(),
+	}
+	if err := s.store.CreateUserSession(ctx, us, map[string]any{"methods": methods, "aal": aal}); err != nil {
+		return nil, err
+	}
+	sm.Put(ctx, keyUserID, u.ID)
+	sm.Put(ctx, keyWorkspaceID, t.ID)
+	sm.Put(ctx, keySessionID, us.ID)
+	sm.Put(ctx, keyEpoch, u.SessionEpoch)
+	sm.Put(ctx, keyAAL, aal)
+	sm.Put(ctx, keyAuthTime, now.Unix())
+	sm.Put(ctx, keyAMR, string(amrJSON))
+	a := &Auth{User: u, Session: us, AAL: aal, AMR: amr, AuthTime: now, ExpiresAt: us.ExpiresAt}
+	c.Set("auth", a)
+	return a, nil
+}
+
+// rotateToken gives the current session a new token and makes the old one
+// worthless; epoch, when not negative, replaces the session's epoch (after a
+// change that bumped it).
+func (s *Server) rotateToken(c echo.Context, a *Auth, epoch int64) error {
+	ctx := c.Request().Context()
+	old := s.sessions.Token(ctx)
+	if err := s.sessions.RenewToken(ctx); err != nil {
+		return err
+	}
+	if epoch >= 0 {
+		s.sessions.Put(ctx, keyEpoch, epoch)
+	}
+	return s.store.RotateUserSessionToken(ctx, a.User.WorkspaceID, a.Session.ID, scsHash(old), scsHash(s.sessions.Token(ctx)))
+}
+
+// signOut ends the current session.
+func (s *Server) signOut(c echo.Context, a *Auth) error {
+	ctx := c.Request().Context()
+	if err := s.store.EndUserSession(ctx, a.User.WorkspaceID, a.User.ID, a.Session.ID, "signed_out", meta(c)); err != nil && !errors.Is(err, db.ErrNotFound) {
+		return err
+	}
+	c.Set("auth", nil)
+	return s.sessions.Destroy(ctx)
+}
+
+// commitToken saves the session now and returns its token (for the API,
+// which hands the token over in the body).
+func (s *Server) commitToken(ctx context.Context) (string, error) {
+	token, _, err := s.sessions.Commit(ctx)
+	return token, err
+}
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/app"
+	"github.com/gatehouse/gatehouse/app/keys"
+	"github.com/gatehouse/gatehouse/db"
+)
+
+const usage = `Gatehouse: a second factor in front of every sign-in.
+
+Usage:
+  gatehouse serve     [--addr 127.0.0.1:8080] [--data ./data] [--demo]
+  gatehouse migrate   [--data ./data]
+  gatehouse workspace create --slug SLUG --name NAME
+  gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
+  gatehouse jobs run-once               one pass of outbox delivery and cleanup
+  gatehouse backup --out FILE           consistent online copy of the SQLite database
+
+Environment:
+  GATEHOUSE_DATA             data directory (default ./data)
+  GATEHOUSE_DATABASE_URL     default: SQLite file gatehouse.db in the data directory
+  GATEHOUSE_ADDR             listen address (default 127.0.0.1:8080)
+  GATEHOUSE_BASE_URL         public URL, https unless dev (default http://ADDR)
+  GATEHOUSE_BASE_DOMAIN      serve workspaces at {slug}.{base domain} too
+  GATEHOUSE_MASTER_KEY       base64 of 32 bytes; default: master.key in the data directory (created 0600)
+  GATEHOUSE_SMTP_URL         smtp://user:pass@host:587?from=…  (smtps:// for implicit TLS)
+  GATEHOUSE_DEV              1 = dev mode: dev mailbox, cookies without Secure over http
+  GATEHOUSE_PASSWORD_HASH    argon2id:m=19456,t=2,p=1 (the default)
+  GATEHOUSE_TRUSTED_PROXIES  CIDRs whose X-Forwarded-For is believed
+Flags win over the environment.
+`
+
+// env is what a command needs from the process.
+type env struct {
+	ctx    context.Context
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// run dispatches a command line. Every failure comes back as one error,
+// printed by main as one line.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		sub = rest[0]
+	}
+	switch {
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case cmd == "serve":
+		return e.serve(rest)
+	case cmd == "migrate":
+		return e.migrate(rest)
+	case cmd == "workspace" && sub == "create":
+		return e.workspaceCreate(rest[1:])
+	case cmd == "user" && sub == "create":
+		return e.userCreate(rest[1:])
+	case cmd == "jobs" && sub == "run-once":
+		return e.jobsRunOnce(rest[1:])
+	case cmd == "backup":
+		return e.backup(rest)
+	}
+	return fmt.Errorf("unknown command %q; run 'gatehouse help'", strings.TrimSpace(cmd+" "+sub))
+}
+
+// flags returns a FlagSet whose errors come back as errors, with the common
+// --data flag.
+func (e *env) flags(name string, cfg *app.Config) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory")
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func (e *env) config() (app.Config, error) {
+	return app.LoadConfig(e.getenv)
+}
+
+func (e *env) logger(cfg app.Config) *slog.Logger {
+	if cfg.Dev {
+		return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// open opens and migrates the store and loads the master key.
+func (e *env) open(cfg *app.Config, log *slog.Logger) (*db.Store, *keys.Keyring, error) {
+	if err := cfg.Finish(); err != nil {
+		return nil, nil, err
+	}
+	store, err := db.Open(e.ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := store.Migrate(e.ctx, log); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	kr, err := keys.Load(cfg.MasterKey, cfg.KeyDir())
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return store, kr, nil
+}

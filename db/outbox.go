@@ -1,0 +1,156 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// OutboxMessage is an email waiting in (or delivered from) the outbox.
+type OutboxMessage struct {
+	ID            int64
+	WorkspaceID   int64 // 0 for platform mail
+	Kind          string
+	To            string
+	Subject       string
+	Text          string
+	HTML          string
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	Attempts      int
+	SentAt        time.Time
+	FailedAt      time.Time
+	LastError     string
+}
+
+const outboxColumns = `id, workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at, attempts, sent_at, failed_at, COALESCE(last_error, '')`
+
+func scanOutbox(row interface{ Scan(...any) error }) (OutboxMessage, error) {
+	var m OutboxMessage
+	var ws, sent, failed sql.NullInt64
+	var created, next int64
+	if err := row.Scan(&m.ID, &ws, &m.Kind, &m.To, &m.Subject, &m.Text, &m.HTML, &created, &next, &m.Attempts, &sent, &failed, &m.LastError); err != nil {
+		return OutboxMessage{}, err
+	}
+	m.WorkspaceID, m.CreatedAt, m.NextAttemptAt, m.SentAt, m.FailedAt = ws.Int64, unix(created), unix(next), nullTime(sent), nullTime(failed)
+	return m, nil
+}
+
+// enqueue writes msg to the outbox inside tx, so that it is sent if and only
+// if the change that causes it commits. A message with no recipient is
+// skipped.
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, workspaceID int64, msg OutboxMessage) error {
+	if msg.To == "" {
+		return nil
+	}
+	now := s.now()
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO outbox (workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		nullID(workspaceID), msg.Kind, msg.To, msg.Subject, msg.Text, msg.HTML, now, now)
+	if err != nil {
+		return fmt.Errorf("enqueue mail: %w", err)
+	}
+	return nil
+}
+
+// Enqueue writes one message to the outbox on its own.
+func (s *Store) Enqueue(ctx context.Context, workspaceID int64, msg OutboxMessage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.enqueue(ctx, tx, workspaceID, msg) })
+}
+
+// ClaimOutbox claims up to limit due messages for lease, atomically: a
+// claimed row is invisible to other claimers until its lease runs out, so
+// several senders never hold the same message.
+func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.Duration, limit int) ([]OutboxMessage, error) {
+	var out []OutboxMessage
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		_, err := tx.ExecContext(ctx, `
+			UPDATE outbox SET claim_token = ?, claimed_until = ?
+			WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
+			  AND (claimed_until IS NULL OR claimed_until < ?)
+			  AND id IN (SELECT id FROM outbox
+			             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
+			               AND (claimed_until IS NULL OR claimed_until < ?)
+			             ORDER BY id LIMIT ?)`,
+			claimToken, now+int64(lease/time.Second), now, now, now, now, limit)
+		if err != nil {
+			return fmt.Errorf("claim outbox: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE claim_token = ? AND sent_at IS NULL ORDER BY id`, claimToken)
+		if err != nil {
+			return fmt.Errorf("claim outbox: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanOutbox(rows)
+			if err != nil {
+				return fmt.Errorf("claim outbox: %w", err)
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// MarkOutboxSent records a delivery. It only succeeds for the holder of the
+// claim.
+func (s *Store) MarkOutboxSent(ctx context.Context, id int64, claimToken string) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE outbox SET sent_at = ?, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL, last_error = NULL
+		WHERE id = ? AND claim_token = ? AND sent_at IS NULL`, s.now(), id, claimToken)
+	if err != nil {
+		return fmt.Errorf("mark outbox sent: %w", err)
+	}
+	return nil
+}
+
+// MarkOutboxRetry records a failed attempt: the message is tried again at
+// next, or given up on (failed) when next is the zero time.
+func (s *Store) MarkOutboxRetry(ctx context.Context, id int64, claimToken string, next time.Time, cause string) error {
+	var failedAt sql.NullInt64
+	nextAt := s.now()
+	if next.IsZero() {
+		failedAt = sql.NullInt64{Int64: s.now(), Valid: true}
+	} else {
+		nextAt = next.Unix()
+	}
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, failed_at = ?, last_error = ?,
+			claim_token = NULL, claimed_until = NULL
+		WHERE id = ? AND claim_token = ? AND sent_at IS NULL`, nextAt, failedAt, truncate(cause, 1000), id, claimToken)
+	if err != nil {
+		return fmt.Errorf("mark outbox retry: %w", err)
+	}
+	return nil
+}
+
+// OutboxMessages lists the newest messages (the dev mailbox).
+func (s *Store) OutboxMessages(ctx context.Context, limit int) ([]OutboxMessage, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox messages: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxMessage
+	for rows.Next() {
+		m, err := scanOutbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("outbox messages: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// OutboxMessage returns one message by id, or ErrNotFound.
+func (s *Store) OutboxMessage(ctx context.Context, id int64) (OutboxMessage, error) {
+	m, err := scanOutbox(s.db.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id))
+	if err != nil {
+		return OutboxMessage{}, notFound("outbox message", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,188 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Roles a member can hold in a workspace.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// ValidRole reports whether r is a known role.
+func ValidRole(r string) bool { return r == RoleOwner || r == RoleAdmin || r == RoleMember }
+
+// User is a member of one workspace. The same email in two workspaces is two
+// unrelated users.
+type User struct {
+	ID                int64
+	WorkspaceID       int64
+	Email             string
+	PasswordHash      string
+	Role              string
+	SessionEpoch      int64
+	PasswordChangedAt time.Time
+	CreatedAt         time.Time
+}
+
+// IsAdmin reports whether the user may use the admin console.
+func (u User) IsAdmin() bool { return u.Role == RoleOwner || u.Role == RoleAdmin }
+
+// EmailKey is the form of an email used for lookups and uniqueness.
+func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+const userColumns = `id, workspace_id, email, password_hash, role, session_epoch, password_changed_at, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
+	var changed, created int64
+	if err := row.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created); err != nil {
+		return User{}, err
+	}
+	u.PasswordChangedAt, u.CreatedAt = unix(changed), unix(created)
+	return u, nil
+}
+
+// CreateUser adds a member to a workspace. It returns ErrConflict when the
+// email is already a member there.
+func (s *Store) CreateUser(ctx context.Context, workspaceID int64, email, role, passwordHash string, meta Meta, actorID int64) (User, error) {
+	var u User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, err = s.insertUser(ctx, tx, workspaceID, email, role, passwordHash)
+		if err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, SubjectUserID: u.ID,
+			Event: EventMemberCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"role": role}})
+	})
+	return u, err
+}
+
+func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, workspaceID int64, email, role, passwordHash string) (User, error) {
+	now := s.now()
+	row := tx.QueryRowContext(ctx, `
+		INSERT INTO users (workspace_id, email, email_key, password_hash, role, password_changed_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		RETURNING `+userColumns, workspaceID, strings.TrimSpace(email), EmailKey(email), passwordHash, role, now, now)
+	u, err := scanUser(row)
+	if isUniqueViolation(err) {
+		return User{}, fmt.Errorf("create user: %w", ErrConflict)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the workspace's member with that email, or ErrNotFound.
+func (s *Store) UserByEmail(ctx context.Context, workspaceID int64, email string) (User, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND email_key = ?`,
+		workspaceID, EmailKey(email))
+	u, err := scanUser(row)
+	if err != nil {
+		return User{}, notFound("user by email", err)
+	}
+	return u, nil
+}
+
+// UserByID returns the workspace's member with that id, or ErrNotFound
+// (also when the id belongs to another workspace).
+func (s *Store) UserByID(ctx context.Context, workspaceID, userID int64) (User, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID)
+	u, err := scanUser(row)
+	if err != nil {
+		return User{}, notFound("user by id", err)
+	}
+	return u, nil
+}
+
+// UpgradePasswordHash replaces a member's hash with one of the same password
+// under stronger parameters, if the password has not changed meanwhile.
+func (s *Store) UpgradePasswordHash(ctx context.Context, workspaceID, userID int64, oldHash, newHash string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE workspace_id = ? AND id = ? AND password_hash = ?`,
+		newHash, workspaceID, userID, oldHash)
+	if err != nil {
+		return fmt.Errorf("upgrade password hash: %w", err)
+	}
+	return nil
+}
+
+// ChangePassword sets a new password hash, bumps the member's session epoch,
+// ends every other session, audits the change and queues msg (a notice to
+// the member), all at once. keepSessionID names the session that stays.
+func (s *Store) ChangePassword(ctx context.Context, workspaceID, userID int64, newHash, keepSessionID string, meta Meta, msg OutboxMessage) (epoch int64, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		err := tx.QueryRowContext(ctx, `
+			UPDATE users SET password_hash = ?, password_changed_at = ?, session_epoch = session_epoch + 1
+			WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
+			newHash, now, workspaceID, userID).Scan(&epoch)
+		if err != nil {
+			return notFound("change password", err)
+		}
+		if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "password_changed"); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventPasswordChanged, IP: meta.IP, UserAgent: meta.UserAgent}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+	return epoch, err
+}
+
+// MemberFilter narrows ListMembers.
+type MemberFilter struct {
+	Query string // part of the email
+	After string // cursor: the email key of the last member of the previous page
+	Limit int
+}
+
+// ListMembers returns a page of a workspace's members ordered by email.
+func (s *Store) ListMembers(ctx context.Context, workspaceID int64, f MemberFilter) ([]User, error) {
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	query := `SELECT ` + userColumns + ` FROM users WHERE workspace_id = ? AND email_key > ?`
+	args := []any{workspaceID, f.After}
+	if q := EmailKey(f.Query); q != "" {
+		query += ` AND email_key LIKE ? ESCAPE '\'`
+		args = append(args, "%"+likeEscaper.Replace(q)+"%")
+	}
+	query += ` ORDER BY email_key LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list members: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// CountMembers returns how many members a workspace has.
+func (s *Store) CountMembers(ctx context.Context, workspaceID int64) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE workspace_id = ?`, workspaceID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count members: %w", err)
+	}
+	return n, nil
+}
