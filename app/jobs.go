@@ -35,7 +35,7 @@ func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
 
 // RunResult counts what one pass did.
 type RunResult struct {
-	MailSent, MailFailed             int
+	MailSent, MailFailed              int
 	SessionsCleaned, ThrottlesCleaned int64
 }
 

@@ -203,4 +203,3 @@ func ipExtractor(proxies []*net.IPNet) echo.IPExtractor {
 	}
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
-

@@ -17,12 +17,12 @@ type AccountView struct {
 
 // SessionRow is one signed-in session in the portal list.
 type SessionRow struct {
-	ID        string
-	Current   bool
-	Device    string
-	IP        string
-	SignedIn  time.Time
-	LastSeen  time.Time
+	ID       string
+	Current  bool
+	Device   string
+	IP       string
+	SignedIn time.Time
+	LastSeen time.Time
 }
 
 // PasswordForm is the change-password form.

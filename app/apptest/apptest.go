@@ -39,7 +39,7 @@ type Env struct {
 	Config app.Config
 	Server *app.Server
 	HTTP   *httptest.Server
-	logs *lockedWriter
+	logs   *lockedWriter
 }
 
 // Logs returns everything the application logged so far, to check that no
