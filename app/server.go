@@ -136,3 +136,7 @@ func (s *Server) logger(c echo.Context) *slog.Logger {
 func meta(c echo.Context) db.Meta {
 	return db.Meta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 }
+
+// IsPublic reports whether a route (method and pattern) is on the list of
+// routes that need no session.
+func (s *Server) IsPublic(method, path string) bool { return s.public[method+" "+path] }
