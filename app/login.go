@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -191,6 +192,9 @@ func (s *Server) safeNext(t *tenants.Tenant, next string) string {
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(next, "//") {
+		return home
+	}
+	if clean := path.Clean(u.Path); clean != strings.TrimSuffix(u.Path, "/") || strings.Contains(u.RawPath, "%2") {
 		return home
 	}
 	if !strings.HasPrefix(u.Path, t.Base+"/") || strings.HasPrefix(u.Path, t.Base+"/login") || strings.Contains(u.Path, "/api/") {
