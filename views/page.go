@@ -78,6 +78,14 @@ func FormatTime(t time.Time) string {
 
 func itoa(n int) string { return fmt.Sprint(n) }
 
+// plural is "1 member", "2 members".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}
+
 func queryEscape(s string) string { return url.QueryEscape(s) }
 
 // Mail is one message in the dev mailbox.
