@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -166,7 +167,7 @@ func TestLoginThrottlePerIP(t *testing.T) {
 	t.Run("TrustedProxy", func(t *testing.T) {
 		env, _, _ := setup(t, func(c *app.Config) { c.TrustedProxies, _ = app.ParseCIDRs("127.0.0.1/32") })
 		n := 0
-		if got := spray(env, func(i int) string { n++; return "198.51.100." + itoa(n%200) }); got != http.StatusUnauthorized {
+		if got := spray(env, func(i int) string { n++; return "198.51.100." + strconv.Itoa(n%200) }); got != http.StatusUnauthorized {
 			t.Fatalf("failures from many clients behind a trusted proxy = %d, want 401 (not throttled per IP)", got)
 		}
 		c := env.Client()
@@ -178,19 +179,6 @@ func TestLoginThrottlePerIP(t *testing.T) {
 			t.Fatalf("session IP = %q, want the forwarded client 192.0.2.77", ip)
 		}
 	})
-}
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }
 
 // CSRF: sign-in, sign-out and account forms refuse posts without the token,
