@@ -96,20 +96,38 @@ func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.D
 	return out, err
 }
 
+// RenewOutboxClaim extends the holder's claim on one message to lease from
+// now, just before it is sent: a batch is claimed under one lease but sent
+// one message at a time, and a message must not go out after its lease ran
+// out and another sender may have claimed it. It reports false when the
+// claim is no longer the caller's (taken over, or the message is done).
+func (s *Store) RenewOutboxClaim(ctx context.Context, id int64, claimToken string, lease time.Duration) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE outbox SET claimed_until = ?
+		WHERE id = ? AND claim_token = ? AND sent_at IS NULL AND failed_at IS NULL`,
+		s.now()+int64(lease/time.Second), id, claimToken)
+	if err != nil {
+		return false, fmt.Errorf("renew outbox claim: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("renew outbox claim: %w", err)
+	}
+	return n == 1, nil
+}
+
 // MarkOutboxSent records a delivery. It only succeeds for the holder of the
-// claim.
+// claim; anyone else gets ErrNotFound (the claim expired and was taken over).
 func (s *Store) MarkOutboxSent(ctx context.Context, id int64, claimToken string) error {
-	_, err := s.db.ExecContext(ctx, `
+	res, err := s.db.ExecContext(ctx, `
 		UPDATE outbox SET sent_at = ?, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL, last_error = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL`, s.now(), id, claimToken)
-	if err != nil {
-		return fmt.Errorf("mark outbox sent: %w", err)
-	}
-	return nil
+	return claimResult("mark outbox sent", res, err)
 }
 
 // MarkOutboxRetry records a failed attempt: the message is tried again at
-// next, or given up on (failed) when next is the zero time.
+// next, or given up on (failed) when next is the zero time. It returns
+// ErrNotFound unless the caller still holds the claim.
 func (s *Store) MarkOutboxRetry(ctx context.Context, id int64, claimToken string, next time.Time, cause string) error {
 	var failedAt sql.NullInt64
 	nextAt := s.now()
@@ -118,12 +136,25 @@ func (s *Store) MarkOutboxRetry(ctx context.Context, id int64, claimToken string
 	} else {
 		nextAt = next.Unix()
 	}
-	_, err := s.db.ExecContext(ctx, `
+	res, err := s.db.ExecContext(ctx, `
 		UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, failed_at = ?, last_error = ?,
 			claim_token = NULL, claimed_until = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL`, nextAt, failedAt, truncate(cause, 1000), id, claimToken)
+	return claimResult("mark outbox retry", res, err)
+}
+
+// claimResult turns the outcome of an update guarded by a claim token into
+// nil, ErrNotFound (the claim is not the caller's) or the error.
+func claimResult(op string, res sql.Result, err error) error {
 	if err != nil {
-		return fmt.Errorf("mark outbox retry: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: claim lost: %w", op, ErrNotFound)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	netmail "net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -77,14 +78,30 @@ func (s *Sender) RunOnce(ctx context.Context) (sent, failed int, err error) {
 			if ctx.Err() != nil {
 				return sent, failed, ctx.Err()
 			}
+			// The batch was claimed under one lease but goes out one message
+			// at a time, so a slow server can outlast the lease of the last
+			// ones, and another sender may claim them meanwhile. Renewing
+			// just before sending (and sending for at most half a lease)
+			// means nothing is sent outside its lease.
+			if ok, err := s.Store.RenewOutboxClaim(ctx, m.ID, claim, s.Lease); err != nil {
+				return sent, failed, err
+			} else if !ok {
+				s.Log.Info("mail claim taken over", slog.Int64("outbox_id", m.ID))
+				continue
+			}
 			sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
 			serr := s.Transport.Send(sendCtx, m)
 			cancel()
 			if serr == nil {
-				if err := s.Store.MarkOutboxSent(ctx, m.ID, claim); err != nil {
+				sent++
+				if err := s.Store.MarkOutboxSent(ctx, m.ID, claim); errors.Is(err, db.ErrNotFound) {
+					// Only if this send outlived its lease: another sender
+					// may deliver it again, with the same Message-ID.
+					s.Log.Warn("mail sent after its claim was lost", slog.Int64("outbox_id", m.ID))
+					continue
+				} else if err != nil {
 					return sent, failed, err
 				}
-				sent++
 				s.Log.Info("mail sent", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind), slog.Int64("workspace_id", m.WorkspaceID))
 				continue
 			}
@@ -94,7 +111,10 @@ func (s *Sender) RunOnce(ctx context.Context) (sent, failed int, err error) {
 			if errors.As(serr, &perm) || m.Attempts+1 >= s.MaxAttempts {
 				next = time.Time{}
 			}
-			if err := s.Store.MarkOutboxRetry(ctx, m.ID, claim, next, serr.Error()); err != nil {
+			if err := s.Store.MarkOutboxRetry(ctx, m.ID, claim, next, serr.Error()); errors.Is(err, db.ErrNotFound) {
+				s.Log.Warn("mail attempt failed after its claim was lost", slog.Int64("outbox_id", m.ID))
+				continue
+			} else if err != nil {
 				return sent, failed, err
 			}
 			s.Log.Warn("mail delivery failed", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind),
@@ -166,6 +186,10 @@ func ParseSMTPURL(raw string) (*SMTP, error) {
 	if s.From == "" {
 		return nil, errors.New("GATEHOUSE_SMTP_URL: from= (the sender address) missing")
 	}
+	// Checked here, at start-up, rather than failing every message later.
+	if _, err := netmail.ParseAddress(s.From); err != nil {
+		return nil, fmt.Errorf("GATEHOUSE_SMTP_URL: from=%q is not an email address: %w", s.From, err)
+	}
 	if u.User != nil {
 		s.Username = u.User.Username()
 		s.Password, _ = u.User.Password()
@@ -217,8 +241,17 @@ func (s *SMTP) Send(ctx context.Context, m db.OutboxMessage) error {
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		if msg.IsDelivered() {
+			// The server answered 250 to DATA, so it has the message; only
+			// RSET or QUIT afterwards failed. Retrying would deliver twice.
+			return nil
+		}
+		// Only a 5xx reply is permanent. go-mail's IsTemp is false for a
+		// failure with no SMTP reply at all (a connection lost during RCPT),
+		// which must be retried, so look at the reply code instead.
 		var se *gomail.SendError
-		if errors.As(err, &se) && !se.IsTemp() && se.Reason == gomail.ErrSMTPRcptTo {
+		if errors.As(err, &se) && (se.Reason == gomail.ErrSMTPRcptTo || se.Reason == gomail.ErrSMTPDataClose) &&
+			se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
 			return &PermanentError{err}
 		}
 		return err
