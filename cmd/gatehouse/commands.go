@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/app"
 	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
 )
@@ -27,10 +31,27 @@ func (e *env) serve(args []string) error {
 	fs := e.flags("serve", &cfg)
 	addr := fs.String("addr", cfg.Addr, "listen address")
 	demo := fs.Bool("demo", false, "create the demo workspace on first start (dev mode only)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Addr = *addr
+	// Check the settings before anything is created, so that a bad one is a
+	// one-line error that leaves no database or key behind.
+	probe := cfg
+	if probe.BaseURL == nil {
+		probe.BaseURL = &url.URL{Scheme: "http", Host: cfg.Addr} // what serve will default to
+	}
+	if err := probe.CheckServe(); err != nil {
+		return err
+	}
+	if *demo && !cfg.Dev {
+		return errors.New("--demo needs GATEHOUSE_DEV=1")
+	}
+	if cfg.SMTPURL != "" {
+		if _, err := mail.ParseSMTPURL(cfg.SMTPURL); err != nil {
+			return err
+		}
+	}
 	log := e.logger(cfg)
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -54,20 +75,20 @@ func (e *env) serve(args []string) error {
 	}
 	srv := app.NewServer(cfg, log, store, kr)
 
+	// The jobs stop when serve returns for any reason, not only on a signal;
+	// otherwise an early error would wait for them forever.
+	ctx, cancel := context.WithCancel(e.ctx)
 	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
 	jobs := app.NewJobs(store, log, cfg)
 	if jobs.Mail == nil {
 		log.Warn("GATEHOUSE_SMTP_URL is not set: emails stay queued in the outbox" + devMailboxHint(cfg))
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); jobs.Run(e.ctx) }()
-	defer wg.Wait()
+	go func() { defer wg.Done(); jobs.Run(ctx) }()
 
 	base := strings.TrimRight(cfg.BaseURL.String(), "/")
 	if *demo {
-		if !cfg.Dev {
-			return errors.New("--demo needs GATEHOUSE_DEV=1")
-		}
 		if err := seedDemo(e, store, srv.Hasher()); err != nil {
 			return err
 		}
@@ -77,7 +98,7 @@ func (e *env) serve(args []string) error {
 		fmt.Fprintf(e.stdout, "Gatehouse is running at %s\n", base)
 	}
 	log.Info("serving", slog.String("addr", l.Addr().String()), slog.String("base_url", base), slog.Bool("dev", cfg.Dev))
-	return srv.Serve(e.ctx, l)
+	return srv.Serve(ctx, l)
 }
 
 func devMailboxHint(cfg app.Config) string {
@@ -121,7 +142,7 @@ func (e *env) migrate(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := parse(e.flags("migrate", &cfg), args); err != nil {
+	if err := e.parse(e.flags("migrate", &cfg), args); err != nil {
 		return err
 	}
 	store, _, err := e.open(&cfg, e.logger(cfg))
@@ -141,7 +162,7 @@ func (e *env) workspaceCreate(args []string) error {
 	fs := e.flags("workspace create", &cfg)
 	slug := fs.String("slug", "", "workspace slug: 3 to 32 of a-z, 0-9 and -")
 	name := fs.String("name", "", "display name")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if !tenants.ValidSlug(*slug) {
@@ -176,13 +197,14 @@ func (e *env) userCreate(args []string) error {
 	email := fs.String("email", "", "email address")
 	role := fs.String("role", "", "owner, admin or member")
 	stdinPw := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if !db.ValidRole(*role) {
 		return fmt.Errorf("user create: role %q must be owner, admin or member", *role)
 	}
-	if !app.ValidEmail(strings.TrimSpace(*email)) {
+	*email = strings.TrimSpace(*email)
+	if !app.ValidEmail(*email) {
 		return fmt.Errorf("user create: %q is not a valid email address", *email)
 	}
 	if !*stdinPw {
@@ -211,7 +233,7 @@ func (e *env) userCreate(args []string) error {
 	if err != nil {
 		return err
 	}
-	u, err := store.CreateUser(e.ctx, ws.ID, strings.TrimSpace(*email), *role, hash, db.Meta{IP: "cli"}, 0)
+	u, err := store.CreateUser(e.ctx, ws.ID, *email, *role, hash, db.Meta{IP: "cli"}, 0)
 	if errors.Is(err, db.ErrConflict) {
 		return fmt.Errorf("user create: %s is already a member of %s", *email, ws.Slug)
 	} else if err != nil {
@@ -226,8 +248,13 @@ func (e *env) jobsRunOnce(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := parse(e.flags("jobs run-once", &cfg), args); err != nil {
+	if err := e.parse(e.flags("jobs run-once", &cfg), args); err != nil {
 		return err
+	}
+	if cfg.SMTPURL != "" {
+		if _, err := mail.ParseSMTPURL(cfg.SMTPURL); err != nil {
+			return err
+		}
 	}
 	log := e.logger(cfg)
 	store, _, err := e.open(&cfg, log)
@@ -250,26 +277,50 @@ func (e *env) backup(args []string) error {
 	if err != nil {
 		return err
 	}
-	fs := e.flags("backup", &cfg)
-	out := fs.String("out", "", "file to write")
-	if err := parse(fs, args); err != nil {
+	flags := e.flags("backup", &cfg)
+	out := flags.String("out", "", "file to write")
+	if err := e.parse(flags, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return errors.New("backup: --out FILE is required")
 	}
-	if _, err := os.Stat(*out); err == nil {
-		return fmt.Errorf("backup: %s already exists", *out)
-	}
-	store, _, err := e.open(&cfg, quiet())
-	if err != nil {
+	if err := cfg.Finish(); err != nil {
 		return err
 	}
-	defer store.Close()
+	// A backup reads the database as it is: it neither creates one (a typo in
+	// --data must not yield an empty "backup") nor migrates it (a backup
+	// taken before an upgrade must hold the old schema).
+	if path, ok := sqliteFile(cfg.DatabaseURL); ok {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("backup: no database at %s", path)
+		}
+	}
 	abs, err := filepath.Abs(*out)
 	if err != nil {
 		return err
 	}
+	// Create the file first, empty, exclusive and 0600: an existing file is
+	// never overwritten and the copy is never readable by others, not even
+	// for a moment. SQLite's VACUUM INTO accepts an empty file.
+	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("backup: %s already exists", *out)
+	} else if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	f.Close()
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(abs)
+		}
+	}()
+	store, err := db.Open(e.ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	start := time.Now()
 	if err := store.Backup(e.ctx, abs); err != nil {
 		return err
@@ -277,8 +328,22 @@ func (e *env) backup(args []string) error {
 	if err := os.Chmod(abs, 0o600); err != nil {
 		return err
 	}
+	done = true
 	fmt.Fprintf(e.stdout, "backup written to %s in %s\n", abs, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// sqliteFile returns the file behind a SQLite database URL, as db.Open reads
+// it; ok is false for other engines.
+func sqliteFile(databaseURL string) (path string, ok bool) {
+	if strings.Contains(databaseURL, "://") && !strings.HasPrefix(databaseURL, "sqlite://") {
+		return "", false
+	}
+	path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return path, path != ""
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -52,9 +52,20 @@ type env struct {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
+		return errors.New("no command given; run 'gatehouse help'")
 	}
+	err := e.dispatch(args)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+// errHelpShown ends a command whose flags asked for help (-h), after the
+// flags were printed.
+var errHelpShown = errors.New("help shown")
+
+func (e *env) dispatch(args []string) error {
 	cmd, rest := args[0], args[1:]
 	sub := ""
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -62,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch {
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(e.stdout, usage)
 		return nil
 	case cmd == "serve":
 		return e.serve(rest)
@@ -89,8 +100,13 @@ func (e *env) flags(name string, cfg *app.Config) *flag.FlagSet {
 	return fs
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+func (e *env) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(e.stdout, "Usage of gatehouse %s:\n", fs.Name())
+		fs.SetOutput(e.stdout)
+		fs.PrintDefaults()
+		return errHelpShown
+	} else if err != nil {
 		return fmt.Errorf("%s: %w", fs.Name(), err)
 	}
 	if fs.NArg() > 0 {
@@ -110,9 +126,15 @@ func (e *env) logger(cfg app.Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// open opens and migrates the store and loads the master key.
+// open loads the master key, then opens and migrates the store. The key
+// comes first so that a malformed GATEHOUSE_MASTER_KEY fails before the
+// database is created or migrated.
 func (e *env) open(cfg *app.Config, log *slog.Logger) (*db.Store, *keys.Keyring, error) {
 	if err := cfg.Finish(); err != nil {
+		return nil, nil, err
+	}
+	kr, err := keys.Load(cfg.MasterKey, cfg.KeyDir())
+	if err != nil {
 		return nil, nil, err
 	}
 	store, err := db.Open(e.ctx, cfg.DatabaseURL)
@@ -120,11 +142,6 @@ func (e *env) open(cfg *app.Config, log *slog.Logger) (*db.Store, *keys.Keyring,
 		return nil, nil, err
 	}
 	if err := store.Migrate(e.ctx, log); err != nil {
-		store.Close()
-		return nil, nil, err
-	}
-	kr, err := keys.Load(cfg.MasterKey, cfg.KeyDir())
-	if err != nil {
 		store.Close()
 		return nil, nil, err
 	}
