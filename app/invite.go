@@ -21,7 +21,7 @@ func (s *Server) handleInviteShow(c echo.Context) error {
 	if !wellFormedToken(token) {
 		return s.render(c, http.StatusNotFound, views.InviteInvalidPage(s.page(c, "Invitation")))
 	}
-	inv, err := s.store.PendingInvitation(ctx, t.ID, s.keys.HashToken("invitation", token))
+	inv, err := s.store.PendingInvitation(ctx, t.ID, s.keys.TokenHashes("invitation", token))
 	if errors.Is(err, db.ErrNotFound) {
 		return s.render(c, http.StatusNotFound, views.InviteInvalidPage(s.page(c, "Invitation")))
 	} else if err != nil {
@@ -42,7 +42,7 @@ func (s *Server) handleInviteAccept(c echo.Context) error {
 	if !wellFormedToken(token) {
 		return invalid()
 	}
-	hash := s.keys.HashToken("invitation", token)
+	hash := s.keys.TokenHashes("invitation", token)
 	inv, err := s.store.PendingInvitation(ctx, t.ID, hash)
 	if errors.Is(err, db.ErrNotFound) {
 		return invalid()

@@ -56,7 +56,7 @@ var notices = map[string]string{
 }
 
 func (s *Server) throttleKey(kind string, parts ...any) string {
-	return "pw:" + kind + ":" + s.keys.HashToken("throttle", fmt.Sprint(parts...))[:32]
+	return "pw:" + kind + ":" + s.keys.HashToken("throttle", fmt.Sprint(parts...))
 }
 
 // checkPassword verifies an email and password for the workspace. Unknown
@@ -68,6 +68,12 @@ func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, passwor
 	email = strings.TrimSpace(email)
 	if email == "" || password == "" {
 		return db.User{}, errMissingCredentials
+	}
+	if s.hasher.Saturated() {
+		// Overload: shed before the throttle and member reads, so that
+		// refused sign-ins cost neither database time nor CPU the hashes
+		// need. Nothing is counted against the account or the IP.
+		return db.User{}, errBusy()
 	}
 	acctKey := s.throttleKey("acct", t.ID, ":", db.EmailKey(email))
 	ipKey := s.throttleKey("ip", c.RealIP())

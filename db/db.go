@@ -177,3 +177,12 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	}
 	return nil
 }
+
+// inList returns "?, ?, ?" for the values and the values as arguments.
+func inList[T any](vals []T) (string, []any) {
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", "), args
+}

@@ -65,13 +65,15 @@ func (s *Store) CreateInvitation(ctx context.Context, workspaceID, invitedBy int
 	return inv, err
 }
 
-// PendingInvitation returns the workspace's invitation with that token hash
+// PendingInvitation returns the workspace's invitation with one of those
+// token hashes (the token hashed under each key)
 // if it is neither used, revoked nor expired; otherwise ErrNotFound, whatever
 // the reason, so that a stale link reveals nothing.
-func (s *Store) PendingInvitation(ctx context.Context, workspaceID int64, tokenHash string) (Invitation, error) {
+func (s *Store) PendingInvitation(ctx context.Context, workspaceID int64, tokenHashes []string) (Invitation, error) {
+	in, args := inList(tokenHashes)
 	row := s.db.QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations
-		WHERE workspace_id = ? AND token_hash = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?`,
-		workspaceID, tokenHash, s.now())
+		WHERE workspace_id = ? AND token_hash IN (`+in+`) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?`,
+		append(append([]any{workspaceID}, args...), s.now())...)
 	inv, err := scanInvitation(row)
 	if err != nil {
 		return Invitation{}, notFound("pending invitation", err)
@@ -84,14 +86,15 @@ func (s *Store) PendingInvitation(ctx context.Context, workspaceID int64, tokenH
 // update, so two concurrent acceptances let exactly one through; the loser,
 // and any used, revoked or expired link, gets ErrNotFound. It returns
 // ErrConflict if the email became a member meanwhile.
-func (s *Store) AcceptInvitation(ctx context.Context, workspaceID int64, tokenHash, passwordHash string, meta Meta) (User, error) {
+func (s *Store) AcceptInvitation(ctx context.Context, workspaceID int64, tokenHashes []string, passwordHash string, meta Meta) (User, error) {
 	var u User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
+		in, args := inList(tokenHashes)
 		row := tx.QueryRowContext(ctx, `
 			UPDATE invitations SET accepted_at = ?
-			WHERE workspace_id = ? AND token_hash = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
-			RETURNING `+invitationColumns, now, workspaceID, tokenHash, now)
+			WHERE workspace_id = ? AND token_hash IN (`+in+`) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+			RETURNING `+invitationColumns, append(append([]any{now, workspaceID}, args...), now)...)
 		inv, err := scanInvitation(row)
 		if err != nil {
 			return notFound("accept invitation", err)
