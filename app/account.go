@@ -32,6 +32,16 @@ func (s *Server) renderAccount(c echo.Context, status int, p views.Page, pf view
 		Email: a.User.Email, Role: a.User.Role, WorkspaceName: t.Name, MemberSince: a.User.CreatedAt,
 		PasswordSet: a.User.PasswordChangedAt, AAL: a.AAL, AuthTime: a.AuthTime, Password: pf,
 	}
+	if v.MFAOn, err = s.store.HasSecondFactor(c.Request().Context(), t.ID, a.User.ID); err != nil {
+		return err
+	}
+	events, err := s.store.AuditEvents(c.Request().Context(), t.ID, a.User.ID, 0, 15)
+	if err != nil {
+		return err
+	}
+	for _, ev := range events {
+		v.Activity = append(v.Activity, views.ActivityRow{At: ev.CreatedAt, What: describeEvent(ev), IP: ev.IP, Device: describeUserAgent(ev.UserAgent)})
+	}
 	for _, us := range sessions {
 		v.Sessions = append(v.Sessions, views.SessionRow{ID: us.ID, Current: us.ID == a.Session.ID, Device: describeUserAgent(us.UserAgent),
 			IP: us.IP, SignedIn: us.AuthTime, LastSeen: us.LastSeenAt})
@@ -45,6 +55,11 @@ func (s *Server) handlePasswordChange(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	a := authFrom(c)
+	if step, err := s.needsStepUp(c, a); err != nil {
+		return err
+	} else if step {
+		return s.stepUpRedirect(c, "/account")
+	}
 	current, next, confirm := c.FormValue("current_password"), c.FormValue("new_password"), c.FormValue("confirm_password")
 	errs := views.FieldErrors{}
 	if current == "" {
@@ -164,4 +179,34 @@ func describeUserAgent(ua string) string {
 	default:
 		return truncateRunes(ua, 40)
 	}
+}
+
+// eventNames are the member-facing names of audit events.
+var eventNames = map[string]string{
+	db.EventSignInSucceeded:         "Signed in",
+	db.EventSignInFailed:            "Wrong password",
+	db.EventSignedOut:               "Signed out",
+	db.EventSessionEnded:            "Session ended",
+	db.EventSessionsEndedOthers:     "Signed out everywhere else",
+	db.EventPasswordChanged:         "Password changed",
+	db.EventMemberCreated:           "Account created",
+	db.EventInvitationAccepted:      "Invitation accepted",
+	db.EventTOTPEnrollStarted:       "Authenticator app setup started",
+	db.EventTOTPEnrolled:            "Authenticator app added",
+	db.EventTOTPRemoved:             "Authenticator app removed",
+	db.EventChallengePassed:         "Second step passed",
+	db.EventChallengeFailed:         "Wrong second-step code",
+	db.EventMFALocked:               "Second step paused after wrong codes",
+	db.EventMFADisabled:             "Second step blocked after wrong codes",
+	db.EventRecoveryCodeUsed:        "Recovery code used",
+	db.EventRecoveryCodesCreated:    "Recovery codes created",
+	db.EventRecoveryCodesRegenerate: "New recovery codes made",
+	db.EventStepUp:                  "Identity confirmed",
+}
+
+func describeEvent(ev db.AuditEvent) string {
+	if n, ok := eventNames[ev.Event]; ok {
+		return n
+	}
+	return ev.Event
 }

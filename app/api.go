@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
 )
 
@@ -48,6 +50,22 @@ func (s *Server) handleAPILogin(c echo.Context) error {
 	u, err := s.checkPassword(c, t, req.Email, req.Password)
 	if err != nil {
 		return err
+	}
+	mfaOn, err := s.store.HasSecondFactor(c.Request().Context(), t.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	if mfaOn {
+		if _, err := s.startChallenge(c, t, u); err != nil {
+			return err
+		}
+		// The mfa_token is the token of a session that holds only the
+		// challenge: never a session anywhere else.
+		token, err := s.commitToken(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": []string{"totp", "recovery_code"}})
 	}
 	a, err := s.signIn(c, t, u, AAL1, "password")
 	if err != nil {
@@ -94,4 +112,55 @@ func (s *Server) handleAPILogout(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+type apiMFARequest struct {
+	MFAToken     string `json:"mfa_token"`
+	Code         string `json:"code"`
+	RecoveryCode string `json:"recovery_code"`
+}
+
+// handleAPILoginMFA is POST /login/mfa: the second step, with the mfa_token
+// from POST /login.
+func (s *Server) handleAPILoginMFA(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	var req apiMFARequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if !wellFormedToken(req.MFAToken) {
+		return errInvalidMFAToken
+	}
+	// The mfa_token arrives in the body, not the Authorization header:
+	// load its session into a context of its own.
+	ctx, err := s.sessions.Load(context.Background(), req.MFAToken)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c.SetRequest(c.Request().WithContext(tenants.NewContext(ctx, t)))
+	ch, u, err := s.pendingChallenge(ctx, t)
+	if errors.Is(err, db.ErrChallengeGone) {
+		return errInvalidMFAToken
+	} else if err != nil {
+		return err
+	}
+	use, err := s.checkFactor(c, t, u, ch.ID, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode})
+	if err != nil {
+		return err
+	}
+	a, remaining, err := s.passChallenge(c, t, u, ch, use)
+	if err != nil {
+		return err
+	}
+	token, err := s.commitToken(ctx)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)}
+	if remaining >= 0 {
+		body["remaining_recovery_codes"] = remaining
+	}
+	return c.JSON(http.StatusOK, body)
 }

@@ -37,6 +37,8 @@ func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
 type RunResult struct {
 	MailSent, MailFailed              int
 	SessionsCleaned, ThrottlesCleaned int64
+	// MFACleaned counts expired challenges and abandoned enrollments.
+	MFACleaned int64
 }
 
 // RunOnce does one pass of every job.
@@ -52,6 +54,9 @@ func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 		return r, err
 	}
 	if r.ThrottlesCleaned, err = j.Store.DeleteStaleThrottles(ctx, 24*time.Hour); err != nil {
+		return r, err
+	}
+	if r.MFACleaned, err = j.Store.DeleteExpiredMFA(ctx); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -73,6 +78,9 @@ func (j *Jobs) Run(ctx context.Context) {
 		}
 		if _, err := j.Store.DeleteStaleThrottles(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
 			j.Log.Error("cleanup throttles", slog.Any("err", err))
+		}
+		if _, err := j.Store.DeleteExpiredMFA(ctx); err != nil && ctx.Err() == nil {
+			j.Log.Error("cleanup challenges", slog.Any("err", err))
 		}
 		select {
 		case <-ctx.Done():

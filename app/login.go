@@ -47,12 +47,17 @@ func errBusy() *Error {
 
 // notices are the fixed messages a redirect can ask a page to show.
 var notices = map[string]string{
-	"signed_out":       "You are signed out.",
-	"password_changed": "Your password was changed. Every other session was signed out.",
-	"session_ended":    "That session was signed out.",
-	"others_ended":     "Every other session was signed out.",
-	"invitation_sent":  "The invitation is on its way.",
-	"welcome":          "Welcome! Your account is ready.",
+	"signed_out":        "You are signed out.",
+	"password_changed":  "Your password was changed. Every other session was signed out.",
+	"session_ended":     "That session was signed out.",
+	"others_ended":      "Every other session was signed out.",
+	"invitation_sent":   "The invitation is on its way.",
+	"welcome":           "Welcome! Your account is ready.",
+	"challenge_expired": "Your sign-in expired. Enter your email and password again.",
+	"challenge_failed":  "Too many wrong codes. Enter your email and password again.",
+	"totp_enabled":      "Two-step verification is on.",
+	"totp_removed":      "The authenticator app was removed.",
+	"verified":          "Thanks, you're verified.",
 }
 
 func (s *Server) throttleKey(kind string, parts ...any) string {
@@ -167,6 +172,16 @@ func (s *Server) handleLoginCheck(c echo.Context) error {
 		return s.render(c, status, views.LoginPage(s.page(c, "Sign in"), f))
 	} else if err != nil {
 		return err
+	}
+	mfaOn, err := s.store.HasSecondFactor(c.Request().Context(), t.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	if mfaOn {
+		if _, err := s.startChallenge(c, t, u); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, t.Base+"/login/mfa?next="+urlQueryEscape(next))
 	}
 	if _, err := s.signIn(c, t, u, AAL1, "password"); err != nil {
 		return err

@@ -31,6 +31,9 @@ func (s *Server) routes() {
 	// Sign-in, invitations (public).
 	pub(http.MethodGet, "/t/:slug/login", s.handleLoginShow)
 	pub(http.MethodPost, "/t/:slug/login", s.handleLoginCheck)
+	pub(http.MethodGet, "/t/:slug/login/mfa", s.handleChallengeShow)
+	pub(http.MethodPost, "/t/:slug/login/mfa", s.handleChallengeCheck)
+	pub(http.MethodPost, "/t/:slug/login/mfa/cancel", s.handleChallengeCancel)
 	pub(http.MethodGet, "/t/:slug/invite/:token", s.handleInviteShow)
 	pub(http.MethodPost, "/t/:slug/invite/:token", s.handleInviteAccept)
 
@@ -42,6 +45,14 @@ func (s *Server) routes() {
 	e.POST("/t/:slug/account/password", s.handlePasswordChange)
 	e.POST("/t/:slug/account/sessions/:id/end", s.handleSessionEnd)
 	e.POST("/t/:slug/account/sessions/end-others", s.handleSessionsEndOthers)
+	e.GET("/t/:slug/account/verify", s.handleStepUpShow)
+	e.POST("/t/:slug/account/verify", s.handleStepUpCheck)
+	e.GET("/t/:slug/account/mfa", s.handleMFA)
+	e.POST("/t/:slug/account/mfa/totp/setup", s.handleTOTPSetupStart)
+	e.GET("/t/:slug/account/mfa/totp", s.handleTOTPSetupShow)
+	e.POST("/t/:slug/account/mfa/totp", s.handleTOTPSetupConfirm)
+	e.POST("/t/:slug/account/mfa/totp/remove", s.handleTOTPRemove)
+	e.POST("/t/:slug/account/mfa/recovery-codes", s.handleRecoveryCodesRegenerate)
 
 	// Admin console (owners and admins; see authorize).
 	e.GET("/t/:slug/admin", s.handleAdminMembers)
@@ -49,8 +60,15 @@ func (s *Server) routes() {
 
 	// JSON API v1.
 	pub(http.MethodPost, "/t/:slug/api/v1/login", s.handleAPILogin)
+	pub(http.MethodPost, "/t/:slug/api/v1/login/mfa", s.handleAPILoginMFA)
 	e.GET("/t/:slug/api/v1/session", s.handleAPISession)
 	e.POST("/t/:slug/api/v1/logout", s.handleAPILogout)
+	e.POST("/t/:slug/api/v1/step-up", s.handleAPIStepUp)
+	e.GET("/t/:slug/api/v1/mfa", s.handleAPIMFA)
+	e.POST("/t/:slug/api/v1/mfa/totp/setup", s.handleAPITOTPSetup)
+	e.POST("/t/:slug/api/v1/mfa/totp/verify-setup", s.handleAPITOTPVerifySetup)
+	e.DELETE("/t/:slug/api/v1/mfa/totp", s.handleAPITOTPDelete)
+	e.POST("/t/:slug/api/v1/mfa/recovery-codes", s.handleAPIRecoveryCodes)
 
 	// Dev mailbox: registered only in dev mode.
 	if s.cfg.Dev {

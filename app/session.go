@@ -24,6 +24,9 @@ import (
 const (
 	MaxSessionAbsolute = 24 * time.Hour
 	MaxSessionIdle     = 60 * time.Minute
+	// StepUpWindow is how recent a second factor must be for security
+	// changes (NIST SP 800-63B-4 §4.1.2.1).
+	StepUpWindow = 10 * time.Minute
 	// touchEvery is how stale last_seen_at may get before a request writes
 	// it; idle timeouts are exact to within this.
 	touchEvery = 30 * time.Second
@@ -44,6 +47,13 @@ const (
 	keyAAL         = "aal"
 	keyAuthTime    = "auth_time"
 	keyAMR         = "amr"
+	// keyAAL2At is when the session last passed a second factor (sign-in
+	// or step-up): security changes need it within StepUpWindow.
+	keyAAL2At = "aal2_at"
+	// keyPendingChallenge names the open second-factor challenge of a
+	// browser that passed the password step. It is not a session: nothing
+	// but the challenge pages read it.
+	keyPendingChallenge = "pending_challenge"
 )
 
 // AMR is one authentication method a session went through (RFC 8176).
@@ -61,6 +71,14 @@ type Auth struct {
 	AuthTime  time.Time
 	ExpiresAt time.Time
 	Bearer    bool
+	// AAL2At is when the session last passed a second factor.
+	AAL2At time.Time
+}
+
+// StepUpFresh reports whether the session passed a second factor within the
+// step-up window.
+func (a *Auth) StepUpFresh(now time.Time) bool {
+	return !a.AAL2At.IsZero() && now.Sub(a.AAL2At) <= StepUpWindow && !a.AAL2At.After(now)
 }
 
 func authFrom(c echo.Context) *Auth {
@@ -119,7 +137,19 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.SetRequest(c.Request().WithContext(ctx))
-		if !bearer {
+		if bearer {
+			// The API never sets cookies; a changed session is saved
+			// under the same bearer token.
+			c.Response().Before(func() {
+				ctx := c.Request().Context()
+				if s.sessions.Status(ctx) == scs.Modified && s.sessions.Token(ctx) != "" {
+					if _, _, err := s.sessions.Commit(ctx); err != nil {
+						s.logger(c).Error("commit session", slog.Any("err", err))
+						c.Response().Status = http.StatusInternalServerError
+					}
+				}
+			})
+		} else {
 			c.Response().Before(func() { s.writeSessionCookie(c, t) })
 		}
 		a, err := s.authenticate(c, t, token, bearer)
@@ -226,50 +256,81 @@ func (s *Server) authenticate(c echo.Context, t *tenants.Tenant, token string, b
 	}
 	a := &Auth{User: u, Session: us, AAL: sm.GetString(ctx, keyAAL), AuthTime: authTime, Bearer: bearer, ExpiresAt: expires}
 	json.Unmarshal([]byte(sm.GetString(ctx, keyAMR)), &a.AMR)
+	if at := sm.GetInt64(ctx, keyAAL2At); at > 0 {
+		a.AAL2At = time.Unix(at, 0).UTC()
+	}
 	return a, nil
 }
 
-// signIn starts a new session for u after the given methods: a fresh token
-// (no fixation), a new register entry, AAL and AMR recorded.
-func (s *Server) signIn(c echo.Context, t *tenants.Tenant, u db.User, aal string, methods ...string) (*Auth, error) {
+// freshSession ends whatever session the request had (signing in again in
+// the same browser replaces it) and gives it a new, empty token: no
+// fixation, and tokens differ at every stage.
+func (s *Server) freshSession(c echo.Context, t *tenants.Tenant) error {
 	ctx := c.Request().Context()
-	sm := s.sessions
 	if old := authFrom(c); old != nil {
-		// Signing in again in the same browser replaces the old session.
 		if err := s.store.EndUserSession(ctx, t.ID, old.User.ID, old.Session.ID, "replaced", meta(c)); err != nil && !errors.Is(err, db.ErrNotFound) {
-			return nil, err
+			return err
+		}
+		c.Set("auth", nil)
+	}
+	if id := s.sessions.GetString(ctx, keyPendingChallenge); id != "" {
+		if err := s.store.EndChallenge(ctx, t.ID, id, "replaced"); err != nil {
+			return err
 		}
 	}
-	if err := sm.Clear(ctx); err != nil {
-		return nil, err
+	if err := s.sessions.Clear(ctx); err != nil {
+		return err
 	}
-	if err := sm.RenewToken(ctx); err != nil {
-		return nil, err
-	}
-	now := s.now()
-	amr := make([]AMR, len(methods))
-	for i, m := range methods {
-		amr[i] = AMR{Method: m, CompletedAt: now}
-	}
+	return s.sessions.RenewToken(ctx)
+}
+
+// bindSession puts a registered session into the (fresh) scs session.
+func (s *Server) bindSession(c echo.Context, u db.User, us db.UserSession, amr []AMR) *Auth {
+	ctx := c.Request().Context()
+	sm := s.sessions
 	amrJSON, _ := json.Marshal(amr)
-	us := db.UserSession{
-		ID: auth.NewID(), WorkspaceID: t.ID, UserID: u.ID, TokenHash: scsHash(sm.Token(ctx)), AAL: aal,
+	sm.Put(ctx, keyUserID, u.ID)
+	sm.Put(ctx, keyWorkspaceID, us.WorkspaceID)
+	sm.Put(ctx, keySessionID, us.ID)
+	sm.Put(ctx, keyEpoch, u.SessionEpoch)
+	sm.Put(ctx, keyAAL, us.AAL)
+	sm.Put(ctx, keyAuthTime, us.AuthTime.Unix())
+	sm.Put(ctx, keyAMR, string(amrJSON))
+	a := &Auth{User: u, Session: us, AAL: us.AAL, AMR: amr, AuthTime: us.AuthTime, ExpiresAt: us.ExpiresAt}
+	if us.AAL == AAL2 {
+		sm.Put(ctx, keyAAL2At, us.AuthTime.Unix())
+		a.AAL2At = us.AuthTime
+	}
+	c.Set("auth", a)
+	return a
+}
+
+// newUserSession is the register entry of a session starting now.
+func (s *Server) newUserSession(c echo.Context, t *tenants.Tenant, u db.User, aal string) db.UserSession {
+	now := s.now()
+	return db.UserSession{
+		ID: auth.NewID(), WorkspaceID: t.ID, UserID: u.ID, AAL: aal,
 		AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(min(t.SessionAbsolute, MaxSessionAbsolute)),
 		IP: c.RealIP(), UserAgent: c.Request().UserAgent(),
 	}
+}
+
+// signIn starts an aal1 session for u after a password.
+func (s *Server) signIn(c echo.Context, t *tenants.Tenant, u db.User, aal string, methods ...string) (*Auth, error) {
+	if err := s.freshSession(c, t); err != nil {
+		return nil, err
+	}
+	ctx := c.Request().Context()
+	us := s.newUserSession(c, t, u, aal)
+	us.TokenHash = scsHash(s.sessions.Token(ctx))
 	if err := s.store.CreateUserSession(ctx, us, map[string]any{"methods": methods, "aal": aal}); err != nil {
 		return nil, err
 	}
-	sm.Put(ctx, keyUserID, u.ID)
-	sm.Put(ctx, keyWorkspaceID, t.ID)
-	sm.Put(ctx, keySessionID, us.ID)
-	sm.Put(ctx, keyEpoch, u.SessionEpoch)
-	sm.Put(ctx, keyAAL, aal)
-	sm.Put(ctx, keyAuthTime, now.Unix())
-	sm.Put(ctx, keyAMR, string(amrJSON))
-	a := &Auth{User: u, Session: us, AAL: aal, AMR: amr, AuthTime: now, ExpiresAt: us.ExpiresAt}
-	c.Set("auth", a)
-	return a, nil
+	amr := make([]AMR, len(methods))
+	for i, m := range methods {
+		amr[i] = AMR{Method: m, CompletedAt: us.AuthTime}
+	}
+	return s.bindSession(c, u, us, amr), nil
 }
 
 // rotateToken gives the current session a new token and makes the old one

@@ -194,3 +194,12 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// SetUserSessionAAL records a session's new assurance level (after a second
+// factor passed in it).
+func (s *Store) SetUserSessionAAL(ctx context.Context, workspaceID int64, id, aal string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE user_sessions SET aal = ? WHERE workspace_id = ? AND id = ?`, aal, workspaceID, id); err != nil {
+		return fmt.Errorf("set user session aal: %w", err)
+	}
+	return nil
+}

@@ -13,6 +13,16 @@ type AccountView struct {
 	AuthTime      time.Time
 	Sessions      []SessionRow
 	Password      PasswordForm
+	MFAOn         bool
+	Activity      []ActivityRow
+}
+
+// ActivityRow is one entry of "recent security activity".
+type ActivityRow struct {
+	At     time.Time
+	What   string
+	IP     string
+	Device string
 }
 
 // SessionRow is one signed-in session in the portal list.

@@ -113,3 +113,5 @@ func mailStatus(m Mail) string {
 		return "queued"
 	}
 }
+
+func pathEscape(s string) string { return url.PathEscape(s) }

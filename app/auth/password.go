@@ -158,6 +158,12 @@ func (h *Hasher) acquire(ctx context.Context) error {
 
 func (h *Hasher) release() { <-h.slots }
 
+// Saturated reports whether every queue place is taken, so that a caller
+// can answer ErrBusy before doing other work (database reads) for a request
+// the pool would refuse anyway. Hash and Verify enforce the bound
+// themselves; this is only a cheap early answer.
+func (h *Hasher) Saturated() bool { return h.waiting.Load() >= h.queue }
+
 // Hash returns the encoded argon2id hash of pw under the current parameters.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	salt := make([]byte, 16)

@@ -15,6 +15,12 @@ import (
 const (
 	KindInvitation      = "invitation"
 	KindPasswordChanged = "password_changed"
+	KindTOTPEnabled     = "totp_enabled"
+	KindTOTPRemoved     = "totp_removed"
+	KindRecoveryRegen   = "recovery_codes_regenerated"
+	KindRecoveryUsed    = "recovery_code_used"
+	KindMFALocked       = "mfa_locked"
+	KindMFADisabled     = "mfa_disabled"
 )
 
 type letter struct {
@@ -56,6 +62,93 @@ workspace administrator at once.
 		HTML: `<p>Hello,</p>
 <p>The password of your <strong>{{.Workspace}}</strong> account ({{.Email}}) was changed on {{.When}} from {{.IP}}. Every other session was signed out.</p>
 <p>If this was you, there is nothing to do. If it wasn't, contact your workspace administrator at once.</p>`,
+	},
+	KindTOTPEnabled: {
+		Subject: "An authenticator app was added to your {{.Workspace}} account",
+		Text: `Hello,
+
+An authenticator app was set up as a second factor for your {{.Workspace}}
+account ({{.Email}}) on {{.When}} from {{.IP}}.
+
+If this was you, there is nothing to do. If it wasn't, someone knows your
+password: contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>An authenticator app was set up as a second factor for your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}.</p>
+<p>If this was you, there is nothing to do. If it wasn't, someone knows your password: contact your workspace administrator at once.</p>`,
+	},
+	KindTOTPRemoved: {
+		Subject: "The authenticator app was removed from your {{.Workspace}} account",
+		Text: `Hello,
+
+The authenticator app of your {{.Workspace}} account ({{.Email}}) was removed
+on {{.When}} from {{.IP}}. Every other session was signed out.
+
+If this wasn't you, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>The authenticator app of your <strong>{{.Workspace}}</strong> account ({{.Email}}) was removed on {{.When}} from {{.IP}}. Every other session was signed out.</p>
+<p>If this wasn't you, contact your workspace administrator at once.</p>`,
+	},
+	KindRecoveryRegen: {
+		Subject: "New recovery codes for your {{.Workspace}} account",
+		Text: `Hello,
+
+New recovery codes were made for your {{.Workspace}} account ({{.Email}}) on
+{{.When}} from {{.IP}}. Your earlier codes no longer work.
+
+If this wasn't you, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>New recovery codes were made for your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}. Your earlier codes no longer work.</p>
+<p>If this wasn't you, contact your workspace administrator at once.</p>`,
+	},
+	KindRecoveryUsed: {
+		Subject: "A recovery code was used to sign in to {{.Workspace}}",
+		Text: `Hello,
+
+A recovery code was used to sign in to your {{.Workspace}} account
+({{.Email}}) on {{.When}} from {{.IP}}. {{.Remaining}} codes are left.
+
+If you lost your authenticator, set up a new one and make new recovery codes:
+
+{{.Link}}
+
+If this wasn't you, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>A recovery code was used to sign in to your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}. {{.Remaining}} codes are left.</p>
+<p>If you lost your authenticator, <a href="{{.Link}}">set up a new one and make new recovery codes</a>.</p>
+<p>If this wasn't you, contact your workspace administrator at once.</p>`,
+	},
+	KindMFALocked: {
+		Subject: "Second-factor sign-in to {{.Workspace}} is paused",
+		Text: `Hello,
+
+There were 10 wrong second-factor codes for your {{.Workspace}} account
+({{.Email}}) within 15 minutes, the last on {{.When}} from {{.IP}}.
+Second-factor sign-in is paused until {{.Until}}.
+
+If this wasn't you, someone knows your password: change it as soon as you
+can sign in, and tell your workspace administrator.
+`,
+		HTML: `<p>Hello,</p>
+<p>There were 10 wrong second-factor codes for your <strong>{{.Workspace}}</strong> account ({{.Email}}) within 15 minutes, the last on {{.When}} from {{.IP}}. Second-factor sign-in is paused until {{.Until}}.</p>
+<p>If this wasn't you, someone knows your password: change it as soon as you can sign in, and tell your workspace administrator.</p>`,
+	},
+	KindMFADisabled: {
+		Subject: "Second-factor sign-in to {{.Workspace}} is blocked",
+		Text: `Hello,
+
+After 100 wrong second-factor codes in a row, second-factor sign-in to your
+{{.Workspace}} account ({{.Email}}) is blocked (last attempt {{.When}} from
+{{.IP}}). Your workspace administrator can reset it.
+
+If these attempts weren't yours, someone knows your password.
+`,
+		HTML: `<p>Hello,</p>
+<p>After 100 wrong second-factor codes in a row, second-factor sign-in to your <strong>{{.Workspace}}</strong> account ({{.Email}}) is blocked (last attempt {{.When}} from {{.IP}}). Your workspace administrator can reset it.</p>
+<p>If these attempts weren't yours, someone knows your password.</p>`,
 	},
 }
 

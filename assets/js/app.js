@@ -7,3 +7,15 @@ document.addEventListener("click", function (ev) {
     ev.preventDefault();
   }
 });
+
+document.addEventListener("click", function (ev) {
+  var copy = ev.target.closest("[data-copy]");
+  if (copy && navigator.clipboard) {
+    navigator.clipboard.writeText(copy.getAttribute("data-copy")).then(function () {
+      copy.textContent = "Copied";
+    });
+  }
+  if (ev.target.closest("[data-print]")) {
+    window.print();
+  }
+});

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/app"
 	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/app/keys"
 	"github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
@@ -347,3 +348,37 @@ func sqliteFile(databaseURL string) (path string, ok bool) {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// keysRotate makes a new master key current and re-encrypts every secret
+// under it. With a key file the new key is appended to it; with
+// GATEHOUSE_MASTER_KEY the operator appends the new key (comma-separated,
+// last is current) and this re-encrypts. Old keys stay: recovery codes and
+// links hashed under them must still verify.
+func (e *env) keysRotate(args []string) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	if err := e.parse(e.flags("keys rotate", &cfg), args); err != nil {
+		return err
+	}
+	store, kr, err := e.open(&cfg, quiet())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if kr.Path != "" {
+		if err := keys.AddToFile(kr.Path, keys.NewMasterKey()); err != nil {
+			return fmt.Errorf("keys rotate: %w", err)
+		}
+		if kr, err = keys.Load("", cfg.KeyDir()); err != nil {
+			return err
+		}
+	}
+	n, err := app.ReencryptSecrets(e.ctx, store, kr)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "current key %s; re-encrypted %d secrets; %d keys kept\n", kr.CurrentID(), n, len(kr.IDs()))
+	return nil
+}

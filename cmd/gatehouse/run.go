@@ -22,6 +22,7 @@ Usage:
   gatehouse workspace create --slug SLUG --name NAME
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
   gatehouse jobs run-once               one pass of outbox delivery and cleanup
+  gatehouse keys rotate                 new master key; re-encrypt every secret under it
   gatehouse backup --out FILE           consistent online copy of the SQLite database
 
 Environment:
@@ -85,6 +86,8 @@ func (e *env) dispatch(args []string) error {
 		return e.userCreate(rest[1:])
 	case cmd == "jobs" && sub == "run-once":
 		return e.jobsRunOnce(rest[1:])
+	case cmd == "keys" && sub == "rotate":
+		return e.keysRotate(rest[1:])
 	case cmd == "backup":
 		return e.backup(rest)
 	}

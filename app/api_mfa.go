@@ -1,0 +1,160 @@
+package app
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/mfa"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+)
+
+type apiCodeRequest struct {
+	Code         string `json:"code"`
+	RecoveryCode string `json:"recovery_code"`
+}
+
+// apiStepUp answers 403 step_up_required unless the session passed a
+// second factor within the step-up window.
+func (s *Server) apiStepUp(c echo.Context, a *Auth) error {
+	step, err := s.needsStepUp(c, a)
+	if err != nil {
+		return err
+	}
+	if step {
+		return errStepUpRequired
+	}
+	return nil
+}
+
+// handleAPITOTPSetup is POST /mfa/totp/setup.
+func (s *Server) handleAPITOTPSetup(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	if _, err := s.store.TOTPCredential(c.Request().Context(), t.ID, a.User.ID); err == nil {
+		return errAlreadyEnrolled
+	}
+	if err := s.apiStepUp(c, a); err != nil {
+		return err
+	}
+	secret, err := s.startTOTPEnrollment(c, a)
+	if err != nil {
+		return err
+	}
+	uri := mfa.URI(t.Name, a.User.Email, secret)
+	png, err := mfa.QRCode(uri)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"secret": secret, "otpauth_uri": uri, "qr_code": "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
+	})
+}
+
+// handleAPITOTPVerifySetup is POST /mfa/totp/verify-setup.
+func (s *Server) handleAPITOTPVerifySetup(c echo.Context) error {
+	var req apiCodeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	codes, err := s.confirmTOTP(c, authFrom(c), req.Code)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"enabled": true}
+	if codes != nil {
+		body["recovery_codes"] = codes
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// handleAPITOTPDelete is DELETE /mfa/totp.
+func (s *Server) handleAPITOTPDelete(c echo.Context) error {
+	var req apiCodeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	a := authFrom(c)
+	if err := s.apiStepUp(c, a); err != nil {
+		return err
+	}
+	err := s.removeTOTP(c, a, req.Code)
+	var e *Error
+	if errors.As(err, &e) && e.Code == "invalid_code" {
+		return &Error{Status: http.StatusBadRequest, Code: e.Code, Message: e.Message}
+	} else if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// handleAPIRecoveryCodes is POST /mfa/recovery-codes.
+func (s *Server) handleAPIRecoveryCodes(c echo.Context) error {
+	a := authFrom(c)
+	if err := s.apiStepUp(c, a); err != nil {
+		return err
+	}
+	codes, err := s.regenerateRecoveryCodes(c, a)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"recovery_codes": codes})
+}
+
+type apiFactor struct {
+	Type       string  `json:"type"`
+	ID         int64   `json:"id"`
+	Name       string  `json:"name"`
+	CreatedAt  string  `json:"created_at"`
+	LastUsedAt *string `json:"last_used_at"`
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// handleAPIMFA is GET /mfa.
+func (s *Server) handleAPIMFA(c echo.Context) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	a := authFrom(c)
+	factors := []apiFactor{}
+	cred, err := s.store.TOTPCredential(ctx, t.ID, a.User.ID)
+	if err == nil {
+		f := apiFactor{Type: "totp", ID: cred.ID, Name: cred.Name, CreatedAt: rfc3339(cred.ConfirmedAt)}
+		if !cred.LastUsedAt.IsZero() {
+			used := rfc3339(cred.LastUsedAt)
+			f.LastUsedAt = &used
+		}
+		factors = append(factors, f)
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return err
+	}
+	left, err := s.store.RecoveryCodesRemaining(ctx, t.ID, a.User.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"factors": factors, "recovery_codes_remaining": left, "policy": "optional", "deadline": nil,
+	})
+}
+
+// handleAPIStepUp is POST /step-up (an extension of API v1): re-verify with
+// a second factor. The session token is rotated; the new one is returned.
+func (s *Server) handleAPIStepUp(c echo.Context) error {
+	var req apiCodeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	a := authFrom(c)
+	if err := s.stepUp(c, a, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode}); err != nil {
+		return err
+	}
+	token, err := s.commitToken(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)})
+}

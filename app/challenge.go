@@ -1,0 +1,297 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/app/mail"
+	"github.com/gatehouse/gatehouse/app/mfa"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// ChallengeLifetime is how long a member has for the second factor after a
+// correct password; activity does not extend it (NIST SP 800-63B-4 §5.1).
+const ChallengeLifetime = 5 * time.Minute
+
+var (
+	errInvalidCode     = errorf(http.StatusUnauthorized, "invalid_code", "That code didn't work. Check your authenticator app and try again.")
+	errInvalidMFAToken = errorf(http.StatusUnauthorized, "invalid_mfa_token", "This sign-in has expired or ended. Sign in again with your password.")
+	errMFADisabled     = errorf(http.StatusForbidden, "mfa_disabled", "Second-factor sign-in is blocked after too many wrong codes. Ask your workspace administrator to reset it.")
+	errStepUpRequired  = errorf(http.StatusForbidden, "step_up_required", "Confirm it's you with your second factor first.")
+)
+
+func errMFALocked(until, now time.Time) *Error {
+	e := errRateLimited(until, now)
+	e.Message = fmt.Sprintf("Too many wrong codes. Second-factor sign-in is paused for %d minute(s).", int((until.Sub(now)+time.Minute-time.Second)/time.Minute))
+	return e
+}
+
+// startChallenge opens a second-factor challenge for u, who just gave the
+// right password, in a fresh session that holds only the challenge id.
+func (s *Server) startChallenge(c echo.Context, t *tenants.Tenant, u db.User) (db.Challenge, error) {
+	if err := s.freshSession(c, t); err != nil {
+		return db.Challenge{}, err
+	}
+	now := s.now()
+	ch := db.Challenge{ID: auth.NewID(), WorkspaceID: t.ID, UserID: u.ID, PasswordAt: now, CreatedAt: now, ExpiresAt: now.Add(ChallengeLifetime)}
+	if err := s.store.CreateChallenge(c.Request().Context(), ch); err != nil {
+		return db.Challenge{}, err
+	}
+	s.sessions.Put(c.Request().Context(), keyPendingChallenge, ch.ID)
+	return ch, nil
+}
+
+// pendingChallenge returns the open challenge held by the session in ctx, or
+// ErrChallengeGone.
+func (s *Server) pendingChallenge(ctx context.Context, t *tenants.Tenant) (db.Challenge, db.User, error) {
+	id := s.sessions.GetString(ctx, keyPendingChallenge)
+	if id == "" {
+		return db.Challenge{}, db.User{}, db.ErrChallengeGone
+	}
+	ch, err := s.store.OpenChallenge(ctx, t.ID, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Challenge{}, db.User{}, db.ErrChallengeGone
+	} else if err != nil {
+		return db.Challenge{}, db.User{}, err
+	}
+	u, err := s.store.UserByID(ctx, t.ID, ch.UserID)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Challenge{}, db.User{}, db.ErrChallengeGone
+	}
+	return ch, u, err
+}
+
+// factorInput is what a member typed: a code from the app, or a recovery code.
+type factorInput struct {
+	Code         string
+	RecoveryCode string
+}
+
+// checkFactor verifies a second factor for u and returns how to consume it.
+// The member's lock is checked first: while locked, even the right code is
+// refused. A wrong factor is counted (for the member, and for challengeID
+// when set). Malformed input is refused like a wrong code but not counted:
+// it cannot succeed. Nothing is consumed here; the caller does that
+// atomically with what the factor unlocks.
+func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, in factorInput) (db.FactorUse, error) {
+	ctx := c.Request().Context()
+	now := s.now()
+	g, err := s.store.MFAGuard(ctx, t.ID, u.ID)
+	if err != nil {
+		return db.FactorUse{}, err
+	}
+	if !g.DisabledAt.IsZero() {
+		return db.FactorUse{}, errMFADisabled
+	}
+	if g.LockedUntil.After(now) {
+		return db.FactorUse{}, errMFALocked(g.LockedUntil, now)
+	}
+	method := "totp"
+	var use db.FactorUse
+	matched := false
+	switch {
+	case in.RecoveryCode != "":
+		method = "recovery_code"
+		code, ok := mfa.NormalizeRecoveryCode(in.RecoveryCode)
+		if !ok {
+			return db.FactorUse{}, errInvalidCode
+		}
+		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
+		if err != nil {
+			return db.FactorUse{}, err
+		}
+		// Every stored code is compared, in constant time, whatever matches.
+		for _, rc := range codes {
+			if s.keys.VerifyHash(recoveryPurpose(u), code, rc.Hash) && !matched {
+				matched, use = true, db.FactorUse{Method: method, RecoveryCode: rc.ID}
+			}
+		}
+	default:
+		code, ok := mfa.WellFormedCode(in.Code)
+		if !ok {
+			return db.FactorUse{}, errInvalidCode
+		}
+		cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
+		if errors.Is(err, db.ErrNotFound) {
+			break
+		} else if err != nil {
+			return db.FactorUse{}, err
+		}
+		secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, u.ID))
+		if err != nil {
+			return db.FactorUse{}, fmt.Errorf("decrypt totp secret %d: %w", cred.ID, err)
+		}
+		if step := mfa.Match(string(secret), code, now); step != 0 {
+			matched, use = true, db.FactorUse{Method: method, TOTPID: cred.ID, Step: step}
+		}
+	}
+	if !matched {
+		return db.FactorUse{}, s.factorFailed(c, t, u, challengeID, method)
+	}
+	return use, nil
+}
+
+// factorFailed counts a wrong second factor and returns the answer to give.
+func (s *Server) factorFailed(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string) error {
+	ctx := c.Request().Context()
+	now := s.now()
+	data := s.mailData(c, t, u)
+	data["Until"] = mail.When(now.Add(db.GuardLockFor))
+	lockMsg, err := mail.Compose(mail.KindMFALocked, u.Email, data)
+	if err != nil {
+		return err
+	}
+	disableMsg, err := mail.Compose(mail.KindMFADisabled, u.Email, data)
+	if err != nil {
+		return err
+	}
+	out, err := s.store.RecordMFAFailure(ctx, t.ID, u.ID, challengeID, method, meta(c), lockMsg, disableMsg)
+	if err != nil {
+		return err
+	}
+	s.logger(c).Info("second factor failed", slog.Int64("workspace_id", t.ID), slog.Int64("user_id", u.ID),
+		slog.String("method", method), slog.Bool("mfa_failed", true), slog.Bool("locked", out.NewlyLocked), slog.Bool("disabled", out.NewlyDisabled))
+	switch {
+	case out.NewlyDisabled:
+		return errMFADisabled
+	case out.NewlyLocked:
+		return errMFALocked(out.LockedUntil, now)
+	}
+	return errInvalidCode
+}
+
+// mailData holds the fields every security notice uses.
+func (s *Server) mailData(c echo.Context, t *tenants.Tenant, u db.User) map[string]any {
+	return map[string]any{"Workspace": t.Name, "Email": u.Email, "When": mail.When(s.now()), "IP": c.RealIP()}
+}
+
+func totpAAD(credID, userID int64) []byte { return fmt.Appendf(nil, "totp:%d:%d", credID, userID) }
+
+func recoveryPurpose(u db.User) string {
+	return fmt.Sprintf("recovery:%d:%d", u.WorkspaceID, u.ID)
+}
+
+// passChallenge consumes the factor and turns the pending state into an
+// aal2 session, in one transaction with the challenge being spent. It
+// returns the recovery codes left (-1 when a TOTP code was used).
+func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, use db.FactorUse) (*Auth, int, error) {
+	ctx := c.Request().Context()
+	us := s.newUserSession(c, t, u, AAL2)
+	var msg db.OutboxMessage
+	if use.Method == "recovery_code" {
+		var err error
+		if msg, err = s.recoveryUsedMail(c, t, u); err != nil {
+			return nil, 0, err
+		}
+	}
+	remaining, err := s.store.PassChallenge(ctx, ch, use, us, msg)
+	if errors.Is(err, db.ErrNotFound) {
+		// The step or the code was consumed meanwhile (a replay, or a
+		// concurrent request with the same code): a wrong code.
+		return nil, 0, s.factorFailed(c, t, u, ch.ID, use.Method)
+	} else if errors.Is(err, db.ErrChallengeGone) {
+		return nil, 0, errInvalidMFAToken
+	} else if err != nil {
+		return nil, 0, err
+	}
+	// The register entry was written without a token; bind it to the new
+	// one now.
+	if err := s.sessions.Clear(ctx); err != nil {
+		return nil, 0, err
+	}
+	if err := s.sessions.RenewToken(ctx); err != nil {
+		return nil, 0, err
+	}
+	if err := s.store.RotateUserSessionToken(ctx, t.ID, us.ID, "", scsHash(s.sessions.Token(ctx))); err != nil {
+		return nil, 0, err
+	}
+	amr := []AMR{{Method: "password", CompletedAt: ch.PasswordAt}, {Method: use.Method, CompletedAt: us.AuthTime}}
+	return s.bindSession(c, u, us, amr), remaining, nil
+}
+
+func (s *Server) recoveryUsedMail(c echo.Context, t *tenants.Tenant, u db.User) (db.OutboxMessage, error) {
+	left, err := s.store.RecoveryCodesRemaining(c.Request().Context(), t.ID, u.ID)
+	if err != nil {
+		return db.OutboxMessage{}, err
+	}
+	data := s.mailData(c, t, u)
+	data["Remaining"] = max(left-1, 0)
+	data["Link"] = s.absoluteURL(t, "/account/mfa")
+	return mail.Compose(mail.KindRecoveryUsed, u.Email, data)
+}
+
+// handleChallengeShow is the second-factor page after the password.
+func (s *Server) handleChallengeShow(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	_, _, err := s.pendingChallenge(c.Request().Context(), t)
+	if errors.Is(err, db.ErrChallengeGone) {
+		return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")
+	} else if err != nil {
+		return err
+	}
+	v := views.ChallengeView{Recovery: c.QueryParam("method") == "recovery", Next: c.QueryParam("next")}
+	return s.render(c, http.StatusOK, views.ChallengePage(s.page(c, "Two-step verification"), v))
+}
+
+// handleChallengeCheck checks the code and signs the member in.
+func (s *Server) handleChallengeCheck(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	ch, u, err := s.pendingChallenge(c.Request().Context(), t)
+	if errors.Is(err, db.ErrChallengeGone) {
+		return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")
+	} else if err != nil {
+		return err
+	}
+	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
+	v := views.ChallengeView{Recovery: c.FormValue("method") == "recovery", Next: c.FormValue("next")}
+	use, err := s.checkFactor(c, t, u, ch.ID, in)
+	var remaining int
+	if err == nil {
+		_, remaining, err = s.passChallenge(c, t, u, ch, use)
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		if e == errInvalidMFAToken {
+			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")
+		}
+		if _, _, gone := s.pendingChallenge(c.Request().Context(), t); errors.Is(gone, db.ErrChallengeGone) {
+			// The fifth wrong code ended the challenge: back to the password.
+			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_failed")
+		}
+		if e.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
+		}
+		v.Error = e.Message
+		status := e.Status
+		if status == http.StatusUnauthorized {
+			status = http.StatusUnprocessableEntity
+		}
+		return s.render(c, status, views.ChallengePage(s.page(c, "Two-step verification"), v))
+	} else if err != nil {
+		return err
+	}
+	target := s.safeNext(t, v.Next)
+	if remaining >= 0 {
+		target = t.Base + fmt.Sprintf("/account/mfa?notice=recovery_used&left=%d", remaining)
+	}
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+// handleChallengeCancel abandons the challenge and goes back to the
+// password.
+func (s *Server) handleChallengeCancel(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	if err := s.freshSession(c, t); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/login")
+}

@@ -1,0 +1,383 @@
+package app
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/app/mail"
+	"github.com/gatehouse/gatehouse/app/mfa"
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// EnrollmentLifetime is how long a started TOTP enrollment waits for its
+// confirming code.
+const EnrollmentLifetime = 15 * time.Minute
+
+var errAlreadyEnrolled = errorf(http.StatusConflict, "already_enrolled", "An authenticator app is already set up. Remove it first to set up another.")
+
+// needsStepUp reports whether a security change must wait for a fresh
+// second factor: when the member has one and has not used it within the
+// step-up window. A member without a second factor re-verifies with the
+// password where the action asks for it.
+func (s *Server) needsStepUp(c echo.Context, a *Auth) (bool, error) {
+	if a.StepUpFresh(s.now()) {
+		return false, nil
+	}
+	return s.store.HasSecondFactor(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
+}
+
+// stepUpRedirect sends the member to re-verify, then back to next.
+func (s *Server) stepUpRedirect(c echo.Context, next string) error {
+	t := tenants.FromContext(c.Request().Context())
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account/verify?next="+urlQueryEscape(t.Base+next))
+}
+
+// upgradeSession records a second factor just passed in the current
+// session: aal2 now, one more AMR entry, and a new token (API bearer
+// sessions keep theirs unless rotate: the client must learn a new token).
+func (s *Server) upgradeSession(c echo.Context, a *Auth, method string, rotate bool) error {
+	ctx := c.Request().Context()
+	now := s.now()
+	a.AMR = append(a.AMR, AMR{Method: method, CompletedAt: now})
+	amrJSON, _ := json.Marshal(a.AMR)
+	a.AAL, a.AAL2At = AAL2, now
+	s.sessions.Put(ctx, keyAAL, AAL2)
+	s.sessions.Put(ctx, keyAAL2At, now.Unix())
+	s.sessions.Put(ctx, keyAMR, string(amrJSON))
+	if err := s.store.SetUserSessionAAL(ctx, a.User.WorkspaceID, a.Session.ID, AAL2); err != nil {
+		return err
+	}
+	if a.Bearer && !rotate {
+		return nil
+	}
+	return s.rotateToken(c, a, -1)
+}
+
+// handleMFA shows the member's second factors.
+func (s *Server) handleMFA(c echo.Context) error {
+	p := s.page(c, "Two-step verification")
+	p.Notice = notices[c.QueryParam("notice")]
+	if c.QueryParam("notice") == "recovery_used" {
+		if left, err := strconv.Atoi(c.QueryParam("left")); err == nil && left >= 0 && left <= mfa.RecoveryCodeCount {
+			p.Notice = fmt.Sprintf("You signed in with a recovery code; %d left. If you lost your phone, remove the old authenticator and set up a new one.", left)
+		}
+	}
+	return s.renderMFA(c, http.StatusOK, p, "")
+}
+
+func (s *Server) renderMFA(c echo.Context, status int, p views.Page, removeErr string) error {
+	ctx := c.Request().Context()
+	a := authFrom(c)
+	v := views.MFAView{RemoveError: removeErr}
+	cred, err := s.store.TOTPCredential(ctx, a.User.WorkspaceID, a.User.ID)
+	if err == nil {
+		v.TOTPOn, v.TOTPCreated, v.TOTPLastUsed = true, cred.ConfirmedAt, cred.LastUsedAt
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return err
+	}
+	if v.RecoveryRemaining, err = s.store.RecoveryCodesRemaining(ctx, a.User.WorkspaceID, a.User.ID); err != nil {
+		return err
+	}
+	if v.TOTPOn && v.RecoveryRemaining <= 3 {
+		v.Warning = fmt.Sprintf("Only %d recovery codes left. Make new ones so you can't get locked out.", v.RecoveryRemaining)
+	}
+	return s.render(c, status, views.MFAPage(p, v))
+}
+
+// startTOTPEnrollment makes a new pending enrollment (replacing an
+// unfinished one) and returns its secret.
+func (s *Server) startTOTPEnrollment(c echo.Context, a *Auth) (string, error) {
+	secret := mfa.NewSecret()
+	seal := func(id int64) (string, []byte) { return s.keys.Encrypt([]byte(secret), totpAAD(id, a.User.ID)) }
+	_, err := s.store.StartTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, seal, s.now().Add(EnrollmentLifetime), meta(c))
+	if errors.Is(err, db.ErrConflict) {
+		return "", errAlreadyEnrolled
+	}
+	return secret, err
+}
+
+// pendingSecret decrypts the member's unfinished enrollment.
+func (s *Server) pendingSecret(c echo.Context, a *Auth) (db.TOTPCredential, string, error) {
+	cred, err := s.store.PendingTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
+	if err != nil {
+		return db.TOTPCredential{}, "", err
+	}
+	secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, a.User.ID))
+	if err != nil {
+		return db.TOTPCredential{}, "", fmt.Errorf("decrypt pending totp %d: %w", cred.ID, err)
+	}
+	return cred, string(secret), nil
+}
+
+// handleTOTPSetupStart starts an enrollment and shows it.
+func (s *Server) handleTOTPSetupStart(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	if step, err := s.needsStepUp(c, a); err != nil {
+		return err
+	} else if step {
+		return s.stepUpRedirect(c, "/account/mfa")
+	}
+	if _, err := s.startTOTPEnrollment(c, a); errors.Is(err, errAlreadyEnrolled) {
+		return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa")
+	} else if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa/totp")
+}
+
+// handleTOTPSetupShow shows the QR code of the unfinished enrollment. Once
+// confirmed, the secret is never shown again.
+func (s *Server) handleTOTPSetupShow(c echo.Context) error {
+	return s.renderTOTPSetup(c, http.StatusOK, "")
+}
+
+func (s *Server) renderTOTPSetup(c echo.Context, status int, msg string) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	cred, secret, err := s.pendingSecret(c, a)
+	if errors.Is(err, db.ErrNotFound) {
+		return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa")
+	} else if err != nil {
+		return err
+	}
+	uri := mfa.URI(t.Name, a.User.Email, secret)
+	png, err := mfa.QRCode(uri)
+	if err != nil {
+		return err
+	}
+	v := views.TOTPSetupView{
+		QRDataURL: "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
+		Secret:    mfa.GroupSecret(secret), Account: a.User.Email, Issuer: t.Name, Error: msg,
+		ExpiresInMins: max(1, int(cred.ExpiresAt.Sub(s.now()).Minutes())),
+	}
+	return s.render(c, status, views.TOTPSetupPage(s.page(c, "Set up your authenticator app"), v))
+}
+
+// confirmTOTP checks the first code against the unfinished enrollment and
+// turns it on; for a first second factor it returns the new recovery codes.
+func (s *Server) confirmTOTP(c echo.Context, a *Auth, code string) ([]string, error) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	cred, secret, err := s.pendingSecret(c, a)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, errorf(http.StatusBadRequest, "invalid_code", "This setup has expired. Start again.")
+	} else if err != nil {
+		return nil, err
+	}
+	code, ok := mfa.WellFormedCode(code)
+	step := int64(0)
+	if ok {
+		step = mfa.Match(secret, code, s.now())
+	}
+	if step == 0 {
+		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code didn't work. Check the time on your phone and try the newest code.")
+	}
+	first, err := s.store.HasSecondFactor(ctx, t.ID, a.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	var codes, hashes []string
+	if !first {
+		codes = mfa.NewRecoveryCodes()
+		for _, rc := range codes {
+			hashes = append(hashes, s.keys.HashToken(recoveryPurpose(a.User), rc))
+		}
+	}
+	msg, err := mail.Compose(mail.KindTOTPEnabled, a.User.Email, s.mailData(c, t, a.User))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.ConfirmTOTPEnrollment(ctx, t.ID, a.User.ID, cred.ID, step, hashes, meta(c), msg); errors.Is(err, db.ErrNotFound) {
+		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code was already used. Wait for the next one.")
+	} else if err != nil {
+		return nil, err
+	}
+	// Confirming proves the factor: the session is aal2 from now on.
+	if err := s.upgradeSession(c, a, "totp", false); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// handleTOTPSetupConfirm turns the authenticator app on with its first code.
+func (s *Server) handleTOTPSetupConfirm(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	codes, err := s.confirmTOTP(c, authFrom(c), c.FormValue("code"))
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusBadRequest {
+		return s.renderTOTPSetup(c, http.StatusUnprocessableEntity, e.Message)
+	} else if err != nil {
+		return err
+	}
+	if codes == nil {
+		return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=totp_enabled")
+	}
+	return s.renderRecoveryCodes(c, codes, "Two-step verification is on")
+}
+
+func (s *Server) renderRecoveryCodes(c echo.Context, codes []string, title string) error {
+	t := tenants.FromContext(c.Request().Context())
+	text := fmt.Sprintf("Recovery codes for %s (%s)\nEach code works once.\n\n%s\n", t.Name, authFrom(c).User.Email, strings.Join(codes, "\n"))
+	p := s.page(c, "Save your recovery codes")
+	p.Notice = title
+	return s.render(c, http.StatusOK, views.RecoveryCodesPage(p, views.RecoveryCodesView{Codes: codes, Text: text, Continue: t.Base + "/account/mfa"}))
+}
+
+// removeTOTP removes the authenticator app after checking a current code
+// from it (consumed, so it cannot be replayed).
+func (s *Server) removeTOTP(c echo.Context, a *Auth, code string) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	if _, err := s.store.TOTPCredential(ctx, t.ID, a.User.ID); errors.Is(err, db.ErrNotFound) {
+		return errNotFound
+	} else if err != nil {
+		return err
+	}
+	use, err := s.checkFactor(c, t, a.User, "", factorInput{Code: code})
+	if err != nil {
+		return err
+	}
+	if err := s.store.UseTOTPStep(ctx, t.ID, a.User.ID, use.TOTPID, use.Step); errors.Is(err, db.ErrNotFound) {
+		return s.factorFailed(c, t, a.User, "", "totp")
+	} else if err != nil {
+		return err
+	}
+	msg, err := mail.Compose(mail.KindTOTPRemoved, a.User.Email, s.mailData(c, t, a.User))
+	if err != nil {
+		return err
+	}
+	epoch, err := s.store.RemoveTOTP(ctx, t.ID, a.User.ID, a.Session.ID, meta(c), msg)
+	if err != nil {
+		return err
+	}
+	if a.Bearer {
+		s.sessions.Put(ctx, keyEpoch, epoch)
+		return nil
+	}
+	return s.rotateToken(c, a, epoch)
+}
+
+// handleTOTPRemove removes the authenticator app (step-up and a current
+// code required).
+func (s *Server) handleTOTPRemove(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	if step, err := s.needsStepUp(c, a); err != nil {
+		return err
+	} else if step {
+		return s.stepUpRedirect(c, "/account/mfa")
+	}
+	err := s.removeTOTP(c, a, c.FormValue("remove_code"))
+	var e *Error
+	if errors.As(err, &e) && e.Status < 500 && e != errNotFound {
+		if e.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
+		}
+		status := e.Status
+		if status == http.StatusUnauthorized {
+			status = http.StatusUnprocessableEntity
+		}
+		return s.renderMFA(c, status, s.page(c, "Two-step verification"), e.Message)
+	} else if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=totp_removed")
+}
+
+// regenerateRecoveryCodes replaces every code; the old ones die.
+func (s *Server) regenerateRecoveryCodes(c echo.Context, a *Auth) ([]string, error) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	codes := mfa.NewRecoveryCodes()
+	hashes := make([]string, len(codes))
+	for i, rc := range codes {
+		hashes[i] = s.keys.HashToken(recoveryPurpose(a.User), rc)
+	}
+	msg, err := mail.Compose(mail.KindRecoveryRegen, a.User.Email, s.mailData(c, t, a.User))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.RegenerateRecoveryCodes(ctx, t.ID, a.User.ID, hashes, meta(c), msg); errors.Is(err, db.ErrNotFound) {
+		return nil, errorf(http.StatusConflict, "mfa_not_enabled", "Recovery codes exist only while two-step verification is on.")
+	} else if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// handleRecoveryCodesRegenerate makes new recovery codes (step-up).
+func (s *Server) handleRecoveryCodesRegenerate(c echo.Context) error {
+	a := authFrom(c)
+	if step, err := s.needsStepUp(c, a); err != nil {
+		return err
+	} else if step {
+		return s.stepUpRedirect(c, "/account/mfa")
+	}
+	codes, err := s.regenerateRecoveryCodes(c, a)
+	if err != nil {
+		return err
+	}
+	return s.renderRecoveryCodes(c, codes, "New recovery codes made; the old ones no longer work")
+}
+
+// stepUp re-verifies the signed-in member with a second factor.
+func (s *Server) stepUp(c echo.Context, a *Auth, in factorInput) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	use, err := s.checkFactor(c, t, a.User, "", in)
+	if err != nil {
+		return err
+	}
+	var msg db.OutboxMessage
+	if use.Method == "recovery_code" {
+		if msg, err = s.recoveryUsedMail(c, t, a.User); err != nil {
+			return err
+		}
+	}
+	if _, err := s.store.StepUp(ctx, t.ID, a.User.ID, use, meta(c), msg); errors.Is(err, db.ErrNotFound) {
+		return s.factorFailed(c, t, a.User, "", use.Method)
+	} else if err != nil {
+		return err
+	}
+	return s.upgradeSession(c, a, use.Method, true)
+}
+
+// handleStepUpShow asks for a second factor before a security change.
+func (s *Server) handleStepUpShow(c echo.Context) error {
+	v := views.StepUpView{Next: c.QueryParam("next"), Recovery: c.QueryParam("method") == "recovery"}
+	return s.render(c, http.StatusOK, views.StepUpPage(s.page(c, "Confirm it's you"), v))
+}
+
+// handleStepUpCheck checks it and goes back to where the member was.
+func (s *Server) handleStepUpCheck(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
+	v := views.StepUpView{Next: c.FormValue("next"), Recovery: in.RecoveryCode != "" || c.FormValue("code") == "" && c.Request().PostForm.Has("recovery_code")}
+	err := s.stepUp(c, authFrom(c), in)
+	var e *Error
+	if errors.As(err, &e) && e.Status < 500 {
+		if e.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
+		}
+		v.Error = e.Message
+		status := e.Status
+		if status == http.StatusUnauthorized {
+			status = http.StatusUnprocessableEntity
+		}
+		return s.render(c, status, views.StepUpPage(s.page(c, "Confirm it's you"), v))
+	} else if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, s.safeNext(t, v.Next))
+}

@@ -1,0 +1,36 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gatehouse/gatehouse/app/keys"
+	"github.com/gatehouse/gatehouse/db"
+)
+
+// ReencryptSecrets re-encrypts every TOTP secret not yet under the
+// keyring's current key and returns how many it changed. Keys are never
+// dropped: recovery codes and links hashed under an old key still verify.
+func ReencryptSecrets(ctx context.Context, store *db.Store, kr *keys.Keyring) (int, error) {
+	creds, err := store.AllTOTPSecrets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range creds {
+		if c.KeyID == kr.CurrentID() {
+			continue
+		}
+		aad := totpAAD(c.ID, c.UserID)
+		pt, err := kr.Decrypt(c.KeyID, c.Secret, aad)
+		if err != nil {
+			return n, fmt.Errorf("re-encrypt totp secret %d (key %s): %w", c.ID, c.KeyID, err)
+		}
+		id, ct := kr.Encrypt(pt, aad)
+		if err := store.ReplaceTOTPSecret(ctx, c.ID, c.Secret, id, ct); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

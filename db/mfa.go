@@ -1,0 +1,646 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Second-factor audit events.
+const (
+	EventTOTPEnrollStarted       = "mfa.totp.enrollment_started"
+	EventTOTPEnrolled            = "mfa.totp.enrolled"
+	EventTOTPRemoved             = "mfa.totp.removed"
+	EventChallengePassed         = "mfa.challenge.passed"
+	EventChallengeFailed         = "mfa.challenge.failed"
+	EventChallengeEnded          = "mfa.challenge.ended"
+	EventMFALocked               = "mfa.locked"
+	EventMFADisabled             = "mfa.disabled"
+	EventRecoveryCodeUsed        = "mfa.recovery_code.used"
+	EventRecoveryCodesCreated    = "mfa.recovery_codes.created"
+	EventRecoveryCodesRegenerate = "mfa.recovery_codes.regenerated"
+	EventStepUp                  = "mfa.step_up"
+)
+
+// Second-factor failure limits (NIST SP 800-63B §5.2.2, RFC 4226 §7.3).
+const (
+	ChallengeMaxFailures = 5
+	GuardWindow          = 15 * time.Minute
+	GuardWindowFailures  = 10
+	GuardLockFor         = 15 * time.Minute
+	GuardDisableAfter    = 100
+)
+
+// ErrChallengeGone is returned when a challenge was already spent, ended or
+// has expired.
+var ErrChallengeGone = errors.New("challenge ended or expired")
+
+// TOTPCredential is a member's authenticator app. Secret is ciphertext.
+type TOTPCredential struct {
+	ID          int64
+	WorkspaceID int64
+	UserID      int64
+	Name        string
+	KeyID       string
+	Secret      []byte
+	LastStep    int64 // 0 when no code was accepted yet
+	CreatedAt   time.Time
+	ConfirmedAt time.Time // zero while the enrollment is unconfirmed
+	ExpiresAt   time.Time // for unconfirmed enrollments
+	LastUsedAt  time.Time
+}
+
+// Confirmed reports whether the enrollment was confirmed with a code.
+func (c TOTPCredential) Confirmed() bool { return !c.ConfirmedAt.IsZero() }
+
+const totpColumns = `id, workspace_id, user_id, name, key_id, secret, last_step, created_at, confirmed_at, expires_at, last_used_at`
+
+func scanTOTP(row interface{ Scan(...any) error }) (TOTPCredential, error) {
+	var c TOTPCredential
+	var last, confirmed, expires, used sql.NullInt64
+	var created int64
+	if err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.Name, &c.KeyID, &c.Secret, &last, &created, &confirmed, &expires, &used); err != nil {
+		return TOTPCredential{}, err
+	}
+	c.LastStep, c.CreatedAt, c.ConfirmedAt, c.ExpiresAt, c.LastUsedAt = last.Int64, unix(created), nullTime(confirmed), nullTime(expires), nullTime(used)
+	return c, nil
+}
+
+// Sealer encrypts a secret for the credential with the given id; the id is
+// only known once the row exists, and it is part of the associated data.
+type Sealer func(credentialID int64) (keyID string, ciphertext []byte)
+
+// StartTOTPEnrollment replaces the member's unconfirmed enrollment, if any,
+// with a new one that expires at expires. It returns ErrConflict when the
+// member already has a confirmed authenticator app.
+func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int64, seal Sealer, expires time.Time, meta Meta) (TOTPCredential, error) {
+	var c TOTPCredential
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`,
+			workspaceID, userID).Scan(&n); err != nil {
+			return fmt.Errorf("start totp enrollment: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("start totp enrollment: %w", ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL`,
+			workspaceID, userID); err != nil {
+			return fmt.Errorf("start totp enrollment: %w", err)
+		}
+		var id int64
+		if err := tx.QueryRowContext(ctx, `
+			INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, expires_at)
+			VALUES (?, ?, '', x'', ?, ?) RETURNING id`, workspaceID, userID, s.now(), expires.Unix()).Scan(&id); err != nil {
+			return fmt.Errorf("start totp enrollment: %w", err)
+		}
+		keyID, ct := seal(id)
+		row := tx.QueryRowContext(ctx, `UPDATE totp_credentials SET key_id = ?, secret = ? WHERE id = ? RETURNING `+totpColumns, keyID, ct, id)
+		var err error
+		if c, err = scanTOTP(row); err != nil {
+			return fmt.Errorf("start totp enrollment: %w", err)
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventTOTPEnrollStarted, IP: meta.IP, UserAgent: meta.UserAgent})
+	})
+	return c, err
+}
+
+// PendingTOTPEnrollment returns the member's unconfirmed, unexpired
+// enrollment, or ErrNotFound.
+func (s *Store) PendingTOTPEnrollment(ctx context.Context, workspaceID, userID int64) (TOTPCredential, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?`, workspaceID, userID, s.now())
+	c, err := scanTOTP(row)
+	if err != nil {
+		return TOTPCredential{}, notFound("pending totp enrollment", err)
+	}
+	return c, nil
+}
+
+// TOTPCredential returns the member's confirmed authenticator app, or
+// ErrNotFound.
+func (s *Store) TOTPCredential(ctx context.Context, workspaceID, userID int64) (TOTPCredential, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`, workspaceID, userID)
+	c, err := scanTOTP(row)
+	if err != nil {
+		return TOTPCredential{}, notFound("totp credential", err)
+	}
+	return c, nil
+}
+
+// ConfirmTOTPEnrollment turns an enrollment on with the time step of the
+// code that confirmed it (consumed like any other: the same code cannot
+// then sign in). When recoveryHashes is not nil (the member's first second
+// factor), they replace any recovery codes. msg, a notice to the member, is
+// queued in the same transaction. It returns ErrNotFound if the enrollment
+// is gone, expired, already confirmed or the step was used.
+func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		res, err := tx.ExecContext(ctx, `
+			UPDATE totp_credentials SET confirmed_at = ?, expires_at = NULL, last_step = ?, last_used_at = ?
+			WHERE id = ? AND workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?
+			  AND (last_step IS NULL OR last_step < ?)`, now, step, now, credID, workspaceID, userID, now, step)
+		if err != nil {
+			return fmt.Errorf("confirm totp: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("confirm totp: %w", ErrNotFound)
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventTOTPEnrolled, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"credential_id": credID}}); err != nil {
+			return err
+		}
+		if recoveryHashes != nil {
+			if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, recoveryHashes); err != nil {
+				return err
+			}
+			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+				Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
+				return err
+			}
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+}
+
+// UseTOTPStep consumes a time step of a confirmed credential: one
+// conditional update, so of two requests (or app nodes) racing with one
+// code exactly one succeeds. It returns ErrNotFound when the step is at or
+// below the last accepted one.
+func (s *Store) UseTOTPStep(ctx context.Context, workspaceID, userID, credID, step int64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.useTOTPStep(ctx, tx, workspaceID, userID, credID, step) })
+}
+
+func (s *Store) useTOTPStep(ctx context.Context, tx *sql.Tx, workspaceID, userID, credID, step int64) error {
+	res, err := tx.ExecContext(ctx, `
+		UPDATE totp_credentials SET last_step = ?, last_used_at = ?
+		WHERE id = ? AND workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL
+		  AND (last_step IS NULL OR last_step < ?)`, step, s.now(), credID, workspaceID, userID, step)
+	if err != nil {
+		return fmt.Errorf("use totp step: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("use totp step: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// RemoveTOTP deletes the member's authenticator app. When it was the last
+// second factor the recovery codes go too (they exist only while MFA is
+// on). The session epoch is bumped and every session but keepSessionID
+// ended; the change is audited and msg queued. It returns the new epoch.
+func (s *Store) RemoveTOTP(ctx context.Context, workspaceID, userID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, error) {
+	var epoch int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM totp_credentials WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
+		if err != nil {
+			return fmt.Errorf("remove totp: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("remove totp: %w", ErrNotFound)
+		}
+		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
+				return fmt.Errorf("remove totp: %w", err)
+			}
+		}
+		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
+			workspaceID, userID).Scan(&epoch); err != nil {
+			return fmt.Errorf("remove totp: %w", err)
+		}
+		if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventTOTPRemoved, IP: meta.IP, UserAgent: meta.UserAgent}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+	return epoch, err
+}
+
+// hasSecondFactor reports whether the member holds a confirmed second
+// factor (recovery codes alone do not count).
+func (s *Store) hasSecondFactor(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, workspaceID, userID int64) bool {
+	var n int
+	q.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`,
+		workspaceID, userID).Scan(&n)
+	return n > 0
+}
+
+// HasSecondFactor reports whether the member must pass a second factor.
+func (s *Store) HasSecondFactor(ctx context.Context, workspaceID, userID int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`,
+		workspaceID, userID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("has second factor: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RecoveryCode is one stored (hashed) recovery code.
+type RecoveryCode struct {
+	ID   int64
+	Hash string
+}
+
+func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, hashes []string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
+		return fmt.Errorf("replace recovery codes: %w", err)
+	}
+	for _, h := range hashes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO recovery_codes (workspace_id, user_id, code_hash, created_at) VALUES (?, ?, ?, ?)`,
+			workspaceID, userID, h, s.now()); err != nil {
+			return fmt.Errorf("replace recovery codes: %w", err)
+		}
+	}
+	return nil
+}
+
+// RegenerateRecoveryCodes replaces every recovery code of a member who has
+// a second factor (else ErrNotFound), audits it and queues msg.
+func (s *Store) RegenerateRecoveryCodes(ctx context.Context, workspaceID, userID int64, hashes []string, meta Meta, msg OutboxMessage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
+			return fmt.Errorf("regenerate recovery codes: %w", ErrNotFound)
+		}
+		if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, hashes); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventRecoveryCodesRegenerate, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(hashes)}}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+}
+
+// UnusedRecoveryCodes returns the member's unused codes (hashes).
+func (s *Store) UnusedRecoveryCodes(ctx context.Context, workspaceID, userID int64) ([]RecoveryCode, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, code_hash FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL ORDER BY id`,
+		workspaceID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("unused recovery codes: %w", err)
+	}
+	defer rows.Close()
+	var out []RecoveryCode
+	for rows.Next() {
+		var rc RecoveryCode
+		if err := rows.Scan(&rc.ID, &rc.Hash); err != nil {
+			return nil, fmt.Errorf("unused recovery codes: %w", err)
+		}
+		out = append(out, rc)
+	}
+	return out, rows.Err()
+}
+
+// useRecoveryCode spends one code: one conditional update, so of two
+// concurrent uses exactly one succeeds. It returns how many remain.
+func (s *Store) useRecoveryCode(ctx context.Context, tx *sql.Tx, workspaceID, userID, codeID int64) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE recovery_codes SET used_at = ? WHERE id = ? AND workspace_id = ? AND user_id = ? AND used_at IS NULL`,
+		s.now(), codeID, workspaceID, userID)
+	if err != nil {
+		return 0, fmt.Errorf("use recovery code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return 0, fmt.Errorf("use recovery code: %w", ErrNotFound)
+	}
+	var left int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL`,
+		workspaceID, userID).Scan(&left); err != nil {
+		return 0, fmt.Errorf("use recovery code: %w", err)
+	}
+	return left, nil
+}
+
+// RecoveryCodesRemaining counts a member's unused codes.
+func (s *Store) RecoveryCodesRemaining(ctx context.Context, workspaceID, userID int64) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL`,
+		workspaceID, userID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("recovery codes remaining: %w", err)
+	}
+	return n, nil
+}
+
+// Challenge is a second-factor challenge after a correct password.
+type Challenge struct {
+	ID          string
+	WorkspaceID int64
+	UserID      int64
+	PasswordAt  time.Time
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	Failures    int
+	EndedAt     time.Time
+	EndedReason string
+}
+
+const challengeColumns = `id, workspace_id, user_id, password_at, created_at, expires_at, failures, ended_at, COALESCE(ended_reason, '')`
+
+func scanChallenge(row interface{ Scan(...any) error }) (Challenge, error) {
+	var ch Challenge
+	var pw, created, expires int64
+	var ended sql.NullInt64
+	if err := row.Scan(&ch.ID, &ch.WorkspaceID, &ch.UserID, &pw, &created, &expires, &ch.Failures, &ended, &ch.EndedReason); err != nil {
+		return Challenge{}, err
+	}
+	ch.PasswordAt, ch.CreatedAt, ch.ExpiresAt, ch.EndedAt = unix(pw), unix(created), unix(expires), nullTime(ended)
+	return ch, nil
+}
+
+// CreateChallenge stores a new challenge.
+func (s *Store) CreateChallenge(ctx context.Context, ch Challenge) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO mfa_challenges (id, workspace_id, user_id, password_at, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		ch.ID, ch.WorkspaceID, ch.UserID, ch.PasswordAt.Unix(), ch.CreatedAt.Unix(), ch.ExpiresAt.Unix())
+	if err != nil {
+		return fmt.Errorf("create challenge: %w", err)
+	}
+	return nil
+}
+
+// OpenChallenge returns the workspace's challenge if it is neither ended nor
+// expired, else ErrNotFound.
+func (s *Store) OpenChallenge(ctx context.Context, workspaceID int64, id string) (Challenge, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+challengeColumns+` FROM mfa_challenges
+		WHERE workspace_id = ? AND id = ? AND ended_at IS NULL AND expires_at > ?`, workspaceID, id, s.now())
+	ch, err := scanChallenge(row)
+	if err != nil {
+		return Challenge{}, notFound("open challenge", err)
+	}
+	return ch, nil
+}
+
+// EndChallenge ends a challenge (the member went back, or signed out).
+func (s *Store) EndChallenge(ctx context.Context, workspaceID int64, id, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = ? WHERE workspace_id = ? AND id = ? AND ended_at IS NULL`,
+		s.now(), reason, workspaceID, id)
+	if err != nil {
+		return fmt.Errorf("end challenge: %w", err)
+	}
+	return nil
+}
+
+// Guard is a member's second-factor failure state.
+type Guard struct {
+	WindowStart    time.Time
+	WindowFailures int
+	Consecutive    int
+	LockedUntil    time.Time
+	DisabledAt     time.Time
+}
+
+// MFAGuard returns the member's failure state (zero when none).
+func (s *Store) MFAGuard(ctx context.Context, workspaceID, userID int64) (Guard, error) {
+	var g Guard
+	var start, locked int64
+	var disabled sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT window_start, window_failures, consecutive, locked_until, disabled_at FROM mfa_guards WHERE workspace_id = ? AND user_id = ?`,
+		workspaceID, userID).Scan(&start, &g.WindowFailures, &g.Consecutive, &locked, &disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Guard{}, nil
+	} else if err != nil {
+		return Guard{}, fmt.Errorf("mfa guard: %w", err)
+	}
+	g.WindowStart, g.LockedUntil, g.DisabledAt = unix(start), unix(locked), nullTime(disabled)
+	if locked == 0 {
+		g.LockedUntil = time.Time{}
+	}
+	return g, nil
+}
+
+// FailureOutcome is what one wrong second factor led to.
+type FailureOutcome struct {
+	ChallengeFailures int
+	ChallengeEnded    bool // the 5th failure of the challenge ended it
+	LockedUntil       time.Time
+	NewlyLocked       bool
+	NewlyDisabled     bool
+}
+
+// RecordMFAFailure counts a wrong second factor for the member and, when
+// challengeID is set, for the challenge; both atomically, in the database,
+// so that no challenge, session, IP or app node escapes the count. It ends
+// the challenge at its 5th failure, locks second-factor sign-in for 15
+// minutes at the 10th failure in 15 minutes, and disables it at the 100th
+// consecutive one, queuing lockMsg or disableMsg to the member then.
+func (s *Store) RecordMFAFailure(ctx context.Context, workspaceID, userID int64, challengeID, method string, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
+	var out FailureOutcome
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		cutoff := now - int64(GuardWindow/time.Second)
+		var windowFailures, consecutive int
+		var locked int64
+		var disabled sql.NullInt64
+		err := tx.QueryRowContext(ctx, `
+			INSERT INTO mfa_guards (workspace_id, user_id, window_start, window_failures, consecutive) VALUES (?, ?, ?, 1, 1)
+			ON CONFLICT (workspace_id, user_id) DO UPDATE SET
+				window_failures = CASE WHEN mfa_guards.window_start <= ? THEN 1 ELSE mfa_guards.window_failures + 1 END,
+				window_start    = CASE WHEN mfa_guards.window_start <= ? THEN ? ELSE mfa_guards.window_start END,
+				consecutive     = mfa_guards.consecutive + 1
+			RETURNING window_failures, consecutive, locked_until, disabled_at`,
+			workspaceID, userID, now, cutoff, cutoff, now).Scan(&windowFailures, &consecutive, &locked, &disabled)
+		if err != nil {
+			return fmt.Errorf("record mfa failure: %w", err)
+		}
+		details := map[string]any{"method": method, "consecutive": consecutive}
+		if challengeID != "" {
+			var failures int
+			err := tx.QueryRowContext(ctx, `UPDATE mfa_challenges SET failures = failures + 1 WHERE workspace_id = ? AND id = ? RETURNING failures`,
+				workspaceID, challengeID).Scan(&failures)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("record mfa failure: %w", err)
+			}
+			out.ChallengeFailures = failures
+			if failures >= ChallengeMaxFailures {
+				out.ChallengeEnded = true
+				if _, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = 'too_many_failures' WHERE id = ? AND ended_at IS NULL`,
+					now, challengeID); err != nil {
+					return fmt.Errorf("record mfa failure: %w", err)
+				}
+			}
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: userID, Event: EventChallengeFailed,
+			IP: meta.IP, UserAgent: meta.UserAgent, Details: details}); err != nil {
+			return err
+		}
+		if windowFailures >= GuardWindowFailures && locked <= now {
+			locked = now + int64(GuardLockFor/time.Second)
+			out.NewlyLocked = true
+			if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET locked_until = ?, window_start = ?, window_failures = 0 WHERE workspace_id = ? AND user_id = ?`,
+				locked, now, workspaceID, userID); err != nil {
+				return fmt.Errorf("record mfa failure: %w", err)
+			}
+			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: userID, Event: EventMFALocked,
+				IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"until": locked}}); err != nil {
+				return err
+			}
+			if err := s.enqueue(ctx, tx, workspaceID, lockMsg); err != nil {
+				return err
+			}
+		}
+		if locked > now {
+			out.LockedUntil = unix(locked)
+		}
+		if consecutive >= GuardDisableAfter && !disabled.Valid {
+			out.NewlyDisabled = true
+			if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET disabled_at = ? WHERE workspace_id = ? AND user_id = ?`, now, workspaceID, userID); err != nil {
+				return fmt.Errorf("record mfa failure: %w", err)
+			}
+			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: userID, Event: EventMFADisabled,
+				IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"consecutive": consecutive}}); err != nil {
+				return err
+			}
+			if err := s.enqueue(ctx, tx, workspaceID, disableMsg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FactorUse is how a challenge or step-up was passed: exactly one of a TOTP
+// step or a recovery code.
+type FactorUse struct {
+	Method       string // "totp" or "recovery_code"
+	TOTPID       int64
+	Step         int64
+	RecoveryCode int64
+}
+
+func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) (remaining int, err error) {
+	switch f.Method {
+	case "totp":
+		return -1, s.useTOTPStep(ctx, tx, workspaceID, userID, f.TOTPID, f.Step)
+	case "recovery_code":
+		return s.useRecoveryCode(ctx, tx, workspaceID, userID, f.RecoveryCode)
+	}
+	return 0, fmt.Errorf("use factor: unknown method %q", f.Method)
+}
+
+// PassChallenge completes a challenge in one transaction: the challenge is
+// spent (a reused mfa_token or challenge fails), the factor is consumed
+// (TOTP step or recovery code, each a conditional update), the member's
+// consecutive failures reset, the new session registered and everything
+// audited; msg (the recovery-code notice) is queued. Any refusal rolls it
+// all back with ErrNotFound. It returns the recovery codes left after a
+// recovery code was used (-1 otherwise).
+func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us UserSession, msg OutboxMessage) (int, error) {
+	remaining := -1
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		res, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = 'passed'
+			WHERE workspace_id = ? AND id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?`, now, ch.WorkspaceID, ch.ID, ch.UserID, now)
+		if err != nil {
+			return fmt.Errorf("pass challenge: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("pass challenge: %w", ErrChallengeGone)
+		}
+		if remaining, err = s.useFactor(ctx, tx, ch.WorkspaceID, ch.UserID, f); err != nil {
+			return err
+		}
+		if err := s.passed(ctx, tx, ch.WorkspaceID, ch.UserID, f, remaining, Meta{IP: us.IP, UserAgent: us.UserAgent}, msg, EventChallengePassed); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO user_sessions (id, workspace_id, user_id, token_hash, aal, auth_time, last_seen_at, expires_at, ip, user_agent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			us.ID, us.WorkspaceID, us.UserID, us.TokenHash, us.AAL, us.AuthTime.Unix(), us.LastSeenAt.Unix(), us.ExpiresAt.Unix(),
+			truncate(us.IP, 64), truncate(us.UserAgent, 512)); err != nil {
+			return fmt.Errorf("pass challenge: %w", err)
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: us.WorkspaceID, ActorUserID: us.UserID, SubjectUserID: us.UserID,
+			Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{"password", f.Method}, "aal": us.AAL}})
+	})
+	return remaining, err
+}
+
+// StepUp consumes a factor to re-verify a signed-in member, resetting the
+// consecutive failures, auditing and queuing msg. It returns the recovery
+// codes left (-1 for TOTP).
+func (s *Store) StepUp(ctx context.Context, workspaceID, userID int64, f FactorUse, meta Meta, msg OutboxMessage) (int, error) {
+	remaining := -1
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if remaining, err = s.useFactor(ctx, tx, workspaceID, userID, f); err != nil {
+			return err
+		}
+		return s.passed(ctx, tx, workspaceID, userID, f, remaining, meta, msg, EventStepUp)
+	})
+	return remaining, err
+}
+
+func (s *Store) passed(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse, remaining int, meta Meta, msg OutboxMessage, event string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET consecutive = 0 WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
+		return fmt.Errorf("reset mfa failures: %w", err)
+	}
+	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+		Event: event, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"method": f.Method}}); err != nil {
+		return err
+	}
+	if f.Method == "recovery_code" {
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventRecoveryCodeUsed, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"remaining": remaining}}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	}
+	return nil
+}
+
+// DeleteExpiredMFA removes ended or expired challenges and unconfirmed
+// enrollments older than a day.
+func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
+	horizon := s.now() - 24*3600
+	r1, err := s.db.ExecContext(ctx, `DELETE FROM mfa_challenges WHERE expires_at < ?`, horizon)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired mfa: %w", err)
+	}
+	r2, err := s.db.ExecContext(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ?`, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("delete expired mfa: %w", err)
+	}
+	a, _ := r1.RowsAffected()
+	b, _ := r2.RowsAffected()
+	return a + b, nil
+}
+
+// AllTOTPSecrets lists every TOTP credential's ciphertext, for key rotation.
+func (s *Store) AllTOTPSecrets(ctx context.Context) ([]TOTPCredential, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("all totp secrets: %w", err)
+	}
+	defer rows.Close()
+	var out []TOTPCredential
+	for rows.Next() {
+		c, err := scanTOTP(rows)
+		if err != nil {
+			return nil, fmt.Errorf("all totp secrets: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ReplaceTOTPSecret stores a re-encrypted secret, if the ciphertext is still
+// the one that was read (a concurrent change wins).
+func (s *Store) ReplaceTOTPSecret(ctx context.Context, id int64, oldSecret []byte, keyID string, secret []byte) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE totp_credentials SET key_id = ?, secret = ? WHERE id = ? AND secret = ?`, keyID, secret, id, oldSecret)
+	if err != nil {
+		return fmt.Errorf("replace totp secret: %w", err)
+	}
+	return nil
+}
