@@ -363,7 +363,7 @@ func (s *Server) handleStepUpShow(c echo.Context) error {
 func (s *Server) handleStepUpCheck(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
-	v := views.StepUpView{Next: c.FormValue("next"), Recovery: in.RecoveryCode != "" || c.FormValue("code") == "" && c.Request().PostForm.Has("recovery_code")}
+	v := views.StepUpView{Next: c.FormValue("next"), Recovery: c.Request().PostForm.Has("recovery_code")}
 	err := s.stepUp(c, authFrom(c), in)
 	var e *Error
 	if errors.As(err, &e) && e.Status < 500 {
