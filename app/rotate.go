@@ -34,3 +34,7 @@ func ReencryptSecrets(ctx context.Context, store *db.Store, kr *keys.Keyring) (i
 	}
 	return n, nil
 }
+
+// TOTPAAD is the associated data a TOTP secret is encrypted with: it binds
+// the ciphertext to its credential and member.
+func TOTPAAD(credID, userID int64) []byte { return totpAAD(credID, userID) }
