@@ -70,7 +70,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		e = &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "Something went wrong. Please try again.", Err: err}
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Status == http.StatusServiceUnavailable:
+		// Deliberate load shedding (the hashing queue is full): not an error.
+		s.logger(c).Warn("request shed", slog.Int("status", e.Status), slog.String("code", e.Code))
+	case e.Status >= 500:
 		s.logger(c).Error("request failed", slog.Int("status", e.Status), slog.Any("err", err))
 	}
 	if e.RetryAfter > 0 {
