@@ -29,6 +29,16 @@ var (
 	errStepUpRequired  = errorf(http.StatusForbidden, "step_up_required", "Confirm it's you with your second factor first.")
 )
 
+// factorMessage is the message a page shows for a refused second factor:
+// errInvalidCode speaks of the authenticator app, which is wrong for a
+// recovery code.
+func factorMessage(e *Error, in factorInput) string {
+	if e == errInvalidCode && in.RecoveryCode != "" {
+		return "That recovery code didn't work. Check it and try again; each code works only once."
+	}
+	return e.Message
+}
+
 func errMFALocked(until, now time.Time) *Error {
 	e := errRateLimited(until, now)
 	e.Message = fmt.Sprintf("Too many wrong codes. Second-factor sign-in is paused for %d minute(s).", int((until.Sub(now)+time.Minute-time.Second)/time.Minute))
@@ -270,7 +280,7 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 		if e.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
 		}
-		v.Error = e.Message
+		v.Error = factorMessage(e, in)
 		status := e.Status
 		if status == http.StatusUnauthorized {
 			status = http.StatusUnprocessableEntity

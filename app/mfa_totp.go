@@ -370,7 +370,7 @@ func (s *Server) handleStepUpCheck(c echo.Context) error {
 		if e.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
 		}
-		v.Error = e.Message
+		v.Error = factorMessage(e, in)
 		status := e.Status
 		if status == http.StatusUnauthorized {
 			status = http.StatusUnprocessableEntity
