@@ -150,6 +150,19 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 	return use, nil
 }
 
+// lockedError is the answer when the factor was refused because the
+// member's second factor is locked or disabled.
+func (s *Server) lockedError(c echo.Context, t *tenants.Tenant, u db.User) error {
+	g, err := s.store.MFAGuard(c.Request().Context(), t.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	if !g.DisabledAt.IsZero() {
+		return errMFADisabled
+	}
+	return errMFALocked(g.LockedUntil, s.now())
+}
+
 // factorFailed counts a wrong second factor and returns the answer to give.
 func (s *Server) factorFailed(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string) error {
 	ctx := c.Request().Context()
@@ -210,6 +223,8 @@ func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch 
 		return nil, 0, s.factorFailed(c, t, u, ch.ID, use.Method)
 	} else if errors.Is(err, db.ErrChallengeGone) {
 		return nil, 0, errInvalidMFAToken
+	} else if errors.Is(err, db.ErrMFALocked) {
+		return nil, 0, s.lockedError(c, t, u)
 	} else if err != nil {
 		return nil, 0, err
 	}

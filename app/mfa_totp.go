@@ -250,6 +250,8 @@ func (s *Server) removeTOTP(c echo.Context, a *Auth, code string) error {
 	}
 	if err := s.store.UseTOTPStep(ctx, t.ID, a.User.ID, use.TOTPID, use.Step); errors.Is(err, db.ErrNotFound) {
 		return s.factorFailed(c, t, a.User, "", "totp")
+	} else if errors.Is(err, db.ErrMFALocked) {
+		return s.lockedError(c, t, a.User)
 	} else if err != nil {
 		return err
 	}
@@ -347,6 +349,8 @@ func (s *Server) stepUp(c echo.Context, a *Auth, in factorInput) error {
 	}
 	if _, err := s.store.StepUp(ctx, t.ID, a.User.ID, use, meta(c), msg); errors.Is(err, db.ErrNotFound) {
 		return s.factorFailed(c, t, a.User, "", use.Method)
+	} else if errors.Is(err, db.ErrMFALocked) {
+		return s.lockedError(c, t, a.User)
 	} else if err != nil {
 		return err
 	}

@@ -37,6 +37,11 @@ const (
 // has expired.
 var ErrChallengeGone = errors.New("challenge ended or expired")
 
+// ErrMFALocked is returned when a factor would be spent while the member's
+// second factor is locked or disabled (the lock was committed after the
+// factor was checked).
+var ErrMFALocked = errors.New("second factor locked")
+
 // TOTPCredential is a member's authenticator app. Secret is ciphertext.
 type TOTPCredential struct {
 	ID          int64
@@ -171,9 +176,12 @@ func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, 
 // UseTOTPStep consumes a time step of a confirmed credential: one
 // conditional update, so of two requests (or app nodes) racing with one
 // code exactly one succeeds. It returns ErrNotFound when the step is at or
-// below the last accepted one.
+// below the last accepted one, ErrMFALocked while the member is locked.
 func (s *Store) UseTOTPStep(ctx context.Context, workspaceID, userID, credID, step int64) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.useTOTPStep(ctx, tx, workspaceID, userID, credID, step) })
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.useFactor(ctx, tx, workspaceID, userID, FactorUse{Method: "totp", TOTPID: credID, Step: step})
+		return err
+	})
 }
 
 func (s *Store) useTOTPStep(ctx context.Context, tx *sql.Tx, workspaceID, userID, credID, step int64) error {
@@ -520,6 +528,17 @@ type FactorUse struct {
 }
 
 func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) (remaining int, err error) {
+	// The lock is read again inside the transaction that spends the
+	// factor: a request that checked the factor before the tenth wrong
+	// code was committed (here or on another node) must not get through.
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mfa_guards WHERE workspace_id = ? AND user_id = ? AND (locked_until > ? OR disabled_at IS NOT NULL)`,
+		workspaceID, userID, s.now()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("use factor: %w", err)
+	}
+	if n > 0 {
+		return 0, fmt.Errorf("use factor: %w", ErrMFALocked)
+	}
 	switch f.Method {
 	case "totp":
 		return -1, s.useTOTPStep(ctx, tx, workspaceID, userID, f.TOTPID, f.Step)

@@ -1,0 +1,100 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/db/dbtest"
+)
+
+// A factor checked before the member was locked (a request racing the
+// tenth wrong code, on this node or another) must not be consumed once the
+// lock is committed: the lock is re-checked in the transaction that
+// spends the factor, for sign-in and for step-up, and likewise after the
+// 100-failure disable.
+func TestPassChallengeRefusedWhileLocked(t *testing.T) {
+	ctx := context.Background()
+	store, clock := dbtest.New(t)
+	ws, err := store.CreateWorkspace(ctx, "acme", "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := store.CreateUser(ctx, ws.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(int64) (string, []byte) { return "k", []byte("ciphertext") }
+	cred, err := store.StartTOTPEnrollment(ctx, ws.ID, u.ID, seal, clock.Now().Add(time.Hour), db.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ConfirmTOTPEnrollment(ctx, ws.ID, u.ID, cred.ID, 100, []string{"k:h1", "k:h2"}, db.Meta{}, db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	codes, _ := store.UnusedRecoveryCodes(ctx, ws.ID, u.ID)
+	newChallenge := func(id string) db.Challenge {
+		now := clock.Now()
+		ch := db.Challenge{ID: id, WorkspaceID: ws.ID, UserID: u.ID, PasswordAt: now, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+		if err := store.CreateChallenge(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	session := func(id string) db.UserSession {
+		now := clock.Now()
+		return db.UserSession{ID: id, WorkspaceID: ws.ID, UserID: u.ID, AAL: "aal2", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	fail := func(n int) {
+		for range n {
+			if _, err := store.RecordMFAFailure(ctx, ws.ID, u.ID, "", "totp", db.Meta{}, db.OutboxMessage{}, db.OutboxMessage{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// The factor was checked (the lock read as open), then ten failures
+	// committed from elsewhere.
+	ch := newChallenge("c1")
+	fail(db.GuardWindowFailures)
+	if _, err := store.PassChallenge(ctx, ch, db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 101}, session("s1"), db.OutboxMessage{}); !errors.Is(err, db.ErrMFALocked) {
+		t.Fatalf("PassChallenge while locked: %v, want ErrMFALocked", err)
+	}
+	if _, err := store.StepUp(ctx, ws.ID, u.ID, db.FactorUse{Method: "recovery_code", RecoveryCode: codes[0].ID}, db.Meta{}, db.OutboxMessage{}); !errors.Is(err, db.ErrMFALocked) {
+		t.Fatalf("StepUp while locked: %v, want ErrMFALocked", err)
+	}
+	if err := store.UseTOTPStep(ctx, ws.ID, u.ID, cred.ID, 101); !errors.Is(err, db.ErrMFALocked) {
+		t.Fatalf("UseTOTPStep (factor removal) while locked: %v, want ErrMFALocked", err)
+	}
+	if n, _ := store.RecoveryCodesRemaining(ctx, ws.ID, u.ID); n != 2 {
+		t.Fatalf("a recovery code was spent while locked (%d left)", n)
+	}
+	var step int64
+	store.DB().QueryRow(`SELECT last_step FROM totp_credentials WHERE id = ?`, cred.ID).Scan(&step)
+	if step != 100 {
+		t.Fatalf("a step was consumed while locked: last_step %d", step)
+	}
+	// After the lock, the same factor passes (the refusal rolled back).
+	clock.Advance(db.GuardLockFor)
+	if _, err := store.PassChallenge(ctx, newChallenge("c2"), db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 101}, session("s2"), db.OutboxMessage{}); err != nil {
+		t.Fatalf("PassChallenge after the lock: %v", err)
+	}
+
+	// Disabled after 100 consecutive failures: refused however long after.
+	for range 10 {
+		fail(db.GuardWindowFailures)
+		clock.Advance(db.GuardLockFor)
+	}
+	if g, _ := store.MFAGuard(ctx, ws.ID, u.ID); g.DisabledAt.IsZero() {
+		t.Fatalf("not disabled: %+v", g)
+	}
+	clock.Advance(24 * time.Hour)
+	if _, err := store.PassChallenge(ctx, newChallenge("c3"), db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 200}, session("s3"), db.OutboxMessage{}); !errors.Is(err, db.ErrMFALocked) {
+		t.Fatalf("PassChallenge while disabled: %v, want ErrMFALocked", err)
+	}
+	if _, err := store.StepUp(ctx, ws.ID, u.ID, db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 201}, db.Meta{}, db.OutboxMessage{}); !errors.Is(err, db.ErrMFALocked) {
+		t.Fatalf("StepUp while disabled: %v, want ErrMFALocked", err)
+	}
+}
