@@ -55,11 +55,6 @@ func (s *Server) handlePasswordChange(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	a := authFrom(c)
-	if step, err := s.needsStepUp(c, a); err != nil {
-		return err
-	} else if step {
-		return s.stepUpRedirect(c, "/account")
-	}
 	current, next, confirm := c.FormValue("current_password"), c.FormValue("new_password"), c.FormValue("confirm_password")
 	errs := views.FieldErrors{}
 	if current == "" {

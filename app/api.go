@@ -51,32 +51,21 @@ func (s *Server) handleAPILogin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	mfaOn, err := s.store.HasSecondFactor(c.Request().Context(), t.ID, u.ID)
+	challenged, err := s.afterPassword(c, t, u)
 	if err != nil {
 		return err
 	}
-	if mfaOn {
-		if _, err := s.startChallenge(c, t, u); err != nil {
-			return err
-		}
-		// The mfa_token is the token of a session that holds only the
-		// challenge: never a session anywhere else.
-		token, err := s.commitToken(c.Request().Context())
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": []string{"totp", "recovery_code"}})
-	}
-	a, err := s.signIn(c, t, u, AAL1, "password")
-	if err != nil {
-		return err
-	}
+	// With a challenge, the token is that of a session that holds only the
+	// challenge: the mfa_token, never a session anywhere else.
 	token, err := s.commitToken(c.Request().Context())
 	if err != nil {
 		return err
 	}
+	if challenged {
+		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": []string{"totp", "recovery_code"}})
+	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"mfa_required": false, "session_token": token, "aal": a.AAL, "enrollment_deadline": nil,
+		"mfa_required": false, "session_token": token, "aal": AAL1, "enrollment_deadline": nil,
 	})
 }
 

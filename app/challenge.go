@@ -283,8 +283,7 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 	if err == nil {
 		_, remaining, err = s.passChallenge(c, t, u, ch, use)
 	}
-	var e *Error
-	if errors.As(err, &e) {
+	if e, status, ok := formError(c, err); ok {
 		if e == errInvalidMFAToken {
 			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")
 		}
@@ -292,14 +291,7 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 			// The fifth wrong code ended the challenge: back to the password.
 			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_failed")
 		}
-		if e.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
-		}
 		v.Error = factorMessage(e, in)
-		status := e.Status
-		if status == http.StatusUnauthorized {
-			status = http.StatusUnprocessableEntity
-		}
 		return s.render(c, status, views.ChallengePage(s.page(c, "Two-step verification"), v))
 	} else if err != nil {
 		return err

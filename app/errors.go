@@ -77,9 +77,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case e.Status >= 500:
 		s.logger(c).Error("request failed", slog.Int("status", e.Status), slog.Any("err", err))
 	}
-	if e.RetryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
-	}
+	setRetryAfter(c, e)
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(e.Status)
 		return
@@ -94,4 +92,27 @@ func (s *Server) handleError(err error, c echo.Context) {
 // isAPI reports whether the request is for a JSON API.
 func isAPI(c echo.Context) bool {
 	return strings.Contains(c.Path(), "/api/v1") || strings.Contains(c.Request().URL.Path, "/api/v1/")
+}
+
+func setRetryAfter(c echo.Context, e *Error) {
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+}
+
+// formError reports whether err is a refusal to show on the form that was
+// posted rather than a server fault (503, a full hashing queue, counts as a
+// refusal). It sets Retry-After and returns the status to re-render the
+// page with: 422 for wrong or malformed input.
+func formError(c echo.Context, err error) (*Error, int, bool) {
+	var e *Error
+	if !errors.As(err, &e) || (e.Status >= 500 && e.Status != http.StatusServiceUnavailable) {
+		return nil, 0, false
+	}
+	setRetryAfter(c, e)
+	status := e.Status
+	if status == http.StatusBadRequest || status == http.StatusUnauthorized {
+		status = http.StatusUnprocessableEntity
+	}
+	return e, status, true
 }

@@ -159,34 +159,36 @@ func (s *Server) handleLoginCheck(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	email, next := c.FormValue("email"), c.FormValue("next")
 	u, err := s.checkPassword(c, t, email, c.FormValue("password"))
-	var e *Error
-	if errors.As(err, &e) && e.Status != http.StatusInternalServerError {
-		if e.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
-		}
-		status := e.Status
-		if status == http.StatusBadRequest || status == http.StatusUnauthorized {
-			status = http.StatusUnprocessableEntity
-		}
+	if e, status, ok := formError(c, err); ok {
 		f := views.LoginForm{Email: truncateRunes(email, maxEmailLength), Next: next, Error: e.Message}
 		return s.render(c, status, views.LoginPage(s.page(c, "Sign in"), f))
 	} else if err != nil {
 		return err
 	}
-	mfaOn, err := s.store.HasSecondFactor(c.Request().Context(), t.ID, u.ID)
+	challenged, err := s.afterPassword(c, t, u)
 	if err != nil {
 		return err
 	}
-	if mfaOn {
-		if _, err := s.startChallenge(c, t, u); err != nil {
-			return err
-		}
+	if challenged {
 		return c.Redirect(http.StatusSeeOther, t.Base+"/login/mfa?next="+urlQueryEscape(next))
 	}
-	if _, err := s.signIn(c, t, u, AAL1, "password"); err != nil {
-		return err
-	}
 	return c.Redirect(http.StatusSeeOther, s.safeNext(t, next))
+}
+
+// afterPassword continues a sign-in whose password was right: a member with
+// a second factor gets a challenge (challenged is true), anyone else an
+// aal1 session.
+func (s *Server) afterPassword(c echo.Context, t *tenants.Tenant, u db.User) (challenged bool, err error) {
+	mfaOn, err := s.store.HasSecondFactor(c.Request().Context(), t.ID, u.ID)
+	if err != nil {
+		return false, err
+	}
+	if mfaOn {
+		_, err := s.startChallenge(c, t, u)
+		return true, err
+	}
+	_, err = s.signIn(c, t, u, AAL1, "password")
+	return false, err
 }
 
 // handleLogout ends the session.

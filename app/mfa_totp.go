@@ -36,10 +36,21 @@ func (s *Server) needsStepUp(c echo.Context, a *Auth) (bool, error) {
 	return s.store.HasSecondFactor(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
 }
 
-// stepUpRedirect sends the member to re-verify, then back to next.
-func (s *Server) stepUpRedirect(c echo.Context, next string) error {
-	t := tenants.FromContext(c.Request().Context())
-	return c.Redirect(http.StatusSeeOther, t.Base+"/account/verify?next="+urlQueryEscape(t.Base+next))
+// withStepUp guards a page action that changes the member's security: a
+// member whose last second factor is older than the step-up window goes to
+// re-verify first, and then back to the page at back.
+func (s *Server) withStepUp(back string, h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		step, err := s.needsStepUp(c, authFrom(c))
+		if err != nil {
+			return err
+		}
+		if step {
+			t := tenants.FromContext(c.Request().Context())
+			return c.Redirect(http.StatusSeeOther, t.Base+"/account/verify?next="+urlQueryEscape(t.Base+back))
+		}
+		return h(c)
+	}
 }
 
 // upgradeSession records a second factor just passed in the current
@@ -123,11 +134,6 @@ func (s *Server) pendingSecret(c echo.Context, a *Auth) (db.TOTPCredential, stri
 func (s *Server) handleTOTPSetupStart(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	a := authFrom(c)
-	if step, err := s.needsStepUp(c, a); err != nil {
-		return err
-	} else if step {
-		return s.stepUpRedirect(c, "/account/mfa")
-	}
 	if _, err := s.startTOTPEnrollment(c, a); errors.Is(err, errAlreadyEnrolled) {
 		return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa")
 	} else if err != nil {
@@ -275,21 +281,8 @@ func (s *Server) removeTOTP(c echo.Context, a *Auth, code string) error {
 func (s *Server) handleTOTPRemove(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	a := authFrom(c)
-	if step, err := s.needsStepUp(c, a); err != nil {
-		return err
-	} else if step {
-		return s.stepUpRedirect(c, "/account/mfa")
-	}
 	err := s.removeTOTP(c, a, c.FormValue("remove_code"))
-	var e *Error
-	if errors.As(err, &e) && e.Status < 500 && e != errNotFound {
-		if e.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
-		}
-		status := e.Status
-		if status == http.StatusUnauthorized {
-			status = http.StatusUnprocessableEntity
-		}
+	if e, status, ok := formError(c, err); ok && e != errNotFound {
 		return s.renderMFA(c, status, s.page(c, "Two-step verification"), e.Message)
 	} else if err != nil {
 		return err
@@ -321,11 +314,6 @@ func (s *Server) regenerateRecoveryCodes(c echo.Context, a *Auth) ([]string, err
 // handleRecoveryCodesRegenerate makes new recovery codes (step-up).
 func (s *Server) handleRecoveryCodesRegenerate(c echo.Context) error {
 	a := authFrom(c)
-	if step, err := s.needsStepUp(c, a); err != nil {
-		return err
-	} else if step {
-		return s.stepUpRedirect(c, "/account/mfa")
-	}
 	codes, err := s.regenerateRecoveryCodes(c, a)
 	if err != nil {
 		return err
@@ -369,16 +357,8 @@ func (s *Server) handleStepUpCheck(c echo.Context) error {
 	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
 	v := views.StepUpView{Next: c.FormValue("next"), Recovery: c.Request().PostForm.Has("recovery_code")}
 	err := s.stepUp(c, authFrom(c), in)
-	var e *Error
-	if errors.As(err, &e) && e.Status < 500 {
-		if e.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", fmt.Sprint(int(e.RetryAfter.Seconds())))
-		}
+	if e, status, ok := formError(c, err); ok {
 		v.Error = factorMessage(e, in)
-		status := e.Status
-		if status == http.StatusUnauthorized {
-			status = http.StatusUnprocessableEntity
-		}
 		return s.render(c, status, views.StepUpPage(s.page(c, "Confirm it's you"), v))
 	} else if err != nil {
 		return err

@@ -37,22 +37,22 @@ func (s *Server) routes() {
 	pub(http.MethodGet, "/t/:slug/invite/:token", s.handleInviteShow)
 	pub(http.MethodPost, "/t/:slug/invite/:token", s.handleInviteAccept)
 
-	// Member pages.
+	// Member pages. Security changes are wrapped in withStepUp.
 	e.GET("/t/:slug", s.handleWorkspaceHome)
 	e.GET("/t/:slug/", s.handleWorkspaceHome)
 	e.POST("/t/:slug/logout", s.handleLogout)
 	e.GET("/t/:slug/account", s.handleAccount)
-	e.POST("/t/:slug/account/password", s.handlePasswordChange)
+	e.POST("/t/:slug/account/password", s.withStepUp("/account", s.handlePasswordChange))
 	e.POST("/t/:slug/account/sessions/:id/end", s.handleSessionEnd)
 	e.POST("/t/:slug/account/sessions/end-others", s.handleSessionsEndOthers)
 	e.GET("/t/:slug/account/verify", s.handleStepUpShow)
 	e.POST("/t/:slug/account/verify", s.handleStepUpCheck)
 	e.GET("/t/:slug/account/mfa", s.handleMFA)
-	e.POST("/t/:slug/account/mfa/totp/setup", s.handleTOTPSetupStart)
+	e.POST("/t/:slug/account/mfa/totp/setup", s.withStepUp("/account/mfa", s.handleTOTPSetupStart))
 	e.GET("/t/:slug/account/mfa/totp", s.handleTOTPSetupShow)
 	e.POST("/t/:slug/account/mfa/totp", s.handleTOTPSetupConfirm)
-	e.POST("/t/:slug/account/mfa/totp/remove", s.handleTOTPRemove)
-	e.POST("/t/:slug/account/mfa/recovery-codes", s.handleRecoveryCodesRegenerate)
+	e.POST("/t/:slug/account/mfa/totp/remove", s.withStepUp("/account/mfa", s.handleTOTPRemove))
+	e.POST("/t/:slug/account/mfa/recovery-codes", s.withStepUp("/account/mfa", s.handleRecoveryCodesRegenerate))
 
 	// Admin console (owners and admins; see authorize).
 	e.GET("/t/:slug/admin", s.handleAdminMembers)
