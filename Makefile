@@ -9,7 +9,7 @@ DATA    ?= ./data
 all: build
 
 generate:
-	$(GO) tool templ generate -include-version=false
+	$(GO) tool templ generate
 
 build: generate
 	$(GO) build -o $(BIN) ./cmd/gatehouse
@@ -29,7 +29,7 @@ bench: build
 
 ## check-generated: fail if generated templ code is stale.
 check-generated:
-	$(GO) tool templ generate -include-version=false
+	$(GO) tool templ generate
 	git diff --exit-code -- '*_templ.go'
 
 lint:
