@@ -57,7 +57,7 @@ func (s *Server) handleAPILogin(c echo.Context) error {
 	}
 	// With a challenge, the token is that of a session that holds only the
 	// challenge: the mfa_token, never a session anywhere else.
-	token, err := s.commitToken(c.Request().Context())
+	token, err := s.commitToken(c)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	token, err := s.commitToken(ctx)
+	token, err := s.commitToken(c)
 	if err != nil {
 		return err
 	}

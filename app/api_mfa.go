@@ -152,7 +152,7 @@ func (s *Server) handleAPIStepUp(c echo.Context) error {
 	if err := s.stepUp(c, a, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode}); err != nil {
 		return err
 	}
-	token, err := s.commitToken(c.Request().Context())
+	token, err := s.commitToken(c)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -142,6 +141,9 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			// under the same bearer token.
 			c.Response().Before(func() {
 				ctx := c.Request().Context()
+				if committed, _ := c.Get("session_committed").(bool); committed {
+					return // the handler saved it last thing (commitToken)
+				}
 				if s.sessions.Status(ctx) == scs.Modified && s.sessions.Token(ctx) != "" {
 					if _, _, err := s.sessions.Commit(ctx); err != nil {
 						s.logger(c).Error("commit session", slog.Any("err", err))
@@ -359,9 +361,13 @@ func (s *Server) signOut(c echo.Context, a *Auth) error {
 }
 
 // commitToken saves the session now and returns its token (for the API,
-// which hands the token over in the body).
-func (s *Server) commitToken(ctx context.Context) (string, error) {
-	token, _, err := s.sessions.Commit(ctx)
+// which hands the token over in the body). Handlers call it last: the
+// session is not saved again before the response.
+func (s *Server) commitToken(c echo.Context) (string, error) {
+	token, _, err := s.sessions.Commit(c.Request().Context())
+	if err == nil {
+		c.Set("session_committed", true)
+	}
 	return token, err
 }
 

@@ -157,18 +157,18 @@ const frame = `<!DOCTYPE html><html><body style="font-family:system-ui,sans-seri
 // Compose renders a message of the given kind to one recipient. data holds
 // the template fields; a missing template is a programming error.
 func Compose(kind, to string, data map[string]any) (db.OutboxMessage, error) {
-	l, ok := letters[kind]
+	t, ok := parsed[kind]
 	if !ok {
 		panic("mail: unknown kind " + kind)
 	}
 	var subj, text, html bytes.Buffer
-	if err := texttemplate.Must(texttemplate.New("s").Option("missingkey=error").Parse(l.Subject)).Execute(&subj, data); err != nil {
+	if err := t.subject.Execute(&subj, data); err != nil {
 		return db.OutboxMessage{}, err
 	}
-	if err := texttemplate.Must(texttemplate.New("t").Option("missingkey=error").Parse(l.Text)).Execute(&text, data); err != nil {
+	if err := t.text.Execute(&text, data); err != nil {
 		return db.OutboxMessage{}, err
 	}
-	if err := htmltemplate.Must(htmltemplate.New("h").Option("missingkey=error").Parse(l.HTML)).Execute(&html, data); err != nil {
+	if err := t.html.Execute(&html, data); err != nil {
 		return db.OutboxMessage{}, err
 	}
 	return db.OutboxMessage{
@@ -179,6 +179,25 @@ func Compose(kind, to string, data map[string]any) (db.OutboxMessage, error) {
 		HTML:    strings.Replace(frame, "%s", html.String(), 1),
 	}, nil
 }
+
+type templates struct {
+	subject, text *texttemplate.Template
+	html          *htmltemplate.Template
+}
+
+// parsed holds every letter's templates, parsed once at start-up (a bad
+// template is a programming error and panics there).
+var parsed = func() map[string]templates {
+	out := map[string]templates{}
+	for kind, l := range letters {
+		out[kind] = templates{
+			subject: texttemplate.Must(texttemplate.New(kind + ".subject").Option("missingkey=error").Parse(l.Subject)),
+			text:    texttemplate.Must(texttemplate.New(kind + ".text").Option("missingkey=error").Parse(l.Text)),
+			html:    htmltemplate.Must(htmltemplate.New(kind + ".html").Option("missingkey=error").Parse(l.HTML)),
+		}
+	}
+	return out
+}()
 
 // When formats a time for emails.
 func When(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006 at 15:04 UTC") }
