@@ -62,7 +62,11 @@ func (s *Server) handleAPILogin(c echo.Context) error {
 		return err
 	}
 	if challenged {
-		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": []string{"totp", "recovery_code"}})
+		methods, err := s.methods(c, u)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": methods})
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"mfa_required": false, "session_token": token, "aal": AAL1, "enrollment_deadline": nil,
@@ -103,6 +107,30 @@ func (s *Server) handleAPILogout(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// loadMFAToken loads the pending session an mfa_token names (it arrives in
+// the body, not the Authorization header) into the request, and returns its
+// open challenge; errInvalidMFAToken for anything else.
+func (s *Server) loadMFAToken(c echo.Context, t *tenants.Tenant, token string) (db.Challenge, db.User, context.CancelFunc, error) {
+	if !wellFormedToken(token) {
+		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken
+	}
+	ctx, err := s.sessions.Load(context.Background(), token)
+	if err != nil {
+		return db.Challenge{}, db.User{}, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	c.SetRequest(c.Request().WithContext(tenants.NewContext(ctx, t)))
+	ch, u, err := s.pendingChallenge(ctx, t)
+	if errors.Is(err, db.ErrChallengeGone) {
+		cancel()
+		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken
+	} else if err != nil {
+		cancel()
+		return db.Challenge{}, db.User{}, nil, err
+	}
+	return ch, u, cancel, nil
+}
+
 type apiMFARequest struct {
 	MFAToken     string `json:"mfa_token"`
 	Code         string `json:"code"`
@@ -117,24 +145,11 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if !wellFormedToken(req.MFAToken) {
-		return errInvalidMFAToken
-	}
-	// The mfa_token arrives in the body, not the Authorization header:
-	// load its session into a context of its own.
-	ctx, err := s.sessions.Load(context.Background(), req.MFAToken)
+	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c.SetRequest(c.Request().WithContext(tenants.NewContext(ctx, t)))
-	ch, u, err := s.pendingChallenge(ctx, t)
-	if errors.Is(err, db.ErrChallengeGone) {
-		return errInvalidMFAToken
-	} else if err != nil {
-		return err
-	}
 	use, err := s.checkFactor(c, t, u, ch.ID, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode})
 	if err != nil {
 		return err

@@ -111,6 +111,8 @@ type apiFactor struct {
 	Name       string  `json:"name"`
 	CreatedAt  string  `json:"created_at"`
 	LastUsedAt *string `json:"last_used_at"`
+	// Synced tells a synced passkey (true) from a device-bound key; keys only.
+	Synced *bool `json:"synced,omitempty"`
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -131,6 +133,18 @@ func (s *Server) handleAPIMFA(c echo.Context) error {
 		factors = append(factors, f)
 	} else if !errors.Is(err, db.ErrNotFound) {
 		return err
+	}
+	keys, err := s.store.WebAuthnCredentials(ctx, t.ID, a.User.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		f := apiFactor{Type: "webauthn", ID: k.ID, Name: k.Name, CreatedAt: rfc3339(k.CreatedAt), Synced: new(k.Synced())}
+		if !k.LastUsedAt.IsZero() {
+			used := rfc3339(k.LastUsedAt)
+			f.LastUsedAt = &used
+		}
+		factors = append(factors, f)
 	}
 	left, err := s.store.RecoveryCodesRemaining(ctx, t.ID, a.User.ID)
 	if err != nil {

@@ -239,7 +239,7 @@ func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch 
 	if err := s.store.RotateUserSessionToken(ctx, t.ID, us.ID, "", scsHash(s.sessions.Token(ctx))); err != nil {
 		return nil, 0, err
 	}
-	amr := []AMR{{Method: "password", CompletedAt: ch.PasswordAt}, {Method: use.Method, CompletedAt: us.AuthTime}}
+	amr := []AMR{{Method: ch.FirstMethod, CompletedAt: ch.PasswordAt}, {Method: use.Method, CompletedAt: us.AuthTime}}
 	return s.bindSession(c, u, us, amr), remaining, nil
 }
 

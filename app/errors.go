@@ -82,7 +82,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.NoContent(e.Status)
 		return
 	}
-	if isAPI(c) {
+	if wantsJSON(c) {
 		c.JSON(e.Status, map[string]string{"error": e.Code, "message": e.Message})
 		return
 	}
@@ -115,4 +115,13 @@ func formError(c echo.Context, err error) (*Error, int, bool) {
 		status = http.StatusUnprocessableEntity
 	}
 	return e, status, true
+}
+
+// wantsJSON reports whether errors are answered as JSON: on the API, and on
+// the pages' JSON endpoints (the WebAuthn ceremonies' fetch calls).
+func wantsJSON(c echo.Context) bool {
+	if j, _ := c.Get("json_errors").(bool); j {
+		return true
+	}
+	return isAPI(c)
 }

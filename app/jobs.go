@@ -59,6 +59,11 @@ func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 	if r.MFACleaned, err = j.Store.DeleteExpiredMFA(ctx); err != nil {
 		return r, err
 	}
+	if n, err := j.Store.DeleteExpiredCeremonies(ctx); err != nil {
+		return r, err
+	} else {
+		r.MFACleaned += n
+	}
 	return r, nil
 }
 
@@ -81,6 +86,9 @@ func (j *Jobs) Run(ctx context.Context) {
 		}
 		if _, err := j.Store.DeleteExpiredMFA(ctx); err != nil && ctx.Err() == nil {
 			j.Log.Error("cleanup challenges", slog.Any("err", err))
+		}
+		if _, err := j.Store.DeleteExpiredCeremonies(ctx); err != nil && ctx.Err() == nil {
+			j.Log.Error("cleanup ceremonies", slog.Any("err", err))
 		}
 		select {
 		case <-ctx.Done():

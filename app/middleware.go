@@ -110,7 +110,7 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 			p := c.Path()
 			return isAPI(c) || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/assets/")
 		},
-		TokenLookup:    "form:_csrf",
+		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     name,
 		CookiePath:     "/",
 		CookieSecure:   s.cfg.SecureCookies(),

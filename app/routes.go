@@ -34,6 +34,10 @@ func (s *Server) routes() {
 	pub(http.MethodGet, "/t/:slug/login/mfa", s.handleChallengeShow)
 	pub(http.MethodPost, "/t/:slug/login/mfa", s.handleChallengeCheck)
 	pub(http.MethodPost, "/t/:slug/login/mfa/cancel", s.handleChallengeCancel)
+	pub(http.MethodPost, "/t/:slug/login/mfa/webauthn/begin", jsonErrors(s.handleChallengeWebAuthnBegin))
+	pub(http.MethodPost, "/t/:slug/login/mfa/webauthn/finish", jsonErrors(s.handleChallengeWebAuthnFinish))
+	pub(http.MethodPost, "/t/:slug/login/passkey/begin", jsonErrors(s.handlePasskeyBegin))
+	pub(http.MethodPost, "/t/:slug/login/passkey/finish", jsonErrors(s.handlePasskeyFinish))
 	pub(http.MethodGet, "/t/:slug/invite/:token", s.handleInviteShow)
 	pub(http.MethodPost, "/t/:slug/invite/:token", s.handleInviteAccept)
 
@@ -52,6 +56,10 @@ func (s *Server) routes() {
 	e.GET("/t/:slug/account/mfa/totp", s.handleTOTPSetupShow)
 	e.POST("/t/:slug/account/mfa/totp", s.handleTOTPSetupConfirm)
 	e.POST("/t/:slug/account/mfa/totp/remove", s.withStepUp("/account/mfa", s.handleTOTPRemove))
+	e.POST("/t/:slug/account/mfa/webauthn/register/begin", jsonErrors(s.handleWebAuthnRegisterBegin))
+	e.POST("/t/:slug/account/mfa/webauthn/register/finish", jsonErrors(s.handleWebAuthnRegisterFinish))
+	e.POST("/t/:slug/account/mfa/webauthn/:id/remove", s.withStepUp("/account/mfa", s.handleWebAuthnRemove))
+	e.POST("/t/:slug/account/mfa/webauthn/:id/rename", s.withStepUp("/account/mfa", s.handleWebAuthnRename))
 	e.POST("/t/:slug/account/mfa/recovery-codes", s.withStepUp("/account/mfa", s.handleRecoveryCodesRegenerate))
 
 	// Admin console (owners and admins; see authorize).
@@ -61,6 +69,8 @@ func (s *Server) routes() {
 	// JSON API v1.
 	pub(http.MethodPost, "/t/:slug/api/v1/login", s.handleAPILogin)
 	pub(http.MethodPost, "/t/:slug/api/v1/login/mfa", s.handleAPILoginMFA)
+	pub(http.MethodPost, "/t/:slug/api/v1/login/webauthn/begin", s.handleAPIWebAuthnLoginBegin)
+	pub(http.MethodPost, "/t/:slug/api/v1/login/webauthn/finish", s.handleAPIWebAuthnLoginFinish)
 	e.GET("/t/:slug/api/v1/session", s.handleAPISession)
 	e.POST("/t/:slug/api/v1/logout", s.handleAPILogout)
 	e.POST("/t/:slug/api/v1/step-up", s.handleAPIStepUp)
@@ -69,6 +79,9 @@ func (s *Server) routes() {
 	e.POST("/t/:slug/api/v1/mfa/totp/verify-setup", s.handleAPITOTPVerifySetup)
 	e.DELETE("/t/:slug/api/v1/mfa/totp", s.handleAPITOTPDelete)
 	e.POST("/t/:slug/api/v1/mfa/recovery-codes", s.handleAPIRecoveryCodes)
+	e.POST("/t/:slug/api/v1/mfa/webauthn/register/begin", s.handleWebAuthnRegisterBegin)
+	e.POST("/t/:slug/api/v1/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish)
+	e.DELETE("/t/:slug/api/v1/mfa/webauthn/:id", s.handleAPIWebAuthnDelete)
 
 	// Dev mailbox: registered only in dev mode.
 	if s.cfg.Dev {

@@ -12,21 +12,27 @@ import (
 // The public allow-list is exactly this; adding a public route means adding
 // it here too, on purpose.
 var wantPublic = map[string]bool{
-	"GET /healthz":                   true,
-	"GET /readyz":                    true,
-	"GET /assets/*":                  true,
-	"GET /":                          true,
-	"GET /t/:slug/login":             true,
-	"POST /t/:slug/login":            true,
-	"GET /t/:slug/invite/:token":     true,
-	"POST /t/:slug/invite/:token":    true,
-	"POST /t/:slug/api/v1/login":     true,
-	"POST /t/:slug/api/v1/login/mfa": true, // needs the mfa_token, checked in the handler
-	"GET /t/:slug/login/mfa":         true, // the challenge: needs the pending state, checked in the handler
-	"POST /t/:slug/login/mfa":        true,
-	"POST /t/:slug/login/mfa/cancel": true,
-	"GET /dev/mailbox":               true, // dev mode only
-	"GET /dev/mailbox/:id":           true, // dev mode only
+	"GET /healthz":                               true,
+	"GET /readyz":                                true,
+	"GET /assets/*":                              true,
+	"GET /":                                      true,
+	"GET /t/:slug/login":                         true,
+	"POST /t/:slug/login":                        true,
+	"GET /t/:slug/invite/:token":                 true,
+	"POST /t/:slug/invite/:token":                true,
+	"POST /t/:slug/api/v1/login":                 true,
+	"POST /t/:slug/api/v1/login/mfa":             true, // needs the mfa_token, checked in the handler
+	"GET /t/:slug/login/mfa":                     true, // the challenge: needs the pending state, checked in the handler
+	"POST /t/:slug/login/mfa":                    true,
+	"POST /t/:slug/login/mfa/cancel":             true,
+	"POST /t/:slug/login/mfa/webauthn/begin":     true, // needs the pending state, checked in the handler
+	"POST /t/:slug/login/mfa/webauthn/finish":    true,
+	"POST /t/:slug/login/passkey/begin":          true, // passwordless sign-in
+	"POST /t/:slug/login/passkey/finish":         true,
+	"POST /t/:slug/api/v1/login/webauthn/begin":  true,
+	"POST /t/:slug/api/v1/login/webauthn/finish": true,
+	"GET /dev/mailbox":                           true, // dev mode only
+	"GET /dev/mailbox/:id":                       true, // dev mode only
 }
 
 // TestRoutesDefaultDeny walks every route: each one is either on the public

@@ -29,6 +29,7 @@ type Server struct {
 	hasher   *auth.Hasher
 	sessions *scs.SessionManager
 	echo     *echo.Echo
+	rps      relyingParties
 	// public lists the routes ("METHOD /path") that need no session; every
 	// other route is denied to anonymous requests.
 	public map[string]bool

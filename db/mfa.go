@@ -238,17 +238,27 @@ func (s *Store) RemoveTOTP(ctx context.Context, workspaceID, userID int64, keepS
 func (s *Store) hasSecondFactor(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, workspaceID, userID int64) bool {
-	var n int
-	q.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`,
-		workspaceID, userID).Scan(&n)
+	n, _ := s.countSecondFactors(ctx, q, workspaceID, userID)
 	return n > 0
 }
 
-// HasSecondFactor reports whether the member must pass a second factor.
-func (s *Store) HasSecondFactor(ctx context.Context, workspaceID, userID int64) (bool, error) {
+// secondFactorsQuery counts a member's confirmed authenticator apps and keys.
+const secondFactorsQuery = `SELECT
+	(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL) +
+	(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?)`
+
+func (s *Store) countSecondFactors(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, workspaceID, userID int64) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`,
-		workspaceID, userID).Scan(&n)
+	err := q.QueryRowContext(ctx, secondFactorsQuery, workspaceID, userID, workspaceID, userID).Scan(&n)
+	return n, err
+}
+
+// HasSecondFactor reports whether the member must pass a second factor: a
+// confirmed authenticator app or a passkey / security key.
+func (s *Store) HasSecondFactor(ctx context.Context, workspaceID, userID int64) (bool, error) {
+	n, err := s.countSecondFactors(ctx, s.db, workspaceID, userID)
 	if err != nil {
 		return false, fmt.Errorf("has second factor: %w", err)
 	}
@@ -346,7 +356,8 @@ type Challenge struct {
 	ID          string
 	WorkspaceID int64
 	UserID      int64
-	PasswordAt  time.Time
+	PasswordAt  time.Time // when the first factor passed
+	FirstMethod string    // "password", or "passkey" when passkeys do not satisfy MFA alone
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 	Failures    int
@@ -354,13 +365,13 @@ type Challenge struct {
 	EndedReason string
 }
 
-const challengeColumns = `id, workspace_id, user_id, password_at, created_at, expires_at, failures, ended_at, COALESCE(ended_reason, '')`
+const challengeColumns = `id, workspace_id, user_id, password_at, first_method, created_at, expires_at, failures, ended_at, COALESCE(ended_reason, '')`
 
 func scanChallenge(row interface{ Scan(...any) error }) (Challenge, error) {
 	var ch Challenge
 	var pw, created, expires int64
 	var ended sql.NullInt64
-	if err := row.Scan(&ch.ID, &ch.WorkspaceID, &ch.UserID, &pw, &created, &expires, &ch.Failures, &ended, &ch.EndedReason); err != nil {
+	if err := row.Scan(&ch.ID, &ch.WorkspaceID, &ch.UserID, &pw, &ch.FirstMethod, &created, &expires, &ch.Failures, &ended, &ch.EndedReason); err != nil {
 		return Challenge{}, err
 	}
 	ch.PasswordAt, ch.CreatedAt, ch.ExpiresAt, ch.EndedAt = unix(pw), unix(created), unix(expires), nullTime(ended)
@@ -369,8 +380,11 @@ func scanChallenge(row interface{ Scan(...any) error }) (Challenge, error) {
 
 // CreateChallenge stores a new challenge.
 func (s *Store) CreateChallenge(ctx context.Context, ch Challenge) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO mfa_challenges (id, workspace_id, user_id, password_at, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		ch.ID, ch.WorkspaceID, ch.UserID, ch.PasswordAt.Unix(), ch.CreatedAt.Unix(), ch.ExpiresAt.Unix())
+	if ch.FirstMethod == "" {
+		ch.FirstMethod = "password"
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO mfa_challenges (id, workspace_id, user_id, password_at, first_method, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		ch.ID, ch.WorkspaceID, ch.UserID, ch.PasswordAt.Unix(), ch.FirstMethod, ch.CreatedAt.Unix(), ch.ExpiresAt.Unix())
 	if err != nil {
 		return fmt.Errorf("create challenge: %w", err)
 	}
@@ -521,10 +535,18 @@ func (s *Store) RecordMFAFailure(ctx context.Context, workspaceID, userID int64,
 // FactorUse is how a challenge or step-up was passed: exactly one of a TOTP
 // step or a recovery code.
 type FactorUse struct {
-	Method       string // "totp" or "recovery_code"
+	Method       string // "totp", "recovery_code", "webauthn" or "passkey"
 	TOTPID       int64
 	Step         int64
 	RecoveryCode int64
+	// A WebAuthn assertion: the key, the sign count it reported and the
+	// one stored when it was checked (the update is conditional on it, so
+	// two assertions racing on one key cannot both pass), and its backup
+	// state now.
+	WebAuthnID   int64
+	SignCount    uint32
+	OldSignCount uint32
+	BackupState  bool
 }
 
 func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) (remaining int, err error) {
@@ -544,6 +566,8 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 		return -1, s.useTOTPStep(ctx, tx, workspaceID, userID, f.TOTPID, f.Step)
 	case "recovery_code":
 		return s.useRecoveryCode(ctx, tx, workspaceID, userID, f.RecoveryCode)
+	case "webauthn", "passkey":
+		return -1, s.useWebAuthn(ctx, tx, workspaceID, userID, f)
 	}
 	return 0, fmt.Errorf("use factor: unknown method %q", f.Method)
 }
@@ -581,7 +605,7 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 			return fmt.Errorf("pass challenge: %w", err)
 		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: us.WorkspaceID, ActorUserID: us.UserID, SubjectUserID: us.UserID,
-			Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{"password", f.Method}, "aal": us.AAL}})
+			Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{ch.FirstMethod, f.Method}, "aal": us.AAL}})
 	})
 	return remaining, err
 }

@@ -258,3 +258,118 @@ func (s *Store) DeleteExpiredCeremonies(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// useWebAuthn records an assertion of one of the member's keys: its new
+// sign count, backup state and last use, on condition that the stored count
+// is still the one the assertion was checked against.
+func (s *Store) useWebAuthn(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) error {
+	res, err := tx.ExecContext(ctx, `
+		UPDATE webauthn_credentials SET sign_count = ?, backup_state = ?, last_used_at = ?
+		WHERE id = ? AND workspace_id = ? AND user_id = ? AND sign_count = ?`,
+		int64(f.SignCount), f.BackupState, s.now(), f.WebAuthnID, workspaceID, userID, int64(f.OldSignCount))
+	if err != nil {
+		return fmt.Errorf("use webauthn credential: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("use webauthn credential: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// SignInWithFactor starts a session with a factor that is a sign-in on its
+// own (a passkey with user verification): the factor is consumed, the
+// consecutive failures reset and the session registered and audited, in
+// one transaction. Any refusal rolls it back (ErrNotFound, ErrMFALocked).
+func (s *Store) SignInWithFactor(ctx context.Context, f FactorUse, us UserSession) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.useFactor(ctx, tx, us.WorkspaceID, us.UserID, f); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET consecutive = 0 WHERE workspace_id = ? AND user_id = ?`, us.WorkspaceID, us.UserID); err != nil {
+			return fmt.Errorf("sign in with factor: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO user_sessions (id, workspace_id, user_id, token_hash, aal, auth_time, last_seen_at, expires_at, ip, user_agent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			us.ID, us.WorkspaceID, us.UserID, us.TokenHash, us.AAL, us.AuthTime.Unix(), us.LastSeenAt.Unix(), us.ExpiresAt.Unix(),
+			truncate(us.IP, 64), truncate(us.UserAgent, 512)); err != nil {
+			return fmt.Errorf("sign in with factor: %w", err)
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: us.WorkspaceID, ActorUserID: us.UserID, SubjectUserID: us.UserID,
+			Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{f.Method}, "aal": us.AAL}})
+	})
+}
+
+// RemoveWebAuthnCredential deletes one of the member's keys. When it was
+// the last second factor the recovery codes go too. The session epoch is
+// bumped and every session but keepSessionID ended; the change is audited
+// and msg queued. It returns the new epoch and the removed key.
+func (s *Store) RemoveWebAuthnCredential(ctx context.Context, workspaceID, userID, id int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, WebAuthnCredential, error) {
+	var epoch int64
+	var removed WebAuthnCredential
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		row := tx.QueryRowContext(ctx, `DELETE FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id = ? RETURNING `+webauthnColumns,
+			workspaceID, userID, id)
+		var err error
+		if removed, err = scanWebAuthn(row); err != nil {
+			return notFound("remove webauthn credential", err)
+		}
+		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
+				return fmt.Errorf("remove webauthn credential: %w", err)
+			}
+		}
+		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
+			workspaceID, userID).Scan(&epoch); err != nil {
+			return fmt.Errorf("remove webauthn credential: %w", err)
+		}
+		if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventWebAuthnRemoved, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"credential": id, "name": removed.Name}}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+	return epoch, removed, err
+}
+
+// PasskeySettings are a workspace's passkey rules.
+type PasskeySettings struct {
+	// SatisfyMFA: a passkey with user verification is a whole sign-in
+	// (aal2); otherwise it stands for the password and a second factor
+	// follows.
+	SatisfyMFA bool
+	// DeviceBoundOnly refuses synced (backup eligible) passkeys.
+	DeviceBoundOnly bool
+}
+
+// PasskeySettings returns the workspace's passkey rules.
+func (s *Store) PasskeySettings(ctx context.Context, workspaceID int64) (PasskeySettings, error) {
+	var p PasskeySettings
+	err := s.db.QueryRowContext(ctx, `SELECT passkeys_satisfy_mfa, device_bound_keys_only FROM workspaces WHERE id = ?`, workspaceID).Scan(&p.SatisfyMFA, &p.DeviceBoundOnly)
+	if err != nil {
+		return PasskeySettings{}, notFound("passkey settings", err)
+	}
+	return p, nil
+}
+
+// SetPasskeySettings changes the workspace's passkey rules.
+func (s *Store) SetPasskeySettings(ctx context.Context, workspaceID int64, p PasskeySettings) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE workspaces SET passkeys_satisfy_mfa = ?, device_bound_keys_only = ? WHERE id = ?`,
+		p.SatisfyMFA, p.DeviceBoundOnly, workspaceID); err != nil {
+		return fmt.Errorf("set passkey settings: %w", err)
+	}
+	return nil
+}
+
+// ConsumeFactor spends a factor on its own (a passkey used as the first
+// factor, before a second-factor challenge); ErrNotFound when it was spent
+// meanwhile, ErrMFALocked while the member is locked.
+func (s *Store) ConsumeFactor(ctx context.Context, workspaceID, userID int64, f FactorUse) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.useFactor(ctx, tx, workspaceID, userID, f)
+		return err
+	})
+}

@@ -21,6 +21,8 @@ const (
 	KindRecoveryUsed    = "recovery_code_used"
 	KindMFALocked       = "mfa_locked"
 	KindMFADisabled     = "mfa_disabled"
+	KindWebAuthnAdded   = "webauthn_added"
+	KindWebAuthnRemoved = "webauthn_removed"
 )
 
 type letter struct {
@@ -149,6 +151,34 @@ If these attempts weren't yours, someone knows your password.
 		HTML: `<p>Hello,</p>
 <p>After 100 wrong second-factor codes in a row, second-factor sign-in to your <strong>{{.Workspace}}</strong> account ({{.Email}}) is blocked (last attempt {{.When}} from {{.IP}}). Your workspace administrator can reset it.</p>
 <p>If these attempts weren't yours, someone knows your password.</p>`,
+	},
+	KindWebAuthnAdded: {
+		Subject: "A passkey was added to your {{.Workspace}} account",
+		Text: `Hello,
+
+A passkey or security key named "{{.Name}}" was added to your {{.Workspace}}
+account ({{.Email}}) on {{.When}} from {{.IP}}.
+
+If this was you, there is nothing to do. If it wasn't, someone has access to
+your account: contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>A passkey or security key named <strong>{{.Name}}</strong> was added to your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}.</p>
+<p>If this was you, there is nothing to do. If it wasn't, someone has access to your account: contact your workspace administrator at once.</p>`,
+	},
+	KindWebAuthnRemoved: {
+		Subject: "A passkey was removed from your {{.Workspace}} account",
+		Text: `Hello,
+
+The passkey or security key named "{{.Name}}" was removed from your
+{{.Workspace}} account ({{.Email}}) on {{.When}} from {{.IP}}. Every other
+session was signed out.
+
+If this wasn't you, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>The passkey or security key named <strong>{{.Name}}</strong> was removed from your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}. Every other session was signed out.</p>
+<p>If this wasn't you, contact your workspace administrator at once.</p>`,
 	},
 }
 

@@ -9,6 +9,10 @@ CREATE UNIQUE INDEX users_webauthn_handle ON users (workspace_id, webauthn_handl
 ALTER TABLE workspaces ADD COLUMN passkeys_satisfy_mfa INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE workspaces ADD COLUMN device_bound_keys_only INTEGER NOT NULL DEFAULT 0;
 
+-- The first factor a challenge follows: a password, or a passkey when the
+-- workspace does not let passkeys satisfy MFA on their own.
+ALTER TABLE mfa_challenges ADD COLUMN first_method TEXT NOT NULL DEFAULT 'password';
+
 -- Passkeys and security keys. credential_id is unique per workspace: the
 -- RP ID is the workspace's host, so a credential never crosses workspaces.
 CREATE TABLE webauthn_credentials (
@@ -52,6 +56,7 @@ CREATE INDEX webauthn_ceremonies_expiry ON webauthn_ceremonies (expires_at);
 -- +goose Down
 DROP TABLE webauthn_ceremonies;
 DROP TABLE webauthn_credentials;
+ALTER TABLE mfa_challenges DROP COLUMN first_method;
 DROP INDEX users_webauthn_handle;
 ALTER TABLE users DROP COLUMN webauthn_handle;
 ALTER TABLE workspaces DROP COLUMN passkeys_satisfy_mfa;

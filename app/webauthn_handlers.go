@@ -1,0 +1,283 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+)
+
+type ceremonyRequest struct {
+	Name       string          `json:"name"`
+	MFAToken   string          `json:"mfa_token"`
+	Ceremony   string          `json:"ceremony"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+// jsonErrors marks a page endpoint that answers fetch calls: its errors are
+// JSON too.
+func jsonErrors(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Set("json_errors", true)
+		return h(c)
+	}
+}
+
+// methods lists the second factors a member can use, most convenient first.
+func (s *Server) methods(c echo.Context, u db.User) ([]string, error) {
+	ctx := c.Request().Context()
+	var out []string
+	keys, err := s.store.WebAuthnCredentials(ctx, u.WorkspaceID, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 0 {
+		out = append(out, "webauthn")
+	}
+	if _, err := s.store.TOTPCredential(ctx, u.WorkspaceID, u.ID); err == nil {
+		out = append(out, "totp")
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	if n, err := s.store.RecoveryCodesRemaining(ctx, u.WorkspaceID, u.ID); err != nil {
+		return nil, err
+	} else if n > 0 {
+		out = append(out, "recovery_code")
+	}
+	return out, nil
+}
+
+// registerBegin answers both the page and the API: POST .../register/begin.
+func (s *Server) handleWebAuthnRegisterBegin(c echo.Context) error {
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	a := authFrom(c)
+	if step, err := s.needsStepUp(c, a); err != nil {
+		return err
+	} else if step {
+		return errStepUpRequired
+	}
+	id, options, err := s.beginRegistration(c, a, req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+// handleWebAuthnRegisterFinish is POST .../register/finish.
+func (s *Server) handleWebAuthnRegisterFinish(c echo.Context) error {
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	cred, codes, err := s.finishRegistration(c, authFrom(c), req.Ceremony, req.Credential)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"id": cred.ID, "name": cred.Name, "synced": cred.Synced()}
+	if codes != nil {
+		body["recovery_codes"] = codes
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// handleAPIWebAuthnDelete is DELETE /mfa/webauthn/{id}.
+func (s *Server) handleAPIWebAuthnDelete(c echo.Context) error {
+	a := authFrom(c)
+	if err := s.apiStepUp(c, a); err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	if _, err := s.removeWebAuthn(c, a, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// handleWebAuthnRemove removes a key from the portal.
+func (s *Server) handleWebAuthnRemove(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	removed, err := s.removeWebAuthn(c, authFrom(c), id)
+	if err != nil {
+		return err
+	}
+	// The page tells the browser's password manager the key is gone
+	// (WebAuthn Signal API), with its credential id.
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=key_removed&removed="+b64url(removed.CredentialID))
+}
+
+// handleWebAuthnRename renames a key from the portal.
+func (s *Server) handleWebAuthnRename(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	name, ok := validKeyName(c.FormValue("name"))
+	if !ok {
+		return s.renderMFA(c, http.StatusUnprocessableEntity, s.page(c, "Two-step verification"), "Give the key a name of at most 64 characters.")
+	}
+	if err := s.store.RenameWebAuthnCredential(c.Request().Context(), t.ID, a.User.ID, id, name, meta(c)); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=key_renamed")
+}
+
+// handleChallengeWebAuthnBegin starts a key assertion on the challenge page.
+func (s *Server) handleChallengeWebAuthnBegin(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	ch, u, err := s.pendingChallenge(c.Request().Context(), t)
+	if errors.Is(err, db.ErrChallengeGone) {
+		return errInvalidMFAToken
+	} else if err != nil {
+		return err
+	}
+	id, options, err := s.beginSecondFactor(c, t, u, ch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+// handleChallengeWebAuthnFinish checks it and signs the member in.
+func (s *Server) handleChallengeWebAuthnFinish(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	ch, u, err := s.pendingChallenge(c.Request().Context(), t)
+	if errors.Is(err, db.ErrChallengeGone) {
+		return errInvalidMFAToken
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"redirect": s.safeNext(t, c.QueryParam("next"))})
+}
+
+// handlePasskeyBegin starts a passwordless sign-in on the sign-in page.
+func (s *Server) handlePasskeyBegin(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	id, options, err := s.beginPasswordless(c, t)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+// handlePasskeyFinish signs the member in with a passkey (or opens a
+// challenge when the workspace wants a second factor on top).
+func (s *Server) handlePasskeyFinish(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	_, challenged, err := s.finishPasswordless(c, req.Ceremony, req.Credential)
+	if err != nil {
+		return err
+	}
+	next := c.QueryParam("next")
+	if challenged {
+		return c.JSON(http.StatusOK, map[string]any{"redirect": t.Base + "/login/mfa?next=" + urlQueryEscape(next)})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"redirect": s.safeNext(t, next)})
+}
+
+// handleAPIWebAuthnLoginBegin is POST /login/webauthn/begin: with an
+// mfa_token, the second step; without, a passwordless sign-in.
+func (s *Server) handleAPIWebAuthnLoginBegin(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.MFAToken == "" {
+		return s.handlePasskeyBeginAPI(c, t)
+	}
+	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	id, options, err := s.beginSecondFactor(c, t, u, ch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+func (s *Server) handlePasskeyBeginAPI(c echo.Context, t *tenants.Tenant) error {
+	id, options, err := s.beginPasswordless(c, t)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+// handleAPIWebAuthnLoginFinish is POST /login/webauthn/finish.
+func (s *Server) handleAPIWebAuthnLoginFinish(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var a *Auth
+	if req.MFAToken != "" {
+		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		if a, err = s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
+			return err
+		}
+	} else {
+		var challenged bool
+		var err error
+		if a, challenged, err = s.finishPasswordless(c, req.Ceremony, req.Credential); err != nil {
+			return err
+		}
+		if challenged {
+			token, err := s.commitToken(c)
+			if err != nil {
+				return err
+			}
+			return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": s.challengeMethods(c, t)})
+		}
+	}
+	token, err := s.commitToken(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)})
+}
+
+// challengeMethods lists the methods of the member of the session's open
+// challenge.
+func (s *Server) challengeMethods(c echo.Context, t *tenants.Tenant) []string {
+	_, u, err := s.pendingChallenge(c.Request().Context(), t)
+	if err != nil {
+		return nil
+	}
+	m, _ := s.methods(c, u)
+	return m
+}

@@ -1,0 +1,89 @@
+package app_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/descope/virtualwebauthn"
+
+	"github.com/gatehouse/gatehouse/app"
+)
+
+// TestWebAuthnHappyPath registers a key through the API, signs in with the
+// password and the key, then passwordless; the adversarial suite is beside
+// it.
+func TestWebAuthnHappyPath(t *testing.T) {
+	env, _, _ := setup(t, func(c *app.Config) {
+		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
+	})
+	rp := virtualwebauthn.RelyingParty{Name: "Acme", ID: "localhost", Origin: "http://localhost:" + portOf(env.Config.Addr)}
+	c := env.Client()
+	tok := c.APILogin("acme", "alice@acme.test", pw)
+
+	res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/begin", tok, map[string]string{"name": "YubiKey 5"})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("register begin = %d %s", res.StatusCode, res.Body)
+	}
+	var begin struct {
+		Ceremony string          `json:"ceremony"`
+		Options  json.RawMessage `json:"options"`
+	}
+	json.Unmarshal(res.Body, &begin)
+	attOpts, err := virtualwebauthn.ParseAttestationOptions(string(begin.Options))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authr := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(attOpts.UserID)})
+	cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+	att := virtualwebauthn.CreateAttestationResponse(rp, authr, cred, *attOpts)
+	authr.AddCredential(cred)
+	res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/finish", tok, map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(att)})
+	if res.StatusCode != http.StatusOK || res.JSON()["name"] != "YubiKey 5" || len(res.JSON()["recovery_codes"].([]any)) != 10 {
+		t.Fatalf("register finish = %d %s", res.StatusCode, res.Body)
+	}
+
+	// Password, then the key.
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": pw})
+	mfaTok, _ := res.JSON()["mfa_token"].(string)
+	if mfaTok == "" || res.JSON()["methods"].([]any)[0] != "webauthn" {
+		t.Fatalf("login = %s", res.Body)
+	}
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{"mfa_token": mfaTok})
+	json.Unmarshal(res.Body, &begin)
+	asOpts, err := virtualwebauthn.ParseAssertionOptions(string(begin.Options))
+	if err != nil {
+		t.Fatalf("assertion options %s: %v", res.Body, err)
+	}
+	cred.Counter++
+	as := virtualwebauthn.CreateAssertionResponse(rp, authr, cred, *asOpts)
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/finish", "", map[string]any{"mfa_token": mfaTok, "ceremony": begin.Ceremony, "credential": json.RawMessage(as)})
+	if res.StatusCode != http.StatusOK || res.JSON()["aal"] != "aal2" {
+		t.Fatalf("second factor = %d %s", res.StatusCode, res.Body)
+	}
+	// Passwordless.
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{})
+	json.Unmarshal(res.Body, &begin)
+	asOpts, _ = virtualwebauthn.ParseAssertionOptions(string(begin.Options))
+	cred.Counter++
+	as = virtualwebauthn.CreateAssertionResponse(rp, authr, cred, *asOpts)
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/finish", "", map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(as)})
+	amr, _ := res.JSON()["amr"].([]any)
+	if res.StatusCode != http.StatusOK || res.JSON()["aal"] != "aal2" || len(amr) != 1 || amr[0].(map[string]any)["method"] != "passkey" {
+		t.Fatalf("passwordless = %d %s", res.StatusCode, res.Body)
+	}
+	// The same assertion again (replay) is refused.
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/finish", "", map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(as)})
+	if res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed assertion = %d %s", res.StatusCode, res.Body)
+	}
+}
+
+func portOf(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[i+1:]
+		}
+	}
+	return addr
+}
