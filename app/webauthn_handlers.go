@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/gatehouse/gatehouse/db"
@@ -280,4 +282,73 @@ func (s *Server) challengeMethods(c echo.Context, t *tenants.Tenant) []string {
 	}
 	m, _ := s.methods(c, u)
 	return m
+}
+
+// handleStepUpWebAuthnBegin starts a key assertion to re-verify a
+// signed-in member (step-up with a passkey or security key).
+func (s *Server) handleStepUpWebAuthnBegin(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	w, err := s.relyingParty(t)
+	if err != nil {
+		return err
+	}
+	user, err := s.loadWAUser(c, a.User)
+	if err != nil {
+		return err
+	}
+	if len(user.creds) == 0 {
+		return errorf(http.StatusBadRequest, "no_credentials", "No passkey or security key is registered for this account.")
+	}
+	assertion, sd, err := w.BeginLogin(user, webauthn.WithUserVerification(protocol.VerificationPreferred))
+	if err != nil {
+		return err
+	}
+	id, err := s.saveCeremony(c, t, db.CeremonyStepUp, a.User.ID, "", "", sd)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": assertion})
+}
+
+// handleStepUpWebAuthnFinish checks the assertion and marks the session
+// freshly verified. On the API the rotated session token is returned.
+func (s *Server) handleStepUpWebAuthnFinish(c echo.Context) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	a := authFrom(c)
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	_, sd, err := s.useCeremony(c, t, req.Ceremony, db.CeremonyStepUp, a.User.ID)
+	if err != nil {
+		return err
+	}
+	user, err := s.loadWAUser(c, a.User)
+	if err != nil {
+		return err
+	}
+	use, err := s.checkAssertion(c, t, user, sd, "", req.Credential, false)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.StepUp(ctx, t.ID, a.User.ID, use, meta(c), db.OutboxMessage{}); errors.Is(err, db.ErrNotFound) {
+		return s.assertionRaced(c, t, a.User)
+	} else if errors.Is(err, db.ErrMFALocked) {
+		return s.lockedError(c, t, a.User)
+	} else if err != nil {
+		return err
+	}
+	if err := s.upgradeSession(c, a, "webauthn", true); err != nil {
+		return err
+	}
+	if a.Bearer {
+		token, err := s.commitToken(c)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"redirect": s.safeNext(t, c.QueryParam("next"))})
 }

@@ -3,7 +3,9 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/descope/virtualwebauthn"
 
@@ -72,6 +74,40 @@ func TestWebAuthnHappyPath(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.JSON()["aal"] != "aal2" || len(amr) != 1 || amr[0].(map[string]any)["method"] != "passkey" {
 		t.Fatalf("passwordless = %d %s", res.StatusCode, res.Body)
 	}
+	// Step-up with the key: eleven minutes after sign-in, removing it needs
+	// a fresh assertion first.
+	sessTok := res.JSON()["session_token"].(string)
+	keyID := int64(0)
+	for _, f := range c.API(http.MethodGet, "/t/acme/api/v1/mfa", sessTok, nil).JSON()["factors"].([]any) {
+		if m := f.(map[string]any); m["type"] == "webauthn" {
+			keyID = int64(m["id"].(float64))
+		}
+	}
+	env.Clock.Advance(11 * time.Minute)
+	del := "/t/acme/api/v1/mfa/webauthn/" + strconv.FormatInt(keyID, 10)
+	if res := c.API(http.MethodDelete, del, sessTok, nil); res.StatusCode != http.StatusForbidden || res.JSON()["error"] != "step_up_required" {
+		t.Fatalf("delete without step-up = %d %s", res.StatusCode, res.Body)
+	}
+	res2 := c.API(http.MethodPost, "/t/acme/api/v1/step-up/webauthn/begin", sessTok, map[string]string{})
+	var su struct {
+		Ceremony string          `json:"ceremony"`
+		Options  json.RawMessage `json:"options"`
+	}
+	json.Unmarshal(res2.Body, &su)
+	suOpts, err := virtualwebauthn.ParseAssertionOptions(string(su.Options))
+	if err != nil {
+		t.Fatalf("step-up options %s: %v", res2.Body, err)
+	}
+	cred.Counter++
+	res2 = c.API(http.MethodPost, "/t/acme/api/v1/step-up/webauthn/finish", sessTok, map[string]any{"ceremony": su.Ceremony, "credential": json.RawMessage(virtualwebauthn.CreateAssertionResponse(rp, authr, cred, *suOpts))})
+	fresh, _ := res2.JSON()["session_token"].(string)
+	if res2.StatusCode != http.StatusOK || fresh == "" || fresh == sessTok {
+		t.Fatalf("step-up = %d %s", res2.StatusCode, res2.Body)
+	}
+	if res := c.API(http.MethodDelete, del, fresh, nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete after step-up = %d %s", res.StatusCode, res.Body)
+	}
+
 	// The same assertion again (replay) is refused.
 	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/finish", "", map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(as)})
 	if res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusUnauthorized {
