@@ -382,3 +382,71 @@ func (e *env) keysRotate(args []string) error {
 	fmt.Fprintf(e.stdout, "current key %s; re-encrypted %d secrets; %d keys kept\n", kr.CurrentID(), n, len(kr.IDs()))
 	return nil
 }
+
+// workspacePasskeys shows or changes a workspace's passkey rules: whether a
+// passkey with user verification satisfies MFA on its own, and whether only
+// device-bound keys (not synced passkeys) may be registered.
+func (e *env) workspacePasskeys(args []string) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	flags := e.flags("workspace passkeys", &cfg)
+	slug := flags.String("slug", "", "workspace slug")
+	satisfy := flags.String("satisfy-mfa", "", "true: a verified passkey is a whole sign-in (aal2); false: a second factor follows")
+	bound := flags.String("device-bound-only", "", "true: refuse synced passkeys at registration")
+	if err := e.parse(flags, args); err != nil {
+		return err
+	}
+	parseBool := func(name, v string) (*bool, error) {
+		switch v {
+		case "":
+			return nil, nil
+		case "true":
+			return new(true), nil
+		case "false":
+			return new(false), nil
+		}
+		return nil, fmt.Errorf("workspace passkeys: --%s must be true or false", name)
+	}
+	sat, err := parseBool("satisfy-mfa", *satisfy)
+	if err != nil {
+		return err
+	}
+	dev, err := parseBool("device-bound-only", *bound)
+	if err != nil {
+		return err
+	}
+	store, _, err := e.open(&cfg, quiet())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ws, err := store.WorkspaceBySlug(e.ctx, *slug)
+	if errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("workspace passkeys: no workspace %q", *slug)
+	} else if err != nil {
+		return err
+	}
+	p, err := store.PasskeySettings(e.ctx, ws.ID)
+	if err != nil {
+		return err
+	}
+	if sat != nil || dev != nil {
+		if sat != nil {
+			p.SatisfyMFA = *sat
+		}
+		if dev != nil {
+			p.DeviceBoundOnly = *dev
+		}
+		if err := store.SetPasskeySettings(e.ctx, ws.ID, p); err != nil {
+			return err
+		}
+		if err := store.Audit(e.ctx, db.AuditEvent{WorkspaceID: ws.ID, Event: "workspace.passkey_settings_changed", IP: "cli",
+			Details: map[string]any{"satisfy_mfa": p.SatisfyMFA, "device_bound_only": p.DeviceBoundOnly}}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "%s: passkeys satisfy MFA: %t; device-bound keys only: %t\n", ws.Slug, p.SatisfyMFA, p.DeviceBoundOnly)
+	return nil
+}

@@ -123,3 +123,25 @@ func TestKeysRotateEnvironment(t *testing.T) {
 	// Dropping the key a secret needs is caught, not silently broken.
 	h.with("GATEHOUSE_MASTER_KEY", enc(keys.NewMasterKey())).fails("keys rotate: re-encrypt totp secret", "", "keys", "rotate")
 }
+
+func TestWorkspacePasskeys(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	h.ok("", "workspace", "create", "--slug", "acme", "--name", "Acme")
+	if out := h.ok("", "workspace", "passkeys", "--slug", "acme"); out != "acme: passkeys satisfy MFA: true; device-bound keys only: false\n" {
+		t.Fatalf("defaults: %q", out)
+	}
+	if out := h.ok("", "workspace", "passkeys", "--slug", "acme", "--device-bound-only", "true", "--satisfy-mfa", "false"); out != "acme: passkeys satisfy MFA: false; device-bound keys only: true\n" {
+		t.Fatalf("after change: %q", out)
+	}
+	ws, _ := h.workspace("acme")
+	p, err := h.store().PasskeySettings(context.Background(), ws.ID)
+	if err != nil || p.SatisfyMFA || !p.DeviceBoundOnly {
+		t.Fatalf("stored = %+v, %v", p, err)
+	}
+	h.fails("--satisfy-mfa must be true or false", "", "workspace", "passkeys", "--slug", "acme", "--satisfy-mfa", "yes")
+	h.fails(`no workspace "nope"`, "", "workspace", "passkeys", "--slug", "nope")
+	if p2, _ := h.store().PasskeySettings(context.Background(), ws.ID); p2 != p {
+		t.Fatalf("a refused command changed the settings: %+v", p2)
+	}
+}

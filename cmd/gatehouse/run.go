@@ -20,6 +20,7 @@ Usage:
   gatehouse serve     [--addr 127.0.0.1:8080] [--data ./data] [--demo]
   gatehouse migrate   [--data ./data]
   gatehouse workspace create --slug SLUG --name NAME
+  gatehouse workspace passkeys --slug SLUG [--satisfy-mfa true|false] [--device-bound-only true|false]
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
   gatehouse jobs run-once               one pass of outbox delivery and cleanup
   gatehouse keys rotate                 new master key; re-encrypt every secret under it
@@ -82,6 +83,8 @@ func (e *env) dispatch(args []string) error {
 		return e.migrate(rest)
 	case cmd == "workspace" && sub == "create":
 		return e.workspaceCreate(rest[1:])
+	case cmd == "workspace" && sub == "passkeys":
+		return e.workspacePasskeys(rest[1:])
 	case cmd == "user" && sub == "create":
 		return e.userCreate(rest[1:])
 	case cmd == "jobs" && sub == "run-once":
