@@ -30,7 +30,10 @@ var (
 	errBadRegistration   = errorf(http.StatusBadRequest, "invalid_credential", "That key couldn't be added. Try again.")
 	errCeremonyGone      = errorf(http.StatusBadRequest, "invalid_credential", "This request expired. Try again.")
 	errSyncedRefused     = errorf(http.StatusBadRequest, "invalid_credential", "This workspace accepts only device-bound security keys, not synced passkeys.")
-	errNoWebAuthn        = errorf(http.StatusServiceUnavailable, "webauthn_unavailable", "Passkeys can't be used at this address.")
+	// A passkey that stood for the password cannot also be the second
+	// factor: that would be one authenticator counted twice.
+	errKeyTwice   = errorf(http.StatusBadRequest, "method_not_allowed", "You signed in with a passkey: use a code from your authenticator app or a recovery code for the second step.")
+	errNoWebAuthn = errorf(http.StatusServiceUnavailable, "webauthn_unavailable", "Passkeys can't be used at this address.")
 )
 
 // relyingParties caches one go-webauthn relying party per workspace.
@@ -290,6 +293,9 @@ func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, cr
 
 // beginSecondFactor starts a key assertion for the member of a challenge.
 func (s *Server) beginSecondFactor(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge) (string, *protocol.CredentialAssertion, error) {
+	if ch.FirstMethod == "passkey" {
+		return "", nil, errKeyTwice
+	}
 	w, err := s.relyingParty(t)
 	if err != nil {
 		return "", nil, err
@@ -386,6 +392,9 @@ func (s *Server) finishSecondFactor(c echo.Context, t *tenants.Tenant, u db.User
 	}
 	if cer.ChallengeID != ch.ID {
 		return nil, errCeremonyGone
+	}
+	if ch.FirstMethod == "passkey" {
+		return nil, errKeyTwice
 	}
 	user, err := s.loadWAUser(c, u)
 	if err != nil {

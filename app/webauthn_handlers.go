@@ -276,12 +276,27 @@ func (s *Server) handleAPIWebAuthnLoginFinish(c echo.Context) error {
 // challengeMethods lists the methods of the member of the session's open
 // challenge.
 func (s *Server) challengeMethods(c echo.Context, t *tenants.Tenant) []string {
-	_, u, err := s.pendingChallenge(c.Request().Context(), t)
+	ch, u, err := s.pendingChallenge(c.Request().Context(), t)
 	if err != nil {
 		return nil
 	}
-	m, _ := s.methods(c, u)
-	return m
+	return s.methodsFor(c, u, ch)
+}
+
+// methodsFor lists the methods that can pass a challenge: after a passkey,
+// keys are not offered again.
+func (s *Server) methodsFor(c echo.Context, u db.User, ch db.Challenge) []string {
+	all, _ := s.methods(c, u)
+	if ch.FirstMethod != "passkey" {
+		return all
+	}
+	var out []string
+	for _, m := range all {
+		if m != "webauthn" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // handleStepUpWebAuthnBegin starts a key assertion to re-verify a
