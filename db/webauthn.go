@@ -68,8 +68,16 @@ func scanWebAuthn(row interface{ Scan(...any) error }) (WebAuthnCredential, erro
 // WebAuthnHandle returns the member's WebAuthn user handle, making a random
 // 64-byte one on first use.
 func (s *Store) WebAuthnHandle(ctx context.Context, workspaceID, userID int64) ([]byte, error) {
+	// Read first: only the first use needs the write lock.
 	var h []byte
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.QueryRowContext(ctx, `SELECT webauthn_handle FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&h)
+	if err != nil {
+		return nil, notFound("webauthn handle", err)
+	}
+	if len(h) == 64 {
+		return h, nil
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT webauthn_handle FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&h); err != nil {
 			return notFound("webauthn handle", err)
 		}
