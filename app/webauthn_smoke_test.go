@@ -37,7 +37,7 @@ func TestWebAuthnHappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	authr := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(attOpts.UserID)})
-	cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+	cred := newCredential() // not NewCredential: see newCredential
 	att := virtualwebauthn.CreateAttestationResponse(rp, authr, cred, *attOpts)
 	authr.AddCredential(cred)
 	res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/finish", tok, map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(att)})
