@@ -311,9 +311,6 @@ func (u *benchWAUser) WebAuthnCredentials() []webauthn.Credential { return u.cre
 // encodes X and Y with big.Int.Bytes(), which drops leading zero bytes, and
 // go-webauthn rightly refuses a coordinate shorter than 32 bytes. About 1
 // random key in 128 would make registration fail.
-// newP256Credential makes a virtual authenticator key whose public point has
-// no leading zero byte in X or Y: virtualwebauthn drops such a byte (about
-// one key in 128) and go-webauthn then rightly refuses the registration.
 // Tests use it too, so that they never flake on it.
 func newP256Credential(b testing.TB) virtualwebauthn.Credential {
 	b.Helper()
