@@ -2,10 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,7 +88,7 @@ func waBenchEnv(b *testing.B) (*apptest.Env, *apptest.Client, virtualwebauthn.Re
 			b.Fatal(err)
 		}
 		m.authr = virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(attOpts.UserID)})
-		m.cred = newP256Credential(b)
+		m.cred = newCredential()
 		att := virtualwebauthn.CreateAttestationResponse(rp, m.authr, m.cred, *attOpts)
 		m.authr.AddCredential(m.cred)
 		res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/finish", tok, map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(att)})
@@ -244,7 +240,7 @@ func BenchmarkValidateAssertion(b *testing.B) {
 		b.Fatal(err)
 	}
 	authr := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: user.handle})
-	vcred := newP256Credential(b)
+	vcred := newCredential()
 	att, err := protocol.ParseCredentialCreationResponseBytes([]byte(virtualwebauthn.CreateAttestationResponse(rp, authr, vcred, *attOpts)))
 	if err != nil {
 		b.Fatal(err)
@@ -305,34 +301,6 @@ func (u *benchWAUser) WebAuthnID() []byte                         { return u.han
 func (u *benchWAUser) WebAuthnName() string                       { return "bench@acme.test" }
 func (u *benchWAUser) WebAuthnDisplayName() string                { return "bench@acme.test" }
 func (u *benchWAUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
-
-// newP256Credential is virtualwebauthn.NewCredential(KeyTypeEC2) with a key
-// whose coordinates both have a non-zero first byte: virtualwebauthn
-// encodes X and Y with big.Int.Bytes(), which drops leading zero bytes, and
-// go-webauthn rightly refuses a coordinate shorter than 32 bytes. About 1
-// random key in 128 would make registration fail.
-// Tests use it too, so that they never flake on it.
-func newP256Credential(b testing.TB) virtualwebauthn.Credential {
-	b.Helper()
-	for {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pub, err := k.PublicKey.Bytes() // 0x04 || X || Y
-		if err != nil {
-			b.Fatal(err)
-		}
-		if pub[1] == 0 || pub[33] == 0 {
-			continue
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
-	}
-}
 
 func mustJSON(b *testing.B, v any) string {
 	b.Helper()
