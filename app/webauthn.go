@@ -29,6 +29,7 @@ var (
 	errInvalidCredential = errorf(http.StatusUnauthorized, "invalid_credential", "That passkey or security key wasn't accepted. Try again, or use another method.")
 	errBadRegistration   = errorf(http.StatusBadRequest, "invalid_credential", "That key couldn't be added. Try again.")
 	errCeremonyGone      = errorf(http.StatusBadRequest, "invalid_credential", "This request expired. Try again.")
+	errSyncedNoLonger    = errorf(http.StatusUnauthorized, "invalid_credential", "This workspace no longer accepts synced passkeys. Use a security key or another method, and remove the passkey from your account.")
 	errSyncedRefused     = errorf(http.StatusBadRequest, "invalid_credential", "This workspace accepts only device-bound security keys, not synced passkeys.")
 	// A passkey that stood for the password cannot also be the second
 	// factor: that would be one authenticator counted twice.
@@ -345,6 +346,15 @@ func (s *Server) checkAssertion(c echo.Context, t *tenants.Tenant, user *waUser,
 	stored, ok := user.byCredentialID(parsed.RawID)
 	if !ok {
 		return fail("credential not registered to this member in this workspace")
+	}
+	settings, err := s.store.PasskeySettings(ctx, t.ID)
+	if err != nil {
+		return db.FactorUse{}, err
+	}
+	if settings.DeviceBoundOnly && stored.BackupEligible {
+		// Registered before the workspace turned "device-bound keys only"
+		// on: no longer accepted, but not an attack either (not counted).
+		return db.FactorUse{}, errSyncedNoLonger
 	}
 	w, err := s.relyingParty(t)
 	if err != nil {

@@ -1,15 +1,18 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/gatehouse/gatehouse/app"
+	"github.com/gatehouse/gatehouse/db"
 )
 
 // TestWebAuthnHappyPath registers a key through the API, signs in with the
@@ -122,4 +125,43 @@ func portOf(addr string) string {
 		}
 	}
 	return addr
+}
+
+// A synced passkey registered before "device-bound keys only" was turned
+// on no longer signs in, and the refusal is not counted as an attack.
+func TestWebAuthnDeviceBoundOnlyAtSignIn(t *testing.T) {
+	env, acme, alice := setup(t, func(c *app.Config) {
+		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
+	})
+	rp := virtualwebauthn.RelyingParty{Name: "Acme", ID: "localhost", Origin: "http://localhost:" + portOf(env.Config.Addr)}
+	c := env.Client()
+	tok := c.APILogin("acme", "alice@acme.test", pw)
+	res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/begin", tok, map[string]string{"name": "Phone"})
+	var begin struct {
+		Ceremony string          `json:"ceremony"`
+		Options  json.RawMessage `json:"options"`
+	}
+	json.Unmarshal(res.Body, &begin)
+	attOpts, _ := virtualwebauthn.ParseAttestationOptions(string(begin.Options))
+	authr := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(attOpts.UserID), BackupEligible: true, BackupState: true})
+	cred := newCredential()
+	att := virtualwebauthn.CreateAttestationResponse(rp, authr, cred, *attOpts)
+	authr.AddCredential(cred)
+	if res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/finish", tok, map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(att)}); res.StatusCode != http.StatusOK || res.JSON()["synced"] != true {
+		t.Fatalf("register synced passkey = %d %s", res.StatusCode, res.Body)
+	}
+	if err := env.Store.SetPasskeySettings(context.Background(), acme.ID, db.PasskeySettings{SatisfyMFA: true, DeviceBoundOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{})
+	json.Unmarshal(res.Body, &begin)
+	asOpts, _ := virtualwebauthn.ParseAssertionOptions(string(begin.Options))
+	cred.Counter++
+	res = c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/finish", "", map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(virtualwebauthn.CreateAssertionResponse(rp, authr, cred, *asOpts))})
+	if res.StatusCode != http.StatusUnauthorized || res.JSON()["session_token"] != nil || !strings.Contains(res.JSON()["message"].(string), "synced") {
+		t.Fatalf("synced passkey under device-bound-only = %d %s", res.StatusCode, res.Body)
+	}
+	if g, _ := env.Store.MFAGuard(context.Background(), acme.ID, alice.ID); g.Consecutive != 0 {
+		t.Fatalf("the policy refusal was counted as a failure: %+v", g)
+	}
 }
