@@ -15,8 +15,10 @@ build: generate
 	$(GO) build -o $(BIN) ./cmd/gatehouse
 
 ## run: Gatehouse on embedded SQLite in ./data, dev mode, demo workspace.
+## The base URL is on localhost (not 127.0.0.1): passkeys need a host name.
+BASE_URL ?= http://localhost:$(lastword $(subst :, ,$(ADDR)))
 run: build
-	GATEHOUSE_DEV=1 GATEHOUSE_DATA=$(DATA) ./$(BIN) serve --addr $(ADDR) --demo
+	GATEHOUSE_DEV=1 GATEHOUSE_DATA=$(DATA) GATEHOUSE_BASE_URL=$(BASE_URL) ./$(BIN) serve --addr $(ADDR) --demo
 
 ## test: every test, browser tests included (they need /usr/bin/chromium).
 test:
