@@ -257,14 +257,31 @@ func (s *Server) recoveryUsedMail(c echo.Context, t *tenants.Tenant, u db.User) 
 // handleChallengeShow is the second-factor page after the password.
 func (s *Server) handleChallengeShow(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
-	_, _, err := s.pendingChallenge(c.Request().Context(), t)
+	ch, u, err := s.pendingChallenge(c.Request().Context(), t)
 	if errors.Is(err, db.ErrChallengeGone) {
 		return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")
 	} else if err != nil {
 		return err
 	}
-	v := views.ChallengeView{Recovery: c.QueryParam("method") == "recovery", Next: c.QueryParam("next")}
+	v := s.challengeView(c, u, ch, c.QueryParam("method") == "recovery", c.QueryParam("next"))
 	return s.render(c, http.StatusOK, views.ChallengePage(s.page(c, "Two-step verification"), v))
+}
+
+// challengeView is the challenge page's model: the member's methods, most
+// convenient first (after a passkey sign-in, keys are not offered again).
+func (s *Server) challengeView(c echo.Context, u db.User, ch db.Challenge, recovery bool, next string) views.ChallengeView {
+	v := views.ChallengeView{Recovery: recovery, Next: next}
+	for _, m := range s.methodsFor(c, u, ch) {
+		switch m {
+		case "webauthn":
+			v.HasKey = true
+		case "totp":
+			v.HasTOTP = true
+		case "recovery_code":
+			v.HasRecovery = true
+		}
+	}
+	return v
 }
 
 // handleChallengeCheck checks the code and signs the member in.
@@ -277,7 +294,7 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 		return err
 	}
 	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
-	v := views.ChallengeView{Recovery: c.FormValue("method") == "recovery", Next: c.FormValue("next")}
+	v := s.challengeView(c, u, ch, c.FormValue("method") == "recovery", c.FormValue("next"))
 	use, err := s.checkFactor(c, t, u, ch.ID, in)
 	var remaining int
 	if err == nil {

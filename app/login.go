@@ -58,6 +58,9 @@ var notices = map[string]string{
 	"totp_enabled":      "Two-step verification is on.",
 	"totp_removed":      "The authenticator app was removed.",
 	"verified":          "Thanks, you're verified.",
+	"key_added":         "Your passkey or security key was added.",
+	"key_renamed":       "The key was renamed.",
+	"key_removed":       "The key was removed. You can no longer sign in with it here.",
 }
 
 func (s *Server) throttleKey(kind string, parts ...any) string {

@@ -87,9 +87,17 @@ func (s *Server) handleMFA(c echo.Context) error {
 }
 
 func (s *Server) renderMFA(c echo.Context, status int, p views.Page, removeErr string) error {
+	return s.renderMFAView(c, status, p, views.MFAView{RemoveError: removeErr})
+}
+
+// renderMFAView fills in the member's factors and renders the MFA page.
+func (s *Server) renderMFAView(c echo.Context, status int, p views.Page, v views.MFAView) error {
 	ctx := c.Request().Context()
 	a := authFrom(c)
-	v := views.MFAView{RemoveError: removeErr}
+	v.Account = a.User.Email
+	if err := s.fillKeys(c, a, &v); err != nil {
+		return err
+	}
 	cred, err := s.store.TOTPCredential(ctx, a.User.WorkspaceID, a.User.ID)
 	if err == nil {
 		v.TOTPOn, v.TOTPCreated, v.TOTPLastUsed = true, cred.ConfirmedAt, cred.LastUsedAt
@@ -99,10 +107,42 @@ func (s *Server) renderMFA(c echo.Context, status int, p views.Page, removeErr s
 	if v.RecoveryRemaining, err = s.store.RecoveryCodesRemaining(ctx, a.User.WorkspaceID, a.User.ID); err != nil {
 		return err
 	}
-	if v.TOTPOn && v.RecoveryRemaining <= 3 {
+	if (v.TOTPOn || len(v.Keys) > 0) && v.RecoveryRemaining <= 3 {
 		v.Warning = fmt.Sprintf("Only %d recovery codes left. Make new ones so you can't get locked out.", v.RecoveryRemaining)
 	}
 	return s.render(c, status, views.MFAPage(p, v))
+}
+
+// fillKeys lists the member's keys on the MFA page, with what the WebAuthn
+// Signal API needs: the RP ID, the user handle and the credential ids, and
+// the key just removed (from the redirect after a removal).
+func (s *Server) fillKeys(c echo.Context, a *Auth, v *views.MFAView) error {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	keys, err := s.store.WebAuthnCredentials(ctx, a.User.WorkspaceID, a.User.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		v.Keys = append(v.Keys, views.KeyRow{ID: k.ID, Name: k.Name, Synced: k.Synced(), Created: k.CreatedAt, LastUsed: k.LastUsedAt})
+		v.CredentialIDs = append(v.CredentialIDs, b64url(k.CredentialID))
+	}
+	if removed := c.QueryParam("removed"); c.QueryParam("notice") == "key_removed" && removed != "" && len(removed) <= 1400 {
+		if raw, err := base64.RawURLEncoding.DecodeString(removed); err == nil && len(raw) > 0 {
+			v.Removed = b64url(raw)
+		}
+	}
+	// A member who never had a key gets no handle (reading it makes one).
+	if len(keys) == 0 && v.Removed == "" {
+		return nil
+	}
+	handle, err := s.store.WebAuthnHandle(ctx, a.User.WorkspaceID, a.User.ID)
+	if err != nil {
+		return err
+	}
+	v.UserHandle = b64url(handle)
+	v.RPID, _ = s.rpHost(t)
+	return nil
 }
 
 // startTOTPEnrollment makes a new pending enrollment (replacing an
@@ -348,6 +388,9 @@ func (s *Server) stepUp(c echo.Context, a *Auth, in factorInput) error {
 // handleStepUpShow asks for a second factor before a security change.
 func (s *Server) handleStepUpShow(c echo.Context) error {
 	v := views.StepUpView{Next: c.QueryParam("next"), Recovery: c.QueryParam("method") == "recovery"}
+	if err := s.stepUpMethods(c, &v); err != nil {
+		return err
+	}
 	return s.render(c, http.StatusOK, views.StepUpPage(s.page(c, "Confirm it's you"), v))
 }
 
@@ -359,9 +402,31 @@ func (s *Server) handleStepUpCheck(c echo.Context) error {
 	err := s.stepUp(c, authFrom(c), in)
 	if e, status, ok := formError(c, err); ok {
 		v.Error = factorMessage(e, in)
+		if err := s.stepUpMethods(c, &v); err != nil {
+			return err
+		}
 		return s.render(c, status, views.StepUpPage(s.page(c, "Confirm it's you"), v))
 	} else if err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, s.safeNext(t, v.Next))
+}
+
+// stepUpMethods says which second factors the step-up page offers.
+func (s *Server) stepUpMethods(c echo.Context, v *views.StepUpView) error {
+	methods, err := s.methods(c, authFrom(c).User)
+	if err != nil {
+		return err
+	}
+	for _, m := range methods {
+		switch m {
+		case "webauthn":
+			v.HasKey = true
+		case "totp":
+			v.HasTOTP = true
+		case "recovery_code":
+			v.HasRecovery = true
+		}
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
 )
 
 type ceremonyRequest struct {
@@ -132,7 +133,7 @@ func (s *Server) handleWebAuthnRename(c echo.Context) error {
 	}
 	name, ok := validKeyName(c.FormValue("name"))
 	if !ok {
-		return s.renderMFA(c, http.StatusUnprocessableEntity, s.page(c, "Two-step verification"), "Give the key a name of at most 64 characters.")
+		return s.renderMFAView(c, http.StatusUnprocessableEntity, s.page(c, "Two-step verification"), views.MFAView{KeyError: "Give the key a name of at most 64 characters."})
 	}
 	if err := s.store.RenameWebAuthnCredential(c.Request().Context(), t.ID, a.User.ID, id, name, meta(c)); err != nil {
 		return err

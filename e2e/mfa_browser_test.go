@@ -213,6 +213,8 @@ func (b *browser) checkRecoveryCodeActions(codes []string) {
 			Permission: &cdpbrowser.PermissionDescriptor{Name: name},
 			Setting:    cdpbrowser.PermissionSettingGranted,
 			Origin:     loc.Scheme + "://" + loc.Host,
+			// A tab of its own (b.tab) is its own browser context.
+			BrowserContextID: chromedp.FromContext(b.ctx).BrowserContextID,
 		}); err != nil {
 			t.Logf("grant %s: %v (Copy not exercised)", name, err)
 			return

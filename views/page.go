@@ -20,6 +20,13 @@ type Page struct {
 	Dev           bool
 	Notice        string
 	Wide          bool
+	Scripts       []string // extra assets loaded with <script defer>, e.g. "js/webauthn.js"
+}
+
+// withScript returns the page with one more script to load.
+func (p Page) withScript(name string) Page {
+	p.Scripts = append(append([]string(nil), p.Scripts...), name)
+	return p
 }
 
 // PageUser is the signed-in member shown in the header.
@@ -77,6 +84,8 @@ func FormatTime(t time.Time) string {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+func itoa64(n int64) string { return fmt.Sprint(n) }
 
 // plural is "1 member", "2 members".
 func plural(n int, one, many string) string {
