@@ -29,6 +29,18 @@ import (
 // works only as a second factor. Both verify the user.
 func (b *browser) authenticator(platform bool) cdpwa.AuthenticatorID {
 	b.t.Helper()
+	return b.addAuthenticator(platform, false)
+}
+
+// syncedAuthenticator is a platform authenticator whose passkeys are backup
+// eligible and backed up, as a phone's synced passkeys are.
+func (b *browser) syncedAuthenticator() cdpwa.AuthenticatorID {
+	b.t.Helper()
+	return b.addAuthenticator(true, true)
+}
+
+func (b *browser) addAuthenticator(platform, synced bool) cdpwa.AuthenticatorID {
+	b.t.Helper()
 	if _, err := chromedp.Call(b.ctx, cdpwa.Enable, cdpwa.EnableParams{}); err != nil {
 		b.t.Fatalf("WebAuthn.enable: %v", err)
 	}
@@ -47,6 +59,8 @@ func (b *browser) authenticator(platform bool) cdpwa.AuthenticatorID {
 			// The Go zero value would switch presence off and every
 			// ceremony would hang (TOOLING.md item 2, pitfall 1).
 			AutomaticPresenceSimulation: true,
+			DefaultBackupEligibility:    synced,
+			DefaultBackupState:          synced,
 		}})
 	if err != nil {
 		b.t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
@@ -231,9 +245,45 @@ func TestBrowserPasskeyPasswordless(t *testing.T) {
 		t.Errorf("after passkey autofill the page is %s, want /t/acme/account", got)
 	}
 
-	// (d) Remove it: a confirmation, gone on the server, and the browser is
-	// told (signalUnknownCredential / signalAllAcceptedCredentials).
+	// Rename it.
 	b.navigate(base + "/t/acme/account/mfa")
+	b.do("rename",
+		chromedp.Click(chromedp.CSS(`[data-testid=key] summary`)),
+		chromedp.Clear(chromedp.CSS(`[data-testid=key] input[name=name]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=key] input[name=name]`), "Alice's iPhone"),
+	)
+	b.submit(`[data-testid=key] form[action$="/rename"] button`)
+	if got := b.keyNames(); len(got) != 1 || got[0] != "Alice's iPhone" {
+		t.Errorf("after renaming the page lists %q", got)
+	}
+
+	// (d) Remove it, eleven minutes later: the change needs a fresh second
+	// factor first, which the key gives on the step-up page. Then a
+	// confirmation, gone on the server, and the browser is told
+	// (signalUnknownCredential / signalAllAcceptedCredentials).
+	env.Clock.Advance(11 * time.Minute)
+	b.navigate(base + "/t/acme/account/mfa")
+	b.do("open rename or remove", chromedp.Click(chromedp.CSS(`[data-testid=key] summary`)))
+	b.submit(`[data-testid=remove-key]`)
+	b.do("step-up page", chromedp.WaitVisible(chromedp.CSS(`[data-testid=use-key]`)))
+	if got := b.path(); !strings.HasPrefix(got, "/t/acme/account/verify") {
+		t.Errorf("removing after 11 minutes opened %s, want the step-up page", got)
+	}
+	if n := run(b, "code field", chromedp.Evaluate[int](`document.querySelectorAll("#code").length`)); n != 0 {
+		t.Errorf("the step-up page asks a key-only member for an app code")
+	}
+	b.checkPage("step-up page with a key")
+	b.screenshot("pk-step-up")
+	b.do("confirm with the key",
+		chromedp.Click(chromedp.CSS(`[data-testid=use-key]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=remove-key]`)),
+	)
+	if got := b.path(); got != "/t/acme/account/mfa" {
+		t.Errorf("after the step-up the page is %s, want /t/acme/account/mfa", got)
+	}
+	if got := usersKeys(t, env, "acme", "alice@acme.test"); len(got) != 1 {
+		t.Fatalf("the step-up removed the key already: %+v", got)
+	}
 	b.do("open rename or remove", chromedp.Click(chromedp.CSS(`[data-testid=key] summary`)))
 	b.submit(`[data-testid=remove-key]`)
 	b.do("notice", chromedp.WaitVisible(chromedp.CSS(`main > [role=status]`)))
@@ -334,6 +384,30 @@ func TestBrowserSecurityKeySecondFactor(t *testing.T) {
 	alice.useKey()
 	if got := usersKeys(t, env, "acme", "alice@acme.test"); len(got) != 1 || got[0].LastUsedAt.IsZero() {
 		t.Errorf("after the second factor Alice's key is %+v, want it last used", got)
+	}
+
+	// Adding a key later needs a fresh second factor: the page goes to the
+	// step-up page, which offers the key first, and comes back.
+	env.Clock.Advance(11 * time.Minute)
+	alice.navigate(base + "/t/acme/account/mfa")
+	alice.do("add after 11 minutes",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-passkey]`)),
+		chromedp.SendKeys(chromedp.ID("key_name"), "Spare key"),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-passkey]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=use-key]`)),
+	)
+	if got := alice.path(); got != "/t/acme/account/verify?next=%2Ft%2Facme%2Faccount%2Fmfa" {
+		t.Errorf("adding a key without a fresh factor opened %s, want the step-up page", got)
+	}
+	if n := run(alice, "code field", chromedp.Evaluate[int](`document.querySelectorAll("#code").length`)); n != 1 {
+		t.Errorf("the step-up page does not offer Alice's authenticator app")
+	}
+	alice.do("confirm with the key",
+		chromedp.Click(chromedp.CSS(`[data-testid=use-key]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=add-passkey]`)),
+	)
+	if got := alice.path(); got != "/t/acme/account/mfa" {
+		t.Errorf("after the step-up the page is %s, want /t/acme/account/mfa", got)
 	}
 
 	// Bob: the key is his first and only second factor.
@@ -474,5 +548,66 @@ func TestBrowserPasskeyPhone(t *testing.T) {
 	b.noHorizontalScroll("challenge page with a key")
 	b.screenshot("phone-challenge-key")
 	b.useKey()
+	b.checkConsole()
+}
+
+// The workspace's passkey rules on the pages: "device-bound keys only"
+// refuses a synced passkey with a clear message; with "passkeys satisfy
+// MFA" off, a passkey stands for the password and the challenge page asks
+// for the app code, without offering the key again.
+func TestBrowserPasskeyRules(t *testing.T) {
+	env, base := startApp(t)
+	ws := env.Workspace("acme", "Acme Corp")
+	env.User(ws, "alice@acme.test", "member", password)
+	ctx := context.Background()
+	if err := env.Store.SetPasskeySettings(ctx, ws.ID, db.PasskeySettings{SatisfyMFA: false, DeviceBoundOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t, 1024, 768)
+	b.syncedAuthenticator()
+	restore := b.withoutAutofill()
+	b.signIn(base, "acme", "alice@acme.test", password)
+	secret, _ := b.enrollTOTP(env, "rules")
+	b.do("add a synced passkey",
+		chromedp.SendKeys(chromedp.ID("key_name"), "Phone"),
+		chromedp.Click(chromedp.CSS(`[data-testid=add-passkey]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-webauthn=register] [data-wa-error]`)),
+	)
+	if got := b.text(`[data-webauthn=register] [data-wa-error]`); !strings.Contains(got, "only device-bound") {
+		t.Errorf("a synced passkey in a device-bound-only workspace says %q", got)
+	}
+	b.screenshot("rules-synced-refused")
+	if got := usersKeys(t, env, "acme", "alice@acme.test"); len(got) != 0 {
+		t.Fatalf("the synced passkey was stored: %+v", got)
+	}
+
+	if err := env.Store.SetPasskeySettings(ctx, ws.ID, db.PasskeySettings{SatisfyMFA: false, DeviceBoundOnly: false}); err != nil {
+		t.Fatal(err)
+	}
+	b.navigate(base + "/t/acme/account/mfa")
+	b.addKey("Phone", false, "rules")
+	if got := b.text(`[data-testid=key-kind]`); got != "Synced passkey" {
+		t.Errorf("kind = %q, want Synced passkey", got)
+	}
+
+	b.submit(`[data-testid=sign-out]`)
+	b.do("sign in with a passkey",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=passkey-sign-in]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=passkey-sign-in]`)),
+		chromedp.WaitVisible(chromedp.ID("code")),
+	)
+	if got := b.path(); !strings.HasPrefix(got, "/t/acme/login/mfa") {
+		t.Errorf("after the passkey the page is %s, want the challenge page", got)
+	}
+	if n := run(b, "key button", chromedp.Evaluate[int](`document.querySelectorAll("[data-testid=use-key]").length`)); n != 0 {
+		t.Errorf("after a passkey sign-in the challenge page offers the key again")
+	}
+	b.checkPage("challenge page after a passkey")
+	env.Clock.Advance(30 * time.Second)
+	b.do("type code", chromedp.SendKeys(chromedp.ID("code"), totpCode(t, env, secret)))
+	b.submit(`[data-testid=verify]`)
+	b.do("portal", chromedp.WaitVisible(chromedp.CSS(`[data-testid=account-email]`)))
+	restore()
 	b.checkConsole()
 }
