@@ -134,7 +134,10 @@
   var conditional = null; // AbortController of a pending autofill request
 
   function assert(begin, finish, opts) {
-    return post(begin, {}).then(function (start) {
+    return post(begin, {}).catch(function (err) {
+      err.stage = "begin";
+      throw err;
+    }).then(function (start) {
       var req = { publicKey: requestOptions(start.options.publicKey) };
       if (opts && opts.mediation) req.mediation = opts.mediation;
       if (opts && opts.signal) req.signal = opts.signal;
@@ -176,8 +179,9 @@
       var scope = button.closest("[data-wa-scope]") || document;
       assert(button.getAttribute("data-begin"), button.getAttribute("data-finish"),
         { mediation: "conditional", signal: conditional.signal }).catch(function (err) {
-        // Aborting (the button took over) is silent; a refused passkey is not.
-        if (err && err.name === "AbortError") return;
+        // Aborting (the button took over) is silent, and so is a failure to
+        // start, which the member did not ask for; a refused passkey is not.
+        if (!err || err.name === "AbortError" || err.stage === "begin") return;
         if (err && err.server) status(scope, err.message, true);
       });
     }).catch(function () {});
