@@ -22,6 +22,13 @@ import (
 	"github.com/gatehouse/gatehouse/tenants"
 )
 
+// PasswordlessBeginLimit bounds the passwordless ceremonies one client IP
+// starts in the throttle window (15 minutes). The sign-in page starts one
+// per load for autofill, so the bound is sized for an office of thousands
+// behind one address; each ceremony is one small row, deleted when it
+// expires.
+const PasswordlessBeginLimit = 1000
+
 // CeremonyLifetime is how long a WebAuthn ceremony (its challenge) lives.
 const CeremonyLifetime = 5 * time.Minute
 
@@ -35,6 +42,9 @@ var (
 	// factor: that would be one authenticator counted twice.
 	errKeyTwice   = errorf(http.StatusBadRequest, "method_not_allowed", "You signed in with a passkey: use a code from your authenticator app or a recovery code for the second step.")
 	errNoWebAuthn = errorf(http.StatusServiceUnavailable, "webauthn_unavailable", "Passkeys can't be used at this address.")
+	// With "passkeys satisfy MFA" off, the second step after a passkey
+	// needs an authenticator app.
+	errPasskeyNotEnough = errorf(http.StatusUnauthorized, "second_factor_required", "This workspace asks for a second step after a passkey. Sign in with your password, then use your key.")
 )
 
 // relyingParties caches one go-webauthn relying party per workspace.
@@ -423,6 +433,17 @@ func (s *Server) finishSecondFactor(c echo.Context, t *tenants.Tenant, u db.User
 
 // beginPasswordless starts a discoverable-credential sign-in.
 func (s *Server) beginPasswordless(c echo.Context, t *tenants.Tenant) (string, *protocol.CredentialAssertion, error) {
+	// Anyone can start one (the sign-in page does on every load, for
+	// autofill), and each is a row: bounded per client IP.
+	key := "pk:ip:" + s.keys.HashToken("throttle", c.RealIP())
+	if until, err := s.store.ThrottleBlocked(c.Request().Context(), key, throttleWindow, PasswordlessBeginLimit); err != nil {
+		return "", nil, err
+	} else if !until.IsZero() {
+		return "", nil, errRateLimited(until, s.now())
+	}
+	if _, err := s.store.ThrottleFail(c.Request().Context(), key, throttleWindow); err != nil {
+		return "", nil, err
+	}
 	w, err := s.relyingParty(t)
 	if err != nil {
 		return "", nil, err
@@ -472,6 +493,15 @@ func (s *Server) finishPasswordless(c echo.Context, ceremony string, credential 
 		return nil, false, err
 	}
 	if !settings.SatisfyMFA {
+		// The passkey stands for the password; the second step needs an
+		// authenticator app. Recovery codes are for emergencies, not for
+		// every sign-in: a member with only keys signs in with the
+		// password and uses a key as the second step.
+		if _, err := s.store.TOTPCredential(ctx, t.ID, u.ID); errors.Is(err, db.ErrNotFound) {
+			return nil, false, errPasskeyNotEnough
+		} else if err != nil {
+			return nil, false, err
+		}
 		return s.passkeyThenChallenge(c, t, u, use)
 	}
 	if err := s.freshSession(c, t); err != nil {

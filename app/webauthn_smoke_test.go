@@ -165,3 +165,58 @@ func TestWebAuthnDeviceBoundOnlyAtSignIn(t *testing.T) {
 		t.Fatalf("the policy refusal was counted as a failure: %+v", g)
 	}
 }
+
+// Starting passwordless ceremonies is bounded per client IP: each is a row,
+// and anyone can ask for one.
+func TestPasswordlessBeginBounded(t *testing.T) {
+	env, _, _ := setup(t, func(c *app.Config) {
+		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
+	})
+	c := env.Client()
+	for i := range app.PasswordlessBeginLimit {
+		if res := c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{}); res.StatusCode != http.StatusOK {
+			t.Fatalf("begin %d = %d %s", i+1, res.StatusCode, res.Body)
+		}
+	}
+	res := c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{})
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("begin past the limit = %d, want 429 with Retry-After", res.StatusCode)
+	}
+	env.Clock.Advance(15 * time.Minute)
+	if res := c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{}); res.StatusCode != http.StatusOK {
+		t.Fatalf("begin after the window = %d", res.StatusCode)
+	}
+}
+
+// With "passkeys satisfy MFA" off, a member whose only factors are keys
+// (and recovery codes) is told to sign in with the password: recovery codes
+// are not spent as an everyday second step.
+func TestPasskeyNotEnoughWithoutApp(t *testing.T) {
+	env, acme, _ := setup(t, func(c *app.Config) {
+		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
+	})
+	rp := virtualwebauthn.RelyingParty{Name: "Acme", ID: "localhost", Origin: "http://localhost:" + portOf(env.Config.Addr)}
+	c := env.Client()
+	tok := c.APILogin("acme", "alice@acme.test", pw)
+	var begin struct {
+		Ceremony string          `json:"ceremony"`
+		Options  json.RawMessage `json:"options"`
+	}
+	json.Unmarshal(c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/begin", tok, map[string]string{"name": "Key"}).Body, &begin)
+	attOpts, _ := virtualwebauthn.ParseAttestationOptions(string(begin.Options))
+	authr := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(attOpts.UserID)})
+	cred := newCredential()
+	att := virtualwebauthn.CreateAttestationResponse(rp, authr, cred, *attOpts)
+	authr.AddCredential(cred)
+	if res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/webauthn/register/finish", tok, map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(att)}); res.StatusCode != http.StatusOK {
+		t.Fatalf("register = %d %s", res.StatusCode, res.Body)
+	}
+	env.Store.SetPasskeySettings(context.Background(), acme.ID, db.PasskeySettings{SatisfyMFA: false})
+	json.Unmarshal(c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/begin", "", map[string]string{}).Body, &begin)
+	asOpts, _ := virtualwebauthn.ParseAssertionOptions(string(begin.Options))
+	cred.Counter++
+	res := c.API(http.MethodPost, "/t/acme/api/v1/login/webauthn/finish", "", map[string]any{"ceremony": begin.Ceremony, "credential": json.RawMessage(virtualwebauthn.CreateAssertionResponse(rp, authr, cred, *asOpts))})
+	if res.StatusCode != http.StatusUnauthorized || res.JSON()["error"] != "second_factor_required" || res.JSON()["mfa_token"] != nil {
+		t.Fatalf("passkey alone, no app = %d %s", res.StatusCode, res.Body)
+	}
+}
