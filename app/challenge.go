@@ -95,15 +95,8 @@ type factorInput struct {
 func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, in factorInput) (db.FactorUse, error) {
 	ctx := c.Request().Context()
 	now := s.now()
-	g, err := s.store.MFAGuard(ctx, t.ID, u.ID)
-	if err != nil {
+	if err := s.guardOpen(c, t, u.ID); err != nil {
 		return db.FactorUse{}, err
-	}
-	if !g.DisabledAt.IsZero() {
-		return db.FactorUse{}, errMFADisabled
-	}
-	if g.LockedUntil.After(now) {
-		return db.FactorUse{}, errMFALocked(g.LockedUntil, now)
 	}
 	method := "totp"
 	var use db.FactorUse
@@ -161,6 +154,23 @@ func (s *Server) lockedError(c echo.Context, t *tenants.Tenant, u db.User) error
 		return errMFADisabled
 	}
 	return errMFALocked(g.LockedUntil, s.now())
+}
+
+// guardOpen refuses while the member's second-factor sign-in is locked
+// (429 with Retry-After) or disabled: then even the right factor is not
+// looked at.
+func (s *Server) guardOpen(c echo.Context, t *tenants.Tenant, userID int64) error {
+	g, err := s.store.MFAGuard(c.Request().Context(), t.ID, userID)
+	if err != nil {
+		return err
+	}
+	if !g.DisabledAt.IsZero() {
+		return errMFADisabled
+	}
+	if now := s.now(); g.LockedUntil.After(now) {
+		return errMFALocked(g.LockedUntil, now)
+	}
+	return nil
 }
 
 // factorFailed counts a wrong second factor and returns the answer to give.

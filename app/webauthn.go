@@ -331,16 +331,8 @@ func (s *Server) beginSecondFactor(c echo.Context, t *tenants.Tenant, u db.User,
 // factor; a sign count that went backwards is refused and audited.
 func (s *Server) checkAssertion(c echo.Context, t *tenants.Tenant, user *waUser, sd webauthn.SessionData, challengeID string, credential json.RawMessage, requireUV bool) (db.FactorUse, error) {
 	ctx := c.Request().Context()
-	now := s.now()
-	g, err := s.store.MFAGuard(ctx, t.ID, user.u.ID)
-	if err != nil {
+	if err := s.guardOpen(c, t, user.u.ID); err != nil {
 		return db.FactorUse{}, err
-	}
-	if !g.DisabledAt.IsZero() {
-		return db.FactorUse{}, errMFADisabled
-	}
-	if g.LockedUntil.After(now) {
-		return db.FactorUse{}, errMFALocked(g.LockedUntil, now)
 	}
 	fail := func(reason string) (db.FactorUse, error) {
 		s.logger(c).Info("webauthn assertion refused", slog.Int64("user_id", user.u.ID), slog.String("reason", reason))
