@@ -25,6 +25,9 @@ const (
 func (s *Server) handleAdminMembers(c echo.Context) error {
 	p := s.page(c, "Members")
 	p.Notice = notices[c.QueryParam("notice")]
+	if p.Notice == "" {
+		p.Notice = adminNotices[c.QueryParam("notice")]
+	}
 	return s.renderMembers(c, http.StatusOK, p, views.InviteForm{})
 }
 
@@ -51,10 +54,10 @@ func (s *Server) renderMembers(c echo.Context, status int, p views.Page, inv vie
 		v.NextCursor = db.EmailKey(members[len(members)-1].Email)
 	}
 	for _, m := range members {
-		v.Members = append(v.Members, views.MemberRow{Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt})
+		v.Members = append(v.Members, views.MemberRow{ID: m.ID, Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt})
 	}
 	for _, i := range invs {
-		v.Invitations = append(v.Invitations, views.InvitationRow{Email: i.Email, Role: i.Role, ExpiresAt: i.ExpiresAt})
+		v.Invitations = append(v.Invitations, views.InvitationRow{ID: i.ID, Email: i.Email, Role: i.Role, ExpiresAt: i.ExpiresAt})
 	}
 	p.Wide = true
 	return s.render(c, status, views.AdminMembersPage(p, v))

@@ -67,6 +67,13 @@ func (s *Server) routes() {
 	// Admin console (owners and admins; see authorize).
 	e.GET("/t/:slug/admin", s.handleAdminMembers)
 	e.POST("/t/:slug/admin/invitations", s.handleInvitationCreate)
+	e.POST("/t/:slug/admin/invitations/:id/resend", s.withStepUp("/admin", s.handleInvitationResend))
+	e.GET("/t/:slug/admin/members/:id", s.handleAdminMember)
+	e.POST("/t/:slug/admin/members/:id/reset-mfa", s.memberAction(s.handleAdminMemberResetMFA))
+	e.POST("/t/:slug/admin/members/:id/end-sessions", s.memberAction(s.handleAdminMemberEndSessions))
+	e.POST("/t/:slug/admin/members/:id/role", s.memberAction(s.handleAdminMemberRole))
+	e.GET("/t/:slug/api/v1/admin/members", s.handleAPIAdminMembers)
+	e.POST("/t/:slug/api/v1/admin/members/:id/reset-mfa", s.handleAPIAdminResetMFA)
 
 	// JSON API v1.
 	pub(http.MethodPost, "/t/:slug/api/v1/login", s.handleAPILogin)

@@ -15,6 +15,7 @@ type MembersView struct {
 
 // MemberRow is one member in the list.
 type MemberRow struct {
+	ID        int64
 	Email     string
 	Role      string
 	CreatedAt time.Time
@@ -22,6 +23,7 @@ type MemberRow struct {
 
 // InvitationRow is an open invitation.
 type InvitationRow struct {
+	ID        int64
 	Email     string
 	Role      string
 	ExpiresAt time.Time

@@ -23,6 +23,7 @@ const (
 	KindMFADisabled     = "mfa_disabled"
 	KindWebAuthnAdded   = "webauthn_added"
 	KindWebAuthnRemoved = "webauthn_removed"
+	KindMFAResetByAdmin = "mfa_reset_by_admin"
 )
 
 type letter struct {
@@ -179,6 +180,27 @@ If this wasn't you, contact your workspace administrator at once.
 		HTML: `<p>Hello,</p>
 <p>The passkey or security key named <strong>{{.Name}}</strong> was removed from your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}. Every other session was signed out.</p>
 <p>If this wasn't you, contact your workspace administrator at once.</p>`,
+	},
+	KindMFAResetByAdmin: {
+		Subject: "Your two-step verification was reset by an administrator",
+		Text: `Hello,
+
+An administrator of {{.Workspace}} ({{.Admin}}) reset two-step verification
+for your account ({{.Email}}) on {{.When}}. Your authenticator apps,
+passkeys, security keys and recovery codes were removed.
+{{- if .SessionsEnded}} Every session was signed out.{{end}}
+
+Next time you sign in, you'll only need your password. Set up two-step
+verification again here:
+
+{{.Link}}
+
+If you didn't ask for this, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>An administrator of <strong>{{.Workspace}}</strong> ({{.Admin}}) reset two-step verification for your account ({{.Email}}) on {{.When}}. Your authenticator apps, passkeys, security keys and recovery codes were removed.{{if .SessionsEnded}} Every session was signed out.{{end}}</p>
+<p>Next time you sign in, you'll only need your password. <a href="{{.Link}}">Set up two-step verification again</a>.</p>
+<p>If you didn't ask for this, contact your workspace administrator at once.</p>`,
 	},
 }
 

@@ -1,0 +1,356 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Admin actions on members, audited.
+const (
+	EventMFAResetByAdmin     = "mfa.reset_by_admin"
+	EventSessionEndedByAdmin = "session.ended_by_admin"
+	EventMemberRoleChanged   = "member.role_changed"
+	EventInvitationResent    = "invitation.resent"
+)
+
+// LowRecoveryCodesThreshold is the number of unused recovery codes at or
+// below which a member is warned (and listed as low_recovery_codes).
+const LowRecoveryCodesThreshold = 3
+
+// ErrNotAllowed is returned when the acting member's role does not allow
+// the change (an admin making or demoting an owner).
+var ErrNotAllowed = errors.New("not allowed for this role")
+
+// ErrLastOwner is returned when a change would leave a workspace without
+// an owner.
+var ErrLastOwner = errors.New("last owner")
+
+// ResetResult says what an admin's MFA reset removed.
+type ResetResult struct {
+	TOTP          int
+	Keys          int
+	RecoveryCodes int
+	SessionsEnded int
+	SessionEpoch  int64
+}
+
+// ResetMFA removes every second factor of a member on an admin's request,
+// in one transaction: authenticator apps (confirmed and pending), passkeys
+// and security keys, recovery codes, and the member's failure counters (a
+// lock or a disable after 100 wrong codes is lifted). Open sign-in
+// challenges end, since they ask for factors that are gone. Trusted
+// devices would be voided here too (none exist yet). When endSessions is
+// set the session epoch is bumped and every session of the member ends.
+// The reset is audited (actor adminID, subject memberID) and msg, the
+// notice to the member, queued. It returns ErrNotFound when memberID is no
+// member of workspaceID.
+func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int64, endSessions bool, meta Meta, msg OutboxMessage) (ResetResult, error) {
+	var r ResetResult
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var epoch int64
+		// Scoping first: nothing below runs for another workspace's member.
+		if err := tx.QueryRowContext(ctx, `SELECT session_epoch FROM users WHERE workspace_id = ? AND id = ?`,
+			workspaceID, memberID).Scan(&epoch); err != nil {
+			return notFound("reset mfa", err)
+		}
+		r.SessionEpoch = epoch
+		del := func(table string) (int, error) {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE workspace_id = ? AND user_id = ?`, workspaceID, memberID)
+			if err != nil {
+				return 0, fmt.Errorf("reset mfa: %s: %w", table, err)
+			}
+			n, _ := res.RowsAffected()
+			return int(n), nil
+		}
+		var err error
+		if r.TOTP, err = del("totp_credentials"); err != nil {
+			return err
+		}
+		if r.Keys, err = del("webauthn_credentials"); err != nil {
+			return err
+		}
+		if r.RecoveryCodes, err = del("recovery_codes"); err != nil {
+			return err
+		}
+		if _, err = del("mfa_guards"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = 'mfa_reset'
+			WHERE workspace_id = ? AND user_id = ? AND ended_at IS NULL`, s.now(), workspaceID, memberID); err != nil {
+			return fmt.Errorf("reset mfa: %w", err)
+		}
+		if endSessions {
+			if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
+				workspaceID, memberID).Scan(&r.SessionEpoch); err != nil {
+				return fmt.Errorf("reset mfa: %w", err)
+			}
+			if r.SessionsEnded, err = s.endSessions(ctx, tx, workspaceID, memberID, "", "mfa_reset_by_admin"); err != nil {
+				return err
+			}
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
+			Event: EventMFAResetByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
+				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes,
+				"end_sessions": endSessions, "sessions_ended": r.SessionsEnded,
+			}}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+	return r, err
+}
+
+// EndMemberSessions ends every session of a member on an admin's request
+// and bumps the member's session epoch, so that a session a slow request
+// writes back stays dead. It is audited and returns how many sessions
+// ended and the new epoch, or ErrNotFound for another workspace's member.
+func (s *Store) EndMemberSessions(ctx context.Context, workspaceID, adminID, memberID int64, meta Meta) (n int, epoch int64, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
+			workspaceID, memberID).Scan(&epoch); err != nil {
+			return notFound("end member sessions", err)
+		}
+		if n, err = s.endSessions(ctx, tx, workspaceID, memberID, "", "ended_by_admin"); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
+			Event: EventSessionEndedByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": n}})
+	})
+	return n, epoch, err
+}
+
+// ChangeRole sets a member's role on the request of actorID. Only an owner
+// may make an owner or change an owner's role (else ErrNotAllowed), and the
+// last owner keeps the role (ErrLastOwner). Both roles are read inside the
+// transaction (an immediate one on SQLite), so two concurrent demotions
+// cannot both pass the owner count. The member's sessions stay: every
+// request re-reads the role from the users row, so the change applies from
+// their next request. It returns ErrNotFound for another workspace's member
+// and the updated member; an unchanged role is not audited.
+func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID int64, role string, meta Meta) (User, error) {
+	if !ValidRole(role) {
+		return User{}, fmt.Errorf("change role: invalid role %q", role)
+	}
+	var u User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var actorRole string
+		if err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, actorID).Scan(&actorRole); err != nil {
+			return notFound("change role: actor", err)
+		}
+		var err error
+		if u, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID)); err != nil {
+			return notFound("change role", err)
+		}
+		if actorRole != RoleOwner && actorRole != RoleAdmin {
+			return fmt.Errorf("change role: %w", ErrNotAllowed)
+		}
+		if u.Role == role {
+			return nil
+		}
+		if actorRole != RoleOwner && (role == RoleOwner || u.Role == RoleOwner) {
+			return fmt.Errorf("change role: %w", ErrNotAllowed)
+		}
+		if u.Role == RoleOwner {
+			var owners int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE workspace_id = ? AND role = ?`, workspaceID, RoleOwner).Scan(&owners); err != nil {
+				return fmt.Errorf("change role: %w", err)
+			}
+			if owners <= 1 {
+				return fmt.Errorf("change role: %w", ErrLastOwner)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ? WHERE workspace_id = ? AND id = ?`, role, workspaceID, memberID); err != nil {
+			return fmt.Errorf("change role: %w", err)
+		}
+		from := u.Role
+		u.Role = role
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, SubjectUserID: memberID,
+			Event: EventMemberRoleChanged, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"from": from, "to": role}})
+	})
+	return u, err
+}
+
+// OpenInvitation returns the workspace's invitation with that id if it is
+// neither accepted nor revoked (an expired one may be resent), else
+// ErrNotFound.
+func (s *Store) OpenInvitation(ctx context.Context, workspaceID, id int64) (Invitation, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations
+		WHERE workspace_id = ? AND id = ? AND accepted_at IS NULL AND revoked_at IS NULL`, workspaceID, id)
+	inv, err := scanInvitation(row)
+	if err != nil {
+		return Invitation{}, notFound("open invitation", err)
+	}
+	return inv, nil
+}
+
+// ResendInvitation revokes an open invitation (its link stops working) and
+// creates a new one for the same email and role with a new token, audits it
+// and queues msg (the new invitation email), in one transaction. It returns
+// ErrNotFound when the invitation is not open in this workspace (accepted,
+// revoked, or another workspace's) and ErrConflict when the email became a
+// member meanwhile.
+func (s *Store) ResendInvitation(ctx context.Context, workspaceID, actorID, id int64, tokenHash string, expires time.Time, meta Meta, msg OutboxMessage) (Invitation, error) {
+	var inv Invitation
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		old, err := scanInvitation(tx.QueryRowContext(ctx, `
+			UPDATE invitations SET revoked_at = ?
+			WHERE workspace_id = ? AND id = ? AND accepted_at IS NULL AND revoked_at IS NULL
+			RETURNING `+invitationColumns, now, workspaceID, id))
+		if err != nil {
+			return notFound("resend invitation", err)
+		}
+		if EmailKey(old.Email) != EmailKey(msg.To) {
+			return fmt.Errorf("resend invitation: message to %q for invitation to another address", msg.To)
+		}
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE workspace_id = ? AND email_key = ?`,
+			workspaceID, EmailKey(old.Email)).Scan(&exists); err != nil {
+			return fmt.Errorf("resend invitation: %w", err)
+		}
+		if exists > 0 {
+			return fmt.Errorf("resend invitation: %w", ErrConflict)
+		}
+		if inv, err = scanInvitation(tx.QueryRowContext(ctx, `
+			INSERT INTO invitations (workspace_id, email, email_key, role, token_hash, invited_by, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			RETURNING `+invitationColumns,
+			workspaceID, old.Email, EmailKey(old.Email), old.Role, tokenHash, nullID(actorID), now, expires.Unix())); err != nil {
+			return fmt.Errorf("resend invitation: %w", err)
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, Event: EventInvitationResent,
+			IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
+				"email": old.Email, "role": old.Role, "invitation_id": inv.ID, "revoked_invitation_id": old.ID}}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+	return inv, err
+}
+
+// Member statuses of the admin API that can be computed from factors and
+// codes. in_grace and past_deadline come with the MFA policy.
+const (
+	StatusEnrolled         = "enrolled"
+	StatusNoMFA            = "no_mfa"
+	StatusLowRecoveryCodes = "low_recovery_codes"
+	StatusInGrace          = "in_grace"
+	StatusPastDeadline     = "past_deadline"
+)
+
+// MemberMFA is a member with a summary of their second factors.
+type MemberMFA struct {
+	User
+	TOTP              bool
+	Keys              int
+	RecoveryRemaining int
+}
+
+// HasSecondFactor reports whether the member holds a confirmed second factor.
+func (m MemberMFA) HasSecondFactor() bool { return m.TOTP || m.Keys > 0 }
+
+// Status is the member's most pressing status: no_mfa, low_recovery_codes
+// (a second factor and at most 3 unused codes) or enrolled.
+func (m MemberMFA) Status() string {
+	switch {
+	case !m.HasSecondFactor():
+		return StatusNoMFA
+	case m.RecoveryRemaining <= LowRecoveryCodesThreshold:
+		return StatusLowRecoveryCodes
+	default:
+		return StatusEnrolled
+	}
+}
+
+// MemberMFAFilter narrows MembersMFA. Status is "" (all), enrolled (every
+// member with a second factor, low on codes or not), no_mfa or
+// low_recovery_codes.
+type MemberMFAFilter struct {
+	Status string
+	Query  string // part of the email
+	After  string // cursor: the email key of the last member of the previous page
+	Limit  int
+}
+
+const memberHasFactor = `(EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL)
+	OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id))`
+
+const memberUnusedCodes = `(SELECT COUNT(*) FROM recovery_codes r WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.used_at IS NULL)`
+
+// MembersMFA returns a page of a workspace's members ordered by email, each
+// with their second factors and unused recovery codes.
+func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFilter) ([]MemberMFA, error) {
+	if f.Limit <= 0 || f.Limit > 201 {
+		f.Limit = 50
+	}
+	query := `SELECT u.id, u.workspace_id, u.email, u.password_hash, u.role, u.session_epoch, u.password_changed_at, u.created_at,
+		EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL),
+		(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
+		` + memberUnusedCodes + `
+		FROM users u WHERE u.workspace_id = ? AND u.email_key > ?`
+	args := []any{workspaceID, f.After}
+	if q := EmailKey(f.Query); q != "" {
+		query += ` AND u.email_key LIKE ? ESCAPE '\'`
+		args = append(args, "%"+likeEscaper.Replace(q)+"%")
+	}
+	switch f.Status {
+	case "":
+	case StatusEnrolled:
+		query += ` AND ` + memberHasFactor
+	case StatusNoMFA:
+		query += ` AND NOT ` + memberHasFactor
+	case StatusLowRecoveryCodes:
+		query += ` AND ` + memberHasFactor + ` AND ` + memberUnusedCodes + ` <= ?`
+		args = append(args, LowRecoveryCodesThreshold)
+	default:
+		return nil, fmt.Errorf("members mfa: unknown status %q", f.Status)
+	}
+	query += ` ORDER BY u.email_key LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("members mfa: %w", err)
+	}
+	defer rows.Close()
+	var out []MemberMFA
+	for rows.Next() {
+		var m MemberMFA
+		var changed, created int64
+		if err := rows.Scan(&m.ID, &m.WorkspaceID, &m.Email, &m.PasswordHash, &m.Role, &m.SessionEpoch, &changed, &created,
+			&m.TOTP, &m.Keys, &m.RecoveryRemaining); err != nil {
+			return nil, fmt.Errorf("members mfa: %w", err)
+		}
+		m.PasswordChangedAt, m.CreatedAt = unix(changed), unix(created)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MemberEvents lists the most recent audit events about one member of the
+// workspace, newest first.
+func (s *Store) MemberEvents(ctx context.Context, workspaceID, memberID int64, limit int) ([]AuditEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, actor_user_id, event, ip, user_agent, details, created_at
+		FROM audit_events WHERE workspace_id = ? AND subject_user_id = ? ORDER BY id DESC LIMIT ?`, workspaceID, memberID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("member events: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		ev := AuditEvent{WorkspaceID: workspaceID, SubjectUserID: memberID}
+		var actor sql.NullInt64
+		var details string
+		var created int64
+		if err := rows.Scan(&ev.ID, &actor, &ev.Event, &ev.IP, &ev.UserAgent, &details, &created); err != nil {
+			return nil, fmt.Errorf("member events: %w", err)
+		}
+		ev.ActorUserID, ev.CreatedAt = actor.Int64, unix(created)
+		_ = json.Unmarshal([]byte(details), &ev.Details)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,28 @@
+package views
+
+import "time"
+
+// AdminMemberView is the admin console's page about one member.
+type AdminMemberView struct {
+	ID                int64
+	Email             string
+	Role              string
+	Joined            time.Time
+	Self              bool
+	Factors           []FactorRow
+	PendingTOTP       bool
+	RecoveryRemaining int
+	Guard             string // a lock or block of second-factor sign-in, if any
+	Sessions          []SessionRow
+	Activity          []ActivityRow
+	Roles             []string // the roles the signed-in admin may give this member
+	Error             string
+}
+
+// FactorRow is one second factor in the admin's member view.
+type FactorRow struct {
+	Type     string // "Authenticator app", "Passkey", "Security key"
+	Name     string
+	Created  time.Time
+	LastUsed time.Time
+}
