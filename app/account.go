@@ -35,7 +35,7 @@ func (s *Server) renderAccount(c echo.Context, status int, p views.Page, pf view
 	if v.MFAOn, err = s.store.HasSecondFactor(c.Request().Context(), t.ID, a.User.ID); err != nil {
 		return err
 	}
-	events, err := s.store.AuditEvents(c.Request().Context(), t.ID, a.User.ID, 0, 15)
+	events, err := s.store.AuditEvents(c.Request().Context(), t.ID, db.AuditFilter{SubjectUserID: a.User.ID, Limit: 15})
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,9 @@ func (s *Server) routes() {
 	e.POST("/t/:slug/admin/members/:id/role", s.memberAction(s.handleAdminMemberRole))
 	e.GET("/t/:slug/api/v1/admin/members", s.handleAPIAdminMembers)
 	e.POST("/t/:slug/api/v1/admin/members/:id/reset-mfa", s.handleAPIAdminResetMFA)
+	e.GET("/t/:slug/admin/audit", s.handleAdminAudit)
+	e.GET("/t/:slug/admin/audit.csv", s.handleAdminAuditCSV)
+	e.GET("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit)
 
 	// JSON API v1.
 	pub(http.MethodPost, "/t/:slug/api/v1/login", s.handleAPILogin)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -33,6 +34,9 @@ type AuditEvent struct {
 	UserAgent     string
 	Details       map[string]any
 	CreatedAt     time.Time
+	// ActorEmail and SubjectEmail are read by AuditEvents: the members'
+	// emails, "" when there is none in the workspace.
+	ActorEmail, SubjectEmail string
 }
 
 // Meta is where a request came from, for the audit trail.
@@ -68,22 +72,84 @@ func (s *Store) Audit(ctx context.Context, ev AuditEvent) error {
 	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertAudit(ctx, tx, ev) })
 }
 
-// AuditEvents lists a workspace's events, newest first, optionally about
-// one member, with ids below before (0 = from the newest).
-func (s *Store) AuditEvents(ctx context.Context, workspaceID, subjectUserID, before int64, limit int) ([]AuditEvent, error) {
-	query := `SELECT id, workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at
-		FROM audit_events WHERE workspace_id = ?`
+// AuditFilter narrows AuditEvents. Zero values filter nothing.
+type AuditFilter struct {
+	// MemberID matches events where the member is the actor or the subject.
+	MemberID int64
+	// SubjectUserID matches events about one member only.
+	SubjectUserID int64
+	// Event is an exact event name, or a prefix when it ends with "."
+	// ("mfa." matches every MFA event).
+	Event string
+	// Since and Until bound created_at: Since <= created_at < Until.
+	Since, Until time.Time
+	// Before is the keyset cursor: only ids below it (0 = from the newest).
+	Before int64
+	// Limit caps the rows returned; at most 1000.
+	Limit int
+}
+
+// MaxAuditPage is the largest Limit AuditEvents accepts.
+const MaxAuditPage = 1000
+
+// AuditEvents lists a workspace's events matching f, newest (highest id)
+// first, with the emails of actor and subject when they belong to the
+// workspace. Paging is by id (f.Before), so rows written while a reader
+// pages never shift its pages.
+func (s *Store) AuditEvents(ctx context.Context, workspaceID int64, f AuditFilter) ([]AuditEvent, error) {
+	if f.Limit <= 0 || f.Limit > MaxAuditPage {
+		return nil, fmt.Errorf("audit events: limit %d out of range", f.Limit)
+	}
+	// cond is every filter but the member, on the alias e.
+	cond := `e.workspace_id = ?`
 	args := []any{workspaceID}
-	if subjectUserID != 0 {
-		query += ` AND subject_user_id = ?`
-		args = append(args, subjectUserID)
+	if f.SubjectUserID != 0 {
+		cond += ` AND e.subject_user_id = ?`
+		args = append(args, f.SubjectUserID)
 	}
-	if before != 0 {
-		query += ` AND id < ?`
-		args = append(args, before)
+	if prefix, ok := strings.CutSuffix(f.Event, "."); ok && prefix != "" {
+		// A range rather than LIKE: no wildcard escaping, and it is
+		// case-sensitive like the exact match. '/' sorts right after '.'.
+		// The || '' keeps the planner off the event index here: a prefix
+		// such as "mfa." matches much of the log, and walking ids newest
+		// first beats sorting every match (a rare prefix scans instead).
+		cond += ` AND e.event || '' >= ? AND e.event || '' < ?`
+		args = append(args, prefix+".", prefix+"/")
+	} else if f.Event != "" {
+		cond += ` AND e.event = ?`
+		args = append(args, f.Event)
 	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit)
+	if !f.Since.IsZero() {
+		cond += ` AND e.created_at >= ?`
+		args = append(args, f.Since.Unix())
+	}
+	if !f.Until.IsZero() {
+		cond += ` AND e.created_at < ?`
+		args = append(args, f.Until.Unix())
+	}
+	if f.Before != 0 {
+		cond += ` AND e.id < ?`
+		args = append(args, f.Before)
+	}
+	if f.MemberID != 0 {
+		// Actor or subject: each half walks its own index newest first
+		// and stops at the limit, so a rare member costs a few rows, not
+		// a scan of the workspace's log (an OR would pick one index).
+		half := `SELECT id FROM (SELECT e.id FROM audit_events e WHERE ` + cond + ` AND e.%s = ? ORDER BY e.id DESC LIMIT ?)`
+		both := append(append([]any{}, args...), f.MemberID, f.Limit)
+		both = append(append(both, args...), f.MemberID, f.Limit)
+		cond = `e.workspace_id = ? AND e.id IN (` + fmt.Sprintf(half, "subject_user_id") + ` UNION ALL ` + fmt.Sprintf(half, "actor_user_id") + `)`
+		args = append([]any{workspaceID}, both...)
+	}
+	// The user joins repeat the workspace: an id from elsewhere (a platform
+	// actor) never yields another workspace's email.
+	query := `SELECT e.id, e.workspace_id, e.actor_user_id, e.subject_user_id, e.event, e.ip, e.user_agent, e.details, e.created_at,
+			COALESCE(a.email, ''), COALESCE(su.email, '')
+		FROM audit_events e
+		LEFT JOIN users a ON a.id = e.actor_user_id AND a.workspace_id = e.workspace_id
+		LEFT JOIN users su ON su.id = e.subject_user_id AND su.workspace_id = e.workspace_id
+		WHERE ` + cond + ` ORDER BY e.id DESC LIMIT ?`
+	args = append(args, f.Limit)
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit events: %w", err)
@@ -95,7 +161,8 @@ func (s *Store) AuditEvents(ctx context.Context, workspaceID, subjectUserID, bef
 		var ws, actor, subject sql.NullInt64
 		var details string
 		var created int64
-		if err := rows.Scan(&ev.ID, &ws, &actor, &subject, &ev.Event, &ev.IP, &ev.UserAgent, &details, &created); err != nil {
+		if err := rows.Scan(&ev.ID, &ws, &actor, &subject, &ev.Event, &ev.IP, &ev.UserAgent, &details, &created,
+			&ev.ActorEmail, &ev.SubjectEmail); err != nil {
 			return nil, fmt.Errorf("audit events: %w", err)
 		}
 		ev.WorkspaceID, ev.ActorUserID, ev.SubjectUserID = ws.Int64, actor.Int64, subject.Int64
@@ -103,7 +170,10 @@ func (s *Store) AuditEvents(ctx context.Context, workspaceID, subjectUserID, bef
 		_ = json.Unmarshal([]byte(details), &ev.Details)
 		out = append(out, ev)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit events: %w", err)
+	}
+	return out, nil
 }
 
 func truncate(s string, n int) string {

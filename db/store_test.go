@@ -69,12 +69,12 @@ func TestAuditIsAppendOnly(t *testing.T) {
 	if _, err := store.DB().Exec(`DELETE FROM audit_events`); err == nil {
 		t.Error("DELETE on audit_events succeeded")
 	}
-	evs, err := store.AuditEvents(ctx, ws.ID, 0, 0, 10)
+	evs, err := store.AuditEvents(ctx, ws.ID, db.AuditFilter{Limit: 10})
 	if err != nil || len(evs) != 1 || evs[0].Event != "test.event" || evs[0].Details["k"] != "v" {
 		t.Fatalf("events = %+v, %v", evs, err)
 	}
 	other, _ := store.CreateWorkspace(ctx, "globex", "Globex")
-	if evs, _ := store.AuditEvents(ctx, other.ID, 0, 0, 10); len(evs) != 0 {
+	if evs, _ := store.AuditEvents(ctx, other.ID, db.AuditFilter{Limit: 10}); len(evs) != 0 {
 		t.Fatalf("globex sees acme's events: %+v", evs)
 	}
 }
