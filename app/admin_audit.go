@@ -209,6 +209,15 @@ func parseAuditTime(s string, end bool) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// thousands writes n with comma separators: 100000 is "100,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 func isDigits(s string) bool {
 	for _, r := range s {
 		if r < '0' || r > '9' {
@@ -228,7 +237,7 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := views.AuditView{Filter: q.form, Errors: errs, MaxExport: auditExportMax}
+	v := views.AuditView{Filter: q.form, Errors: errs, MaxExportText: thousands(auditExportMax)}
 	v.EventGroups, v.Events = eventOptions(q.form.Event)
 	if len(errs) > 0 {
 		return s.render(c, http.StatusUnprocessableEntity, views.AdminAuditPage(p, auditFormErrors(v)))
@@ -329,7 +338,7 @@ func (s *Server) handleAdminAuditCSV(c echo.Context) error {
 		return err
 	}
 	if len(errs) > 0 {
-		v := views.AuditView{Filter: q.form, Errors: errs, MaxExport: auditExportMax}
+		v := views.AuditView{Filter: q.form, Errors: errs, MaxExportText: thousands(auditExportMax)}
 		v.EventGroups, v.Events = eventOptions(q.form.Event)
 		p := s.page(c, "Audit log")
 		p.Wide = true

@@ -18,7 +18,8 @@ type AuditView struct {
 	NewestURL string
 	OlderURL  string
 	CSVURL    string
-	MaxExport int
+	// MaxExportText is the export's row limit for people ("100,000").
+	MaxExportText string
 }
 
 // AuditFilterForm is the filters as typed.
