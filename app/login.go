@@ -58,6 +58,7 @@ var notices = map[string]string{
 	"totp_enabled":      "Two-step verification is on.",
 	"totp_removed":      "The authenticator app was removed.",
 	"verified":          "Thanks, you're verified.",
+	"enroll_first":      "That change needs two-step verification: set up a second factor first, then try again.",
 	"key_added":         "Your passkey or security key was added.",
 	"key_renamed":       "The key was renamed.",
 	"key_removed":       "The key was removed. You can no longer sign in with it here.",

@@ -33,6 +33,11 @@ func (s *Server) needsStepUp(c echo.Context, a *Auth) (bool, error) {
 	if a.StepUpFresh(s.now()) {
 		return false, nil
 	}
+	if isAdminRoute(c.Path()) {
+		// An admin action on another member's security always needs a
+		// fresh second factor: an admin without one must enroll first.
+		return true, nil
+	}
 	return s.store.HasSecondFactor(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
 }
 
@@ -387,6 +392,14 @@ func (s *Server) stepUp(c echo.Context, a *Auth, in factorInput) error {
 
 // handleStepUpShow asks for a second factor before a security change.
 func (s *Server) handleStepUpShow(c echo.Context) error {
+	a := authFrom(c)
+	if has, err := s.store.HasSecondFactor(c.Request().Context(), a.User.WorkspaceID, a.User.ID); err != nil {
+		return err
+	} else if !has {
+		// Nothing to confirm with: set one up first (admins need one).
+		t := tenants.FromContext(c.Request().Context())
+		return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=enroll_first")
+	}
 	v := views.StepUpView{Next: c.QueryParam("next"), Recovery: c.QueryParam("method") == "recovery"}
 	if err := s.stepUpMethods(c, &v); err != nil {
 		return err
