@@ -176,7 +176,8 @@ func (s *Server) handleChallengeWebAuthnFinish(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"redirect": s.safeNext(t, c.QueryParam("next"))})
 }
 
-// handlePasskeyBegin starts a passwordless sign-in on the sign-in page.
+// handlePasskeyBegin starts a passwordless sign-in (the sign-in page, and
+// the API's POST /login/webauthn/begin without an mfa_token).
 func (s *Server) handlePasskeyBegin(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	id, options, err := s.beginPasswordless(c, t)
@@ -214,7 +215,7 @@ func (s *Server) handleAPIWebAuthnLoginBegin(c echo.Context) error {
 		return err
 	}
 	if req.MFAToken == "" {
-		return s.handlePasskeyBeginAPI(c, t)
+		return s.handlePasskeyBegin(c)
 	}
 	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
 	if err != nil {
@@ -222,14 +223,6 @@ func (s *Server) handleAPIWebAuthnLoginBegin(c echo.Context) error {
 	}
 	defer cancel()
 	id, options, err := s.beginSecondFactor(c, t, u, ch)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
-}
-
-func (s *Server) handlePasskeyBeginAPI(c echo.Context, t *tenants.Tenant) error {
-	id, options, err := s.beginPasswordless(c, t)
 	if err != nil {
 		return err
 	}
