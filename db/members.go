@@ -168,6 +168,14 @@ func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID i
 		}
 		from := u.Role
 		u.Role = role
+		// Under required_for_admins a promotion starts the member's grace
+		// period and a demotion ends their deadline.
+		if err := s.coverRole(ctx, tx, workspaceID, actorID, memberID, role, meta); err != nil {
+			return err
+		}
+		if u, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID)); err != nil {
+			return fmt.Errorf("change role: %w", err)
+		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, SubjectUserID: memberID,
 			Event: EventMemberRoleChanged, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"from": from, "to": role}})
 	})
@@ -287,7 +295,7 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	if f.Limit <= 0 || f.Limit > 201 {
 		f.Limit = 50
 	}
-	query := `SELECT u.id, u.workspace_id, u.email, u.password_hash, u.role, u.session_epoch, u.password_changed_at, u.created_at,
+	query := `SELECT u.id, u.workspace_id, u.email, u.password_hash, u.role, u.session_epoch, u.password_changed_at, u.created_at, u.mfa_deadline,
 		EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL),
 		(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
 		` + memberUnusedCodes + `
@@ -320,11 +328,15 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	for rows.Next() {
 		var m MemberMFA
 		var changed, created int64
-		if err := rows.Scan(&m.ID, &m.WorkspaceID, &m.Email, &m.PasswordHash, &m.Role, &m.SessionEpoch, &changed, &created,
+		var deadline sql.NullInt64
+		if err := rows.Scan(&m.ID, &m.WorkspaceID, &m.Email, &m.PasswordHash, &m.Role, &m.SessionEpoch, &changed, &created, &deadline,
 			&m.TOTP, &m.Keys, &m.RecoveryRemaining); err != nil {
 			return nil, fmt.Errorf("members mfa: %w", err)
 		}
 		m.PasswordChangedAt, m.CreatedAt = unix(changed), unix(created)
+		if deadline.Valid {
+			m.MFADeadline = unix(deadline.Int64)
+		}
 		out = append(out, m)
 	}
 	return out, rows.Err()

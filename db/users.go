@@ -29,6 +29,10 @@ type User struct {
 	SessionEpoch      int64
 	PasswordChangedAt time.Time
 	CreatedAt         time.Time
+	// MFADeadline is set while the workspace's MFA requirement applies to
+	// the member: the moment by which they must hold an allowed second
+	// factor (zero when the policy does not cover them).
+	MFADeadline time.Time
 }
 
 // IsAdmin reports whether the user may use the admin console.
@@ -37,15 +41,19 @@ func (u User) IsAdmin() bool { return u.Role == RoleOwner || u.Role == RoleAdmin
 // EmailKey is the form of an email used for lookups and uniqueness.
 func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-const userColumns = `id, workspace_id, email, password_hash, role, session_epoch, password_changed_at, created_at`
+const userColumns = `id, workspace_id, email, password_hash, role, session_epoch, password_changed_at, created_at, mfa_deadline`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var changed, created int64
-	if err := row.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created); err != nil {
+	var deadline sql.NullInt64
+	if err := row.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline); err != nil {
 		return User{}, err
 	}
 	u.PasswordChangedAt, u.CreatedAt = unix(changed), unix(created)
+	if deadline.Valid {
+		u.MFADeadline = unix(deadline.Int64)
+	}
 	return u, nil
 }
 
@@ -77,6 +85,19 @@ func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, workspaceID int64, e
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	// A member who joins while the requirement applies to them has no grace
+	// period: their deadline is the moment they join (they enroll during
+	// onboarding).
+	var covered bool
+	if err := tx.QueryRowContext(ctx, `SELECT `+coveredSQL("?")+` FROM workspaces WHERE id = ?`, role, workspaceID).Scan(&covered); err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	if covered {
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = ?, mfa_deadline = ? WHERE id = ?`, now, now, u.ID); err != nil {
+			return User{}, fmt.Errorf("create user: %w", err)
+		}
+		u.MFADeadline = unix(now)
 	}
 	return u, nil
 }

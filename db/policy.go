@@ -1,0 +1,621 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MFA policies of a workspace (DESIGN "Policies and enforcement").
+const (
+	PolicyOff               = "off"
+	PolicyOptional          = "optional"
+	PolicyRequired          = "required"
+	PolicyRequiredForAdmins = "required_for_admins"
+)
+
+// Second-factor methods a policy can allow. Recovery codes are always a
+// backup and never make a member compliant on their own.
+const (
+	MethodTOTP     = "totp"
+	MethodWebAuthn = "webauthn"
+)
+
+// Events of the policy and enforcement.
+const (
+	EventPolicyChanged    = "policy.changed"
+	EventDeadlineExtended = "member.deadline_extended"
+	EventDeadlineStarted  = "member.deadline_started"
+	EventReminderQueued   = "mfa.reminder_queued"
+)
+
+// Policy bounds.
+const (
+	MaxGraceDays         = 365
+	MaxReminders         = 10
+	MaxTrustedDeviceDays = 30
+	MaxExtendDays        = 90
+)
+
+// AnnounceDays is the days value of the announcement in mfa_reminders: the
+// first enforcement email, due as soon as a deadline starts.
+const AnnounceDays = -1
+
+// ErrEnrollFirst is returned when an admin would put themselves under a
+// requirement they do not meet yet.
+var ErrEnrollFirst = errors.New("enroll a second factor first")
+
+// ErrNotCovered is returned when extending the deadline of a member the
+// requirement does not apply to.
+var ErrNotCovered = errors.New("the MFA requirement does not apply to this member")
+
+// Policy is a workspace's MFA policy.
+type Policy struct {
+	Mode              string
+	Methods           []string // allowed second factors: totp, webauthn
+	GraceDays         int
+	ReminderDays      []int // whole days before the deadline, most distant first
+	TrustedDeviceDays int   // 0 = "trust this browser" is off
+	// EnforcedSince is when the current requirement started; zero while the
+	// policy requires nothing.
+	EnforcedSince time.Time
+}
+
+// DefaultPolicy is a new workspace's policy.
+func DefaultPolicy() Policy {
+	return Policy{Mode: PolicyOptional, Methods: []string{MethodTOTP, MethodWebAuthn}, GraceDays: 30, ReminderDays: []int{7, 3, 1}}
+}
+
+// Requires reports whether the policy requires a second factor of anyone.
+func (p Policy) Requires() bool { return p.Mode == PolicyRequired || p.Mode == PolicyRequiredForAdmins }
+
+// AppliesTo reports whether the requirement covers a member with that role.
+func (p Policy) AppliesTo(role string) bool {
+	return p.Mode == PolicyRequired || (p.Mode == PolicyRequiredForAdmins && (role == RoleOwner || role == RoleAdmin))
+}
+
+// Allows reports whether method (totp, webauthn) is an allowed factor.
+func (p Policy) Allows(method string) bool { return slices.Contains(p.Methods, method) }
+
+// Grace is the grace period.
+func (p Policy) Grace() time.Duration { return time.Duration(p.GraceDays) * 24 * time.Hour }
+
+// Validate checks the policy's values and normalises its lists (methods in
+// a fixed order, reminder days most distant first, no duplicates).
+func (p *Policy) Validate() error {
+	switch p.Mode {
+	case PolicyOff, PolicyOptional, PolicyRequired, PolicyRequiredForAdmins:
+	default:
+		return fmt.Errorf("policy must be off, optional, required or required_for_admins, not %q", p.Mode)
+	}
+	var methods []string
+	for _, m := range []string{MethodTOTP, MethodWebAuthn} {
+		if slices.Contains(p.Methods, m) {
+			methods = append(methods, m)
+		}
+	}
+	for _, m := range p.Methods {
+		if m != MethodTOTP && m != MethodWebAuthn {
+			return fmt.Errorf("unknown method %q (allowed: totp, webauthn)", m)
+		}
+	}
+	if len(methods) == 0 {
+		return errors.New("allow at least one method")
+	}
+	p.Methods = methods
+	if p.GraceDays < 0 || p.GraceDays > MaxGraceDays {
+		return fmt.Errorf("the grace period must be 0 to %d days", MaxGraceDays)
+	}
+	days := slices.Clone(p.ReminderDays)
+	slices.Sort(days)
+	days = slices.Compact(days)
+	slices.Reverse(days)
+	if len(days) > MaxReminders {
+		return fmt.Errorf("at most %d reminder days", MaxReminders)
+	}
+	for _, d := range days {
+		if d < 1 || d > MaxGraceDays {
+			return fmt.Errorf("reminder days must be 1 to %d days before the deadline", MaxGraceDays)
+		}
+	}
+	p.ReminderDays = days
+	if p.TrustedDeviceDays < 0 || p.TrustedDeviceDays > MaxTrustedDeviceDays {
+		return fmt.Errorf("trusted devices last 0 (off) to %d days", MaxTrustedDeviceDays)
+	}
+	return nil
+}
+
+// ParseDays parses "7,3,1" (spaces allowed; empty is no reminders).
+func ParseDays(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		d, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("reminder days: %q is not a whole number", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func joinDays(days []int) string {
+	parts := make([]string, len(days))
+	for i, d := range days {
+		parts[i] = strconv.Itoa(d)
+	}
+	return strings.Join(parts, ",")
+}
+
+// coveredSQL is a SQL expression over a workspaces row: whether its policy
+// covers a member whose role is the expression role.
+func coveredSQL(role string) string {
+	return `(mfa_policy = 'required' OR (mfa_policy = 'required_for_admins' AND ` + role + ` IN ('owner', 'admin')))`
+}
+
+// compliantSQL is a SQL expression over a users row u: whether the member
+// holds a second factor the methods allow.
+func compliantSQL(methods []string) string {
+	var parts []string
+	if slices.Contains(methods, MethodTOTP) {
+		parts = append(parts, `EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL)`)
+	}
+	if slices.Contains(methods, MethodWebAuthn) {
+		parts = append(parts, `EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id)`)
+	}
+	if len(parts) == 0 {
+		return `0`
+	}
+	return `(` + strings.Join(parts, ` OR `) + `)`
+}
+
+const policyColumns = `mfa_policy, mfa_methods, grace_days, reminder_days, trusted_device_days, enforced_since`
+
+func scanPolicy(row interface{ Scan(...any) error }) (Policy, error) {
+	var p Policy
+	var methods, days string
+	var since sql.NullInt64
+	if err := row.Scan(&p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since); err != nil {
+		return Policy{}, err
+	}
+	p.Methods = strings.Split(methods, ",")
+	p.ReminderDays, _ = ParseDays(days)
+	if since.Valid {
+		p.EnforcedSince = unix(since.Int64)
+	}
+	return p, nil
+}
+
+// Policy returns the workspace's MFA policy.
+func (s *Store) Policy(ctx context.Context, workspaceID int64) (Policy, error) {
+	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+	if err != nil {
+		return Policy{}, notFound("policy", err)
+	}
+	return p, nil
+}
+
+// PolicyImpact says what a policy change does (or would do, on a dry run).
+type PolicyImpact struct {
+	Covered      int // members the requirement applies to
+	NonCompliant int // of those, members without an allowed second factor
+	PastDeadline int // of those, members whose deadline has passed
+	// Deadline is the deadline of members the requirement starts to apply
+	// to now (or started to, for an unchanged requirement); zero when the
+	// policy requires nothing.
+	Deadline      time.Time
+	NewlyCovered  int // members who get a deadline with this change
+	SessionsEnded int // sessions of non-compliant members ended
+}
+
+// PolicyChange is an admin's change of the policy.
+type PolicyChange struct {
+	Policy                  Policy
+	EndNonCompliantSessions bool
+	DryRun                  bool // compute the impact, save nothing
+}
+
+var errDryRun = errors.New("dry run")
+
+// SetPolicy changes a workspace's MFA policy on behalf of actorID, in one
+// transaction: members newly covered get a deadline (now + grace period),
+// members no longer covered lose theirs, a changed grace period moves the
+// existing deadlines by the difference (extensions are kept), and, when
+// asked, non-compliant covered members' sessions end. The change is audited
+// with the old and new values. It returns ErrEnrollFirst when the actor
+// would be covered without an allowed factor. With DryRun nothing is saved
+// and the impact is what the change would do.
+func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch PolicyChange, meta Meta) (Policy, PolicyImpact, error) {
+	p := ch.Policy
+	if err := p.Validate(); err != nil {
+		return Policy{}, PolicyImpact{}, err
+	}
+	var im PolicyImpact
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		old, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+		if err != nil {
+			return notFound("set policy", err)
+		}
+		var actorRole string
+		var actorCompliant bool
+		if err := tx.QueryRowContext(ctx, `SELECT u.role, `+compliantSQL(p.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
+			workspaceID, actorID).Scan(&actorRole, &actorCompliant); err != nil {
+			return notFound("set policy: actor", err)
+		}
+		if p.AppliesTo(actorRole) && !actorCompliant {
+			return ErrEnrollFirst
+		}
+		switch {
+		case !p.Requires():
+			p.EnforcedSince = time.Time{}
+		case old.Requires():
+			p.EnforcedSince = old.EnforcedSince
+		default:
+			p.EnforcedSince = unix(now)
+		}
+		var since any
+		if !p.EnforcedSince.IsZero() {
+			since = p.EnforcedSince.Unix()
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE workspaces SET mfa_policy = ?, mfa_methods = ?, grace_days = ?, reminder_days = ?,
+			trusted_device_days = ?, enforced_since = ? WHERE id = ?`,
+			p.Mode, strings.Join(p.Methods, ","), p.GraceDays, joinDays(p.ReminderDays), p.TrustedDeviceDays, since, workspaceID); err != nil {
+			return fmt.Errorf("set policy: %w", err)
+		}
+		// Members no longer covered lose their deadline.
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = NULL, mfa_deadline = NULL
+			WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND NOT `+p.coversSQL(), workspaceID); err != nil {
+			return fmt.Errorf("set policy: clear deadlines: %w", err)
+		}
+		// A new grace period moves the grace-period deadlines (not the
+		// zero-grace deadlines of members who joined under the rule).
+		if delta := int64(p.GraceDays-old.GraceDays) * 86400; delta != 0 && old.Requires() {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_deadline = mfa_deadline + ?
+				WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND mfa_deadline > mfa_since`, delta, workspaceID); err != nil {
+				return fmt.Errorf("set policy: move deadlines: %w", err)
+			}
+		}
+		// Members newly covered get their deadline.
+		deadline := now + int64(p.GraceDays)*86400
+		res, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = ?, mfa_deadline = ?
+			WHERE workspace_id = ? AND mfa_deadline IS NULL AND `+p.coversSQL(), now, deadline, workspaceID)
+		if err != nil {
+			return fmt.Errorf("set policy: start deadlines: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		im.NewlyCovered = int(n)
+		if p.Requires() {
+			im.Deadline = unix(p.EnforcedSince.Unix() + int64(p.GraceDays)*86400)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*),
+				COALESCE(SUM(CASE WHEN NOT `+compliantSQL(p.Methods)+` THEN 1 ELSE 0 END), 0),
+				COALESCE(SUM(CASE WHEN NOT `+compliantSQL(p.Methods)+` AND u.mfa_deadline <= ? THEN 1 ELSE 0 END), 0)
+			FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL`, now, workspaceID).
+			Scan(&im.Covered, &im.NonCompliant, &im.PastDeadline); err != nil {
+			return fmt.Errorf("set policy: impact: %w", err)
+		}
+		if ch.EndNonCompliantSessions && p.Requires() {
+			rows, err := tx.QueryContext(ctx, `SELECT u.id FROM users u
+				WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL AND NOT `+compliantSQL(p.Methods), workspaceID)
+			if err != nil {
+				return fmt.Errorf("set policy: %w", err)
+			}
+			ids, err := scanIDs(rows)
+			if err != nil {
+				return fmt.Errorf("set policy: %w", err)
+			}
+			for _, id := range ids {
+				if _, err := tx.ExecContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ?`, workspaceID, id); err != nil {
+					return fmt.Errorf("set policy: %w", err)
+				}
+				n, err := s.endSessions(ctx, tx, workspaceID, id, "", "policy_noncompliant")
+				if err != nil {
+					return err
+				}
+				im.SessionsEnded += n
+			}
+		}
+		if ch.DryRun {
+			return errDryRun
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, Event: EventPolicyChanged,
+			IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
+				"old": policyDetails(old), "new": policyDetails(p),
+				"end_noncompliant_sessions": ch.EndNonCompliantSessions, "sessions_ended": im.SessionsEnded,
+				"newly_covered": im.NewlyCovered, "non_compliant": im.NonCompliant,
+			}})
+	})
+	if errors.Is(err, errDryRun) {
+		err = nil
+	}
+	if err != nil {
+		return Policy{}, PolicyImpact{}, err
+	}
+	return p, im, nil
+}
+
+// coversSQL is a SQL condition on a users row: whether the policy covers
+// the member.
+func (p Policy) coversSQL() string {
+	switch p.Mode {
+	case PolicyRequired:
+		return `1`
+	case PolicyRequiredForAdmins:
+		return `role IN ('owner', 'admin')`
+	default:
+		return `0`
+	}
+}
+
+func policyDetails(p Policy) map[string]any {
+	d := map[string]any{"policy": p.Mode, "methods": p.Methods, "grace_days": p.GraceDays,
+		"reminder_days": p.ReminderDays, "trusted_device_days": p.TrustedDeviceDays}
+	return d
+}
+
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Compliant reports whether the member holds a second factor the workspace's
+// policy allows.
+func (s *Store) Compliant(ctx context.Context, workspaceID, userID int64, p Policy) (bool, error) {
+	var ok bool
+	err := s.db.QueryRowContext(ctx, `SELECT `+compliantSQL(p.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
+		workspaceID, userID).Scan(&ok)
+	if err != nil {
+		return false, notFound("compliant", err)
+	}
+	return ok, nil
+}
+
+// ExtendDeadline gives a covered member more time: the deadline becomes
+// the later of the current one and now, plus days. It is audited and
+// returns the new deadline; ErrNotCovered when the requirement does not
+// apply to the member, ErrNotFound for another workspace's member.
+func (s *Store) ExtendDeadline(ctx context.Context, workspaceID, actorID, memberID int64, days int, meta Meta) (time.Time, error) {
+	if days < 1 || days > MaxExtendDays {
+		return time.Time{}, fmt.Errorf("extend deadline: days must be 1 to %d", MaxExtendDays)
+	}
+	var out int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var deadline sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT mfa_deadline FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID).Scan(&deadline); err != nil {
+			return notFound("extend deadline", err)
+		}
+		if !deadline.Valid {
+			return ErrNotCovered
+		}
+		now := s.now()
+		out = max(deadline.Int64, now) + int64(days)*86400
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_deadline = ? WHERE workspace_id = ? AND id = ?`, out, workspaceID, memberID); err != nil {
+			return fmt.Errorf("extend deadline: %w", err)
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, SubjectUserID: memberID,
+			Event: EventDeadlineExtended, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
+				"days": days, "old": unix(deadline.Int64).Format(time.RFC3339), "new": unix(out).Format(time.RFC3339)}})
+	})
+	return unix(out), err
+}
+
+// coverRole starts or ends a member's deadline after a role change (for
+// required_for_admins): promoted into the requirement, the deadline is now
+// plus the grace period; out of it, the deadline goes.
+func (s *Store) coverRole(ctx context.Context, tx *sql.Tx, workspaceID, actorID, memberID int64, role string, meta Meta) error {
+	p, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+	if err != nil {
+		return fmt.Errorf("cover role: %w", err)
+	}
+	if !p.AppliesTo(role) {
+		_, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = NULL, mfa_deadline = NULL WHERE workspace_id = ? AND id = ?`, workspaceID, memberID)
+		return err
+	}
+	now := s.now()
+	deadline := now + int64(p.GraceDays)*86400
+	res, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = ?, mfa_deadline = ? WHERE workspace_id = ? AND id = ? AND mfa_deadline IS NULL`,
+		now, deadline, workspaceID, memberID)
+	if err != nil {
+		return fmt.Errorf("cover role: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, SubjectUserID: memberID,
+			Event: EventDeadlineStarted, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
+				"reason": "role", "role": role, "deadline": unix(deadline).Format(time.RFC3339)}})
+	}
+	return nil
+}
+
+// ReminderDue is an enforcement email the scan decided to send.
+type ReminderDue struct {
+	Workspace Workspace
+	Policy    Policy
+	User      User
+	Deadline  time.Time
+	Days      int // AnnounceDays for the announcement, else the reminder day
+}
+
+// DueReminder returns which enforcement email is due at now for a deadline
+// (the most urgent one), and whether any is: the announcement until the
+// first reminder day, then each reminder day; nothing once the deadline
+// has passed.
+func DueReminder(p Policy, deadline, now time.Time) (int, bool) {
+	if !now.Before(deadline) {
+		return 0, false
+	}
+	due := AnnounceDays
+	for _, d := range p.ReminderDays { // most distant first
+		if !now.Before(deadline.Add(-time.Duration(d) * 24 * time.Hour)) {
+			due = d
+		}
+	}
+	return due, true
+}
+
+// urgency orders reminder days: the announcement is the least urgent.
+func urgency(days int) int {
+	if days == AnnounceDays {
+		return 1 << 30
+	}
+	return days
+}
+
+// ScanReminders queues the enforcement emails that are due: for every
+// member covered by a requirement, without an allowed factor and before
+// their deadline, the most urgent email due now, unless that one or a more
+// urgent one was already queued for this deadline. Missed reminders are
+// thus sent late, once, and only the most urgent. Each email is written to
+// the outbox in the transaction that records it in mfa_reminders, whose
+// key makes a second sending impossible, so several processes may scan at
+// once. compose writes the email; it returns how many were queued.
+func (s *Store) ScanReminders(ctx context.Context, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+workspaceColumns+`, `+policyColumns+` FROM workspaces WHERE mfa_policy IN ('required', 'required_for_admins') ORDER BY id`)
+	if err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	type ws struct {
+		w Workspace
+		p Policy
+	}
+	var list []ws
+	for rows.Next() {
+		var w Workspace
+		var p Policy
+		var abs, idle, created int64
+		var methods, days string
+		var since sql.NullInt64
+		if err := rows.Scan(&w.ID, &w.Slug, &w.Name, &abs, &idle, &created, &p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan reminders: %w", err)
+		}
+		w.SessionAbsolute, w.SessionIdle, w.CreatedAt = time.Duration(abs)*time.Minute, time.Duration(idle)*time.Minute, unix(created)
+		p.Methods = strings.Split(methods, ",")
+		p.ReminderDays, _ = ParseDays(days)
+		if since.Valid {
+			p.EnforcedSince = unix(since.Int64)
+		}
+		list = append(list, ws{w, p})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	queued := 0
+	for _, x := range list {
+		n, err := s.scanWorkspaceReminders(ctx, x.w, x.p, compose)
+		queued += n
+		if err != nil {
+			return queued, err
+		}
+	}
+	return queued, nil
+}
+
+func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Policy, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
+	now := s.Now()
+	rows, err := s.db.QueryContext(ctx, `SELECT `+prefixed("u.", userColumns)+`,
+			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
+				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline)
+		FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline > ? AND NOT `+compliantSQL(p.Methods),
+		AnnounceDays, urgency(AnnounceDays), w.ID, now.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	var due []ReminderDue
+	for rows.Next() {
+		var u User
+		var changed, created int64
+		var deadline sql.NullInt64
+		var sent sql.NullInt64
+		if err := rows.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline, &sent); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan reminders: %w", err)
+		}
+		u.PasswordChangedAt, u.CreatedAt, u.MFADeadline = unix(changed), unix(created), unix(deadline.Int64)
+		u.PasswordHash = "" // not needed past this point
+		days, ok := DueReminder(p, u.MFADeadline, now)
+		if !ok || (sent.Valid && sent.Int64 <= int64(urgency(days))) {
+			continue
+		}
+		due = append(due, ReminderDue{Workspace: w, Policy: p, User: u, Deadline: u.MFADeadline, Days: days})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	queued := 0
+	for _, d := range due {
+		msg, err := compose(d)
+		if err != nil {
+			return queued, fmt.Errorf("scan reminders: compose: %w", err)
+		}
+		ok, err := s.queueReminder(ctx, d, msg)
+		if err != nil {
+			return queued, err
+		}
+		if ok {
+			queued++
+		}
+	}
+	return queued, nil
+}
+
+// queueReminder records one due email and writes it to the outbox in one
+// transaction, after checking again (inside it) that neither it nor a more
+// urgent one was queued meanwhile by another process, and that the member
+// still has this deadline and no allowed factor.
+func (s *Store) queueReminder(ctx context.Context, d ReminderDue, msg OutboxMessage) (bool, error) {
+	queued := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var still bool
+		if err := tx.QueryRowContext(ctx, `SELECT u.mfa_deadline = ? AND NOT `+compliantSQL(d.Policy.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
+			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&still); err != nil || !still {
+			return nil //nolint:nilerr // the member is gone or no longer concerned
+		}
+		var sent sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MIN(CASE WHEN days = ? THEN ? ELSE days END) FROM mfa_reminders
+			WHERE workspace_id = ? AND user_id = ? AND deadline = ?`, AnnounceDays, urgency(AnnounceDays),
+			d.Workspace.ID, d.User.ID, d.Deadline.Unix()).Scan(&sent); err != nil {
+			return fmt.Errorf("queue reminder: %w", err)
+		}
+		if sent.Valid && sent.Int64 <= int64(urgency(d.Days)) {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO mfa_reminders (workspace_id, user_id, deadline, days, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.Workspace.ID, d.User.ID, d.Deadline.Unix(), d.Days, s.now())
+		if err != nil {
+			return fmt.Errorf("queue reminder: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: d.Workspace.ID, SubjectUserID: d.User.ID, Event: EventReminderQueued,
+			Details: map[string]any{"days": d.Days, "deadline": d.Deadline.Format(time.RFC3339)}}); err != nil {
+			return err
+		}
+		queued = true
+		return s.enqueue(ctx, tx, d.Workspace.ID, msg)
+	})
+	return queued, err
+}
+
+func prefixed(prefix, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, p := range parts {
+		parts[i] = prefix + p
+	}
+	return strings.Join(parts, ", ")
+}
