@@ -24,6 +24,9 @@ const (
 	KindWebAuthnAdded   = "webauthn_added"
 	KindWebAuthnRemoved = "webauthn_removed"
 	KindMFAResetByAdmin = "mfa_reset_by_admin"
+	KindMFAEnforced     = "mfa_enforced"    // the requirement now applies to the member
+	KindMFAReminder     = "mfa_reminder"    // N days left before the deadline
+	KindMFAEnrollLink   = "mfa_enroll_link" // past the deadline: the link that lets the member enroll
 )
 
 type letter struct {
@@ -201,6 +204,67 @@ If you didn't ask for this, contact your workspace administrator at once.
 <p>An administrator of <strong>{{.Workspace}}</strong> ({{.Admin}}) reset two-step verification for your account ({{.Email}}) on {{.When}}. Your authenticator apps, passkeys, security keys and recovery codes were removed.{{if .SessionsEnded}} Every session was signed out.{{end}}</p>
 <p>Next time you sign in, you'll only need your password. <a href="{{.Link}}">Set up two-step verification again</a>.</p>
 <p>If you didn't ask for this, contact your workspace administrator at once.</p>`,
+	},
+	KindMFAEnforced: {
+		Subject: "{{.Workspace}} now requires two-step verification",
+		Text: `Hello,
+
+{{.Workspace}} now requires two-step verification for your account
+({{.Email}}): an authenticator app or a passkey / security key, on top of
+your password.
+
+Please set it up before {{.Deadline}}. It takes two minutes:
+
+{{.Link}}
+
+After that date, signing in will lead only to setting it up, and you will
+also need a link sent to this address.
+`,
+		HTML: `<p>Hello,</p>
+<p><strong>{{.Workspace}}</strong> now requires two-step verification for your account ({{.Email}}): an authenticator app or a passkey / security key, on top of your password.</p>
+<p>Please set it up before <strong>{{.Deadline}}</strong>. It takes two minutes: <a href="{{.Link}}">set up two-step verification</a>.</p>
+<p>After that date, signing in will lead only to setting it up, and you will also need a link sent to this address.</p>`,
+	},
+	KindMFAReminder: {
+		Subject: "{{if eq .DaysLeft 1}}1 day{{else}}{{.DaysLeft}} days{{end}} left to set up two-step verification for {{.Workspace}}",
+		Text: `Hello,
+
+{{.Workspace}} requires two-step verification for your account
+({{.Email}}), and you have not set it up yet. The deadline is {{.Deadline}}
+({{if eq .DaysLeft 1}}1 day{{else}}{{.DaysLeft}} days{{end}} from now).
+
+Set it up here:
+
+{{.Link}}
+
+After the deadline, signing in will lead only to setting it up, and you
+will also need a link sent to this address.
+`,
+		HTML: `<p>Hello,</p>
+<p><strong>{{.Workspace}}</strong> requires two-step verification for your account ({{.Email}}), and you have not set it up yet. The deadline is <strong>{{.Deadline}}</strong> ({{if eq .DaysLeft 1}}1 day{{else}}{{.DaysLeft}} days{{end}} from now).</p>
+<p><a href="{{.Link}}">Set up two-step verification</a></p>
+<p>After the deadline, signing in will lead only to setting it up, and you will also need a link sent to this address.</p>`,
+	},
+	KindMFAEnrollLink: {
+		Subject: "Your link to set up two-step verification for {{.Workspace}}",
+		Text: `Hello,
+
+Someone signed in to {{.Workspace}} as {{.Email}} with your password on
+{{.When}} from {{.IP}} and asked to set up two-step verification. The
+deadline for it has passed, so this link is needed as well:
+
+{{.Link}}
+
+It works once, in the browser that asked for it, until {{.Expires}}.
+
+If this wasn't you, your password is known to someone else: do not open
+the link, and tell your workspace administrator.
+`,
+		HTML: `<p>Hello,</p>
+<p>Someone signed in to <strong>{{.Workspace}}</strong> as {{.Email}} with your password on {{.When}} from {{.IP}} and asked to set up two-step verification. The deadline for it has passed, so this link is needed as well:</p>
+<p><a href="{{.Link}}">Continue setting up two-step verification</a></p>
+<p>It works once, in the browser that asked for it, until {{.Expires}}.</p>
+<p><strong>If this wasn't you</strong>, your password is known to someone else: do not open the link, and tell your workspace administrator.</p>`,
 	},
 }
 
