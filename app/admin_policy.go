@@ -1,9 +1,363 @@
 package app
 
-import "github.com/labstack/echo/v4"
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
-// Placeholders: replaced by the real handlers.
-func (s *Server) handleAdminSecurity(c echo.Context) error     { return echo.ErrNotImplemented }
-func (s *Server) handleAdminSecuritySave(c echo.Context) error { return echo.ErrNotImplemented }
-func (s *Server) handleAPIAdminPolicy(c echo.Context) error    { return echo.ErrNotImplemented }
-func (s *Server) handleAPIAdminPolicyPut(c echo.Context) error { return echo.ErrNotImplemented }
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/tenants"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+var securityNotices = map[string]string{
+	"policy_saved": "The security settings were saved.",
+}
+
+// policySettings are a workspace's policy and passkey rules together: what
+// the settings page and the admin API show and change.
+type policySettings struct {
+	Policy  db.Policy
+	Passkey db.PasskeySettings
+}
+
+func (s *Server) loadPolicySettings(c echo.Context) (policySettings, error) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	p, err := s.store.Policy(ctx, t.ID)
+	if err != nil {
+		return policySettings{}, err
+	}
+	pk, err := s.store.PasskeySettings(ctx, t.ID)
+	if err != nil {
+		return policySettings{}, err
+	}
+	return policySettings{Policy: p, Passkey: pk}, nil
+}
+
+// applyPolicy runs SetPolicy (a dry run or not) and, when saved, the
+// passkey rules. Validation errors come back as they are; the caller maps
+// them.
+func (s *Server) applyPolicy(c echo.Context, ps policySettings, endSessions, dryRun bool) (db.Policy, db.PolicyImpact, error) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	p, im, err := s.store.SetPolicy(ctx, t.ID, authFrom(c).User.ID,
+		db.PolicyChange{Policy: ps.Policy, EndNonCompliantSessions: endSessions, DryRun: dryRun}, meta(c))
+	if err != nil || dryRun {
+		return p, im, err
+	}
+	if err := s.store.SetPasskeySettings(ctx, t.ID, ps.Passkey); err != nil {
+		return p, im, err
+	}
+	return p, im, nil
+}
+
+// Settings page.
+
+// policyForm parses the settings form (query on a preview, body on save)
+// into settings, with a message per invalid field.
+func policyForm(vals url.Values) (policySettings, views.FieldErrors) {
+	errs := views.FieldErrors{}
+	ps := policySettings{Policy: db.Policy{Mode: vals.Get("policy"), Methods: vals["methods"]}}
+	switch ps.Policy.Mode {
+	case db.PolicyOff, db.PolicyOptional, db.PolicyRequired, db.PolicyRequiredForAdmins:
+	default:
+		errs["policy"] = "Choose one of the policies."
+	}
+	for _, m := range ps.Policy.Methods {
+		if m != db.MethodTOTP && m != db.MethodWebAuthn {
+			errs["methods"] = "Choose from the methods listed."
+		}
+	}
+	if len(ps.Policy.Methods) == 0 {
+		errs["methods"] = "Allow at least one method."
+	}
+	num := func(name string, max int, msg string) int {
+		n, err := strconv.Atoi(strings.TrimSpace(vals.Get(name)))
+		if err != nil || n < 0 || n > max {
+			errs[name] = msg
+		}
+		return n
+	}
+	ps.Policy.GraceDays = num("grace_days", db.MaxGraceDays, "Enter a whole number of days from 0 to 365.")
+	ps.Policy.TrustedDeviceDays = num("trusted_device_days", db.MaxTrustedDeviceDays, "Enter a whole number of days from 0 (off) to 30.")
+	days, err := db.ParseDays(vals.Get("reminder_days"))
+	if err != nil {
+		errs["reminder_days"] = "Enter whole numbers of days separated by commas, e.g. 7, 3, 1."
+	}
+	ps.Policy.ReminderDays = days
+	if errs["reminder_days"] == "" {
+		check := ps.Policy
+		check.Mode, check.Methods, check.GraceDays, check.TrustedDeviceDays = db.PolicyOptional, []string{db.MethodTOTP}, 0, 0
+		if err := check.Validate(); err != nil {
+			errs["reminder_days"] = "Reminder days: " + err.Error() + "."
+		}
+	}
+	if len(errs) == 0 {
+		if err := ps.Policy.Validate(); err != nil {
+			errs["policy"] = err.Error() + "."
+		}
+	}
+	ps.Passkey = db.PasskeySettings{SatisfyMFA: vals.Get("passkeys_satisfy_mfa") != "", DeviceBoundOnly: vals.Get("device_bound_keys_only") != ""}
+	return ps, errs
+}
+
+// settingsView fills the form from the settings and the current state.
+func settingsView(cur, form policySettings, endSessions bool) views.SecuritySettingsView {
+	v := views.SecuritySettingsView{
+		CurrentPolicy: cur.Policy.Mode, EnforcedSince: cur.Policy.EnforcedSince,
+		Policy: form.Policy.Mode, TOTP: form.Policy.Allows(db.MethodTOTP), WebAuthn: form.Policy.Allows(db.MethodWebAuthn),
+		GraceDays: strconv.Itoa(form.Policy.GraceDays), TrustedDeviceDays: strconv.Itoa(form.Policy.TrustedDeviceDays),
+		ReminderDays:    joinInts(form.Policy.ReminderDays),
+		PasskeysSatisfy: form.Passkey.SatisfyMFA, DeviceBoundOnly: form.Passkey.DeviceBoundOnly, EndSessions: endSessions,
+		Errors: views.FieldErrors{},
+	}
+	if !cur.Policy.EnforcedSince.IsZero() {
+		v.CurrentDeadline = cur.Policy.EnforcedSince.Add(cur.Policy.Grace())
+	}
+	return v
+}
+
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// handleAdminSecurity shows the settings. With ?preview (the Preview
+// button submits the form here with formmethod=get) it computes the impact
+// of the submitted values with a dry run; nothing is saved.
+func (s *Server) handleAdminSecurity(c echo.Context) error {
+	cur, err := s.loadPolicySettings(c)
+	if err != nil {
+		return err
+	}
+	p := s.page(c, "Security settings")
+	p.Notice = securityNotices[c.QueryParam("notice")]
+	q := c.QueryParams()
+	if !q.Has("policy") {
+		return s.render(c, http.StatusOK, views.AdminSettingsPage(p, settingsView(cur, cur, false)))
+	}
+	form, errs := policyForm(q)
+	endSessions := q.Get("end_sessions") != ""
+	v := settingsView(cur, form, endSessions)
+	if len(errs) > 0 {
+		v.Errors, v.Error = errs, "Fix the values marked below."
+		return s.render(c, http.StatusBadRequest, views.AdminSettingsPage(p, v))
+	}
+	_, im, err := s.applyPolicy(c, form, endSessions, true)
+	if status, ok := s.policyError(err, &v); ok {
+		return s.render(c, status, views.AdminSettingsPage(p, v))
+	} else if err != nil {
+		return err
+	}
+	v.Preview = &views.PolicyPreview{Requires: form.Policy.Requires(), Covered: im.Covered, NonCompliant: im.NonCompliant,
+		Deadline: im.Deadline, PastDeadline: im.PastDeadline, SessionsEnded: im.SessionsEnded}
+	return s.render(c, http.StatusOK, views.AdminSettingsPage(p, v))
+}
+
+// policyError maps SetPolicy's enroll-first refusal to the page (409).
+func (s *Server) policyError(err error, v *views.SecuritySettingsView) (int, bool) {
+	if errors.Is(err, db.ErrEnrollFirst) {
+		v.EnrollFirst = true
+		return http.StatusConflict, true
+	}
+	return 0, false
+}
+
+// handleAdminSecuritySave saves the settings (withStepUp has checked the
+// admin's fresh second factor).
+func (s *Server) handleAdminSecuritySave(c echo.Context) error {
+	cur, err := s.loadPolicySettings(c)
+	if err != nil {
+		return err
+	}
+	vals, err := c.FormParams()
+	if err != nil {
+		return err
+	}
+	p := s.page(c, "Security settings")
+	form, errs := policyForm(vals)
+	endSessions := vals.Get("end_sessions") != ""
+	v := settingsView(cur, form, endSessions)
+	if len(errs) > 0 {
+		v.Errors, v.Error = errs, "Nothing was saved. Fix the values marked below."
+		return s.render(c, http.StatusBadRequest, views.AdminSettingsPage(p, v))
+	}
+	_, _, err = s.applyPolicy(c, form, endSessions, false)
+	if status, ok := s.policyError(err, &v); ok {
+		return s.render(c, status, views.AdminSettingsPage(p, v))
+	} else if err != nil {
+		return err
+	}
+	t := tenants.FromContext(c.Request().Context())
+	return c.Redirect(http.StatusSeeOther, t.Base+"/admin/settings/security?notice=policy_saved")
+}
+
+// Admin API.
+
+type apiPolicy struct {
+	Policy              string     `json:"policy"`
+	Methods             []string   `json:"methods"`
+	GraceDays           int        `json:"grace_days"`
+	ReminderDays        []int      `json:"reminder_days"`
+	TrustedDeviceDays   int        `json:"trusted_device_days"`
+	EnforcedSince       *string    `json:"enforced_since"`
+	PasskeysSatisfyMFA  bool       `json:"passkeys_satisfy_mfa"`
+	DeviceBoundKeysOnly bool       `json:"device_bound_keys_only"`
+	Impact              *apiImpact `json:"impact,omitempty"`
+}
+
+type apiImpact struct {
+	NonCompliant  int     `json:"non_compliant"`
+	Deadline      *string `json:"deadline"`
+	PastDeadline  int     `json:"past_deadline"`
+	SessionsEnded int     `json:"sessions_ended"`
+	Covered       int     `json:"covered"`
+}
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := rfc3339(t)
+	return &s
+}
+
+func toAPIPolicy(ps policySettings) apiPolicy {
+	days := ps.Policy.ReminderDays
+	if days == nil {
+		days = []int{}
+	}
+	return apiPolicy{Policy: ps.Policy.Mode, Methods: ps.Policy.Methods, GraceDays: ps.Policy.GraceDays, ReminderDays: days,
+		TrustedDeviceDays: ps.Policy.TrustedDeviceDays, EnforcedSince: optTime(ps.Policy.EnforcedSince),
+		PasskeysSatisfyMFA: ps.Passkey.SatisfyMFA, DeviceBoundKeysOnly: ps.Passkey.DeviceBoundOnly}
+}
+
+// handleAPIAdminPolicy is GET /admin/policy.
+func (s *Server) handleAPIAdminPolicy(c echo.Context) error {
+	ps, err := s.loadPolicySettings(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toAPIPolicy(ps))
+}
+
+type apiPolicyPut struct {
+	Policy                  *string   `json:"policy"`
+	Methods                 *[]string `json:"methods"`
+	GraceDays               *int      `json:"grace_days"`
+	ReminderDays            *[]int    `json:"reminder_days"`
+	TrustedDeviceDays       *int      `json:"trusted_device_days"`
+	PasskeysSatisfyMFA      *bool     `json:"passkeys_satisfy_mfa"`
+	DeviceBoundKeysOnly     *bool     `json:"device_bound_keys_only"`
+	EndNoncompliantSessions *bool     `json:"end_noncompliant_sessions"`
+	// EnforcedSince is read-only; accepted so that a client can PUT back
+	// what GET returned.
+	EnforcedSince any `json:"enforced_since"`
+}
+
+func invalidPolicy(msg string) *Error {
+	return errorf(http.StatusBadRequest, "invalid_policy", msg)
+}
+
+// handleAPIAdminPolicyPut is PUT /admin/policy: missing fields keep their
+// values. ?dry_run=true computes the impact and saves nothing; a dry run
+// skips the step-up check because it changes nothing (it reveals only
+// counts an admin can already see), while a real change needs a fresh
+// second factor (403 step_up_required).
+func (s *Server) handleAPIAdminPolicyPut(c echo.Context) error {
+	dryRun := false
+	if raw := c.QueryParam("dry_run"); raw != "" {
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return invalidPolicy("dry_run is true or false.")
+		}
+		dryRun = b
+	}
+	var req apiPolicyPut
+	if err := decodePolicyJSON(c, &req); err != nil {
+		return err
+	}
+	if !dryRun {
+		if err := s.apiStepUp(c, authFrom(c)); err != nil {
+			return err
+		}
+	}
+	ps, err := s.loadPolicySettings(c)
+	if err != nil {
+		return err
+	}
+	if req.Policy != nil {
+		ps.Policy.Mode = *req.Policy
+	}
+	if req.Methods != nil {
+		ps.Policy.Methods = *req.Methods
+	}
+	if req.GraceDays != nil {
+		ps.Policy.GraceDays = *req.GraceDays
+	}
+	if req.ReminderDays != nil {
+		ps.Policy.ReminderDays = *req.ReminderDays
+	}
+	if req.TrustedDeviceDays != nil {
+		ps.Policy.TrustedDeviceDays = *req.TrustedDeviceDays
+	}
+	if req.PasskeysSatisfyMFA != nil {
+		ps.Passkey.SatisfyMFA = *req.PasskeysSatisfyMFA
+	}
+	if req.DeviceBoundKeysOnly != nil {
+		ps.Passkey.DeviceBoundOnly = *req.DeviceBoundKeysOnly
+	}
+	if err := ps.Policy.Validate(); err != nil {
+		return invalidPolicy(err.Error() + ".")
+	}
+	endSessions := req.EndNoncompliantSessions != nil && *req.EndNoncompliantSessions
+	p, im, err := s.applyPolicy(c, ps, endSessions, dryRun)
+	switch {
+	case errors.Is(err, db.ErrEnrollFirst):
+		return errorf(http.StatusConflict, "enroll_first", "This policy would apply to you and you have no allowed second factor: enroll one first.")
+	case err != nil:
+		return err
+	}
+	ps.Policy = p
+	out := toAPIPolicy(ps)
+	out.Impact = &apiImpact{NonCompliant: im.NonCompliant, Deadline: optTime(im.Deadline), PastDeadline: im.PastDeadline,
+		SessionsEnded: im.SessionsEnded, Covered: im.Covered}
+	return c.JSON(http.StatusOK, out)
+}
+
+// decodePolicyJSON is decodeJSON with unknown fields refused: a typo must
+// not silently keep the old value. Any malformed body is invalid_policy.
+func decodePolicyJSON(c echo.Context, v any) error {
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalidPolicy(te.Field + " has the wrong type.")
+		}
+		if strings.HasPrefix(err.Error(), "json: unknown field") {
+			return invalidPolicy(strings.TrimPrefix(err.Error(), "json: ") + ".")
+		}
+		return invalidPolicy("The body must be a JSON object with the policy's fields.")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalidPolicy("The body must be one JSON object.")
+	}
+	return nil
+}
