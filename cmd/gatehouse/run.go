@@ -21,6 +21,8 @@ Usage:
   gatehouse migrate   [--data ./data]
   gatehouse workspace create --slug SLUG --name NAME
   gatehouse workspace passkeys --slug SLUG [--satisfy-mfa true|false] [--device-bound-only true|false]
+  gatehouse workspace policy --slug SLUG --policy off|optional|required|required_for_admins [--grace-days N]
+                             [--reminder-days 7,3,1] [--methods totp,webauthn] [--dry-run]
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
   gatehouse jobs run-once               one pass of outbox delivery and cleanup
   gatehouse keys rotate                 new master key; re-encrypt every secret under it
@@ -85,6 +87,8 @@ func (e *env) dispatch(args []string) error {
 		return e.workspaceCreate(rest[1:])
 	case cmd == "workspace" && sub == "passkeys":
 		return e.workspacePasskeys(rest[1:])
+	case cmd == "workspace" && sub == "policy":
+		return e.workspacePolicy(rest[1:])
 	case cmd == "user" && sub == "create":
 		return e.userCreate(rest[1:])
 	case cmd == "jobs" && sub == "run-once":
