@@ -145,6 +145,13 @@ func (s *Server) handleAdminSecurity(c echo.Context) error {
 	p := s.page(c, "Security settings")
 	p.Notice = securityNotices[c.QueryParam("notice")]
 	q := c.QueryParams()
+	if q.Has("_csrf") {
+		// The Preview button submits the whole form by GET, CSRF field
+		// included: drop the token from the address (history, logs).
+		q.Del("_csrf")
+		t := tenants.FromContext(c.Request().Context())
+		return c.Redirect(http.StatusSeeOther, t.Base+"/admin/settings/security?"+q.Encode())
+	}
 	if !q.Has("policy") {
 		return s.render(c, http.StatusOK, views.AdminSettingsPage(p, settingsView(cur, cur, false)))
 	}

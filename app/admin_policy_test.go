@@ -76,6 +76,15 @@ func TestPolicySettingsPage(t *testing.T) {
 		t.Fatalf("preview saved: %+v", p)
 	}
 
+	// The CSRF token the Preview button sends along is dropped from the
+	// address.
+	withToken := requiredForm()
+	withToken.Set("_csrf", "token")
+	res = a.c.Get(settingsPath + "?" + withToken.Encode())
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || strings.Contains(loc, "_csrf") || !strings.Contains(loc, "policy=required") {
+		t.Errorf("preview with the token = %d %q", res.StatusCode, loc)
+	}
+
 	// Invalid values: 400, field errors, nothing saved.
 	bad := requiredForm()
 	bad.Set("grace_days", "400")
