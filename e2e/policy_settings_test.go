@@ -15,16 +15,16 @@ import (
 func TestBrowserPolicySettings(t *testing.T) {
 	env, base := startApp(t)
 	ws := env.Workspace("acme", "Acme Corp")
-	env.User(ws, "admin@acme.test", "admin", password)
+	env.User(ws, "alice@acme.test", "admin", password) // enrollTOTP expects alice
 	env.User(ws, "bob@acme.test", "member", password)
 	env.User(ws, "carol@acme.test", "member", password)
 
 	b := newBrowser(t, 1280, 900)
-	b.signIn(base, "acme", "admin@acme.test", password)
+	b.signIn(base, "acme", "alice@acme.test", password)
 	secret, _ := b.enrollTOTP(env, "p")
 	b.submit(`[data-testid=sign-out]`)
 	b.do("signed out", chromedp.WaitVisible(chromedp.CSS(`[data-testid=sign-in]`)))
-	b.signIn(base, "acme", "admin@acme.test", password)
+	b.signIn(base, "acme", "alice@acme.test", password)
 	b.challengePage()
 	env.Clock.Advance(30 * time.Second)
 	b.do("type code", chromedp.SendKeys(chromedp.ID("code"), totpCode(t, env, secret)))
