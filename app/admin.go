@@ -21,7 +21,8 @@ const (
 	invitationTTL   = 7 * 24 * time.Hour
 )
 
-// handleAdminMembers lists the workspace's members, searchable and paged.
+// handleAdminMembers lists the workspace's members with their status and
+// deadline under the policy: filtered by ?status=, searchable and paged.
 func (s *Server) handleAdminMembers(c echo.Context) error {
 	p := s.page(c, "Members")
 	p.Notice = notices[c.QueryParam("notice")]
@@ -31,12 +32,21 @@ func (s *Server) handleAdminMembers(c echo.Context) error {
 	return s.renderMembers(c, http.StatusOK, p, views.InviteForm{})
 }
 
-func (s *Server) renderMembers(c echo.Context, status int, p views.Page, inv views.InviteForm) error {
+func (s *Server) renderMembers(c echo.Context, code int, p views.Page, inv views.InviteForm) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	q := truncateRunes(strings.TrimSpace(c.QueryParam("q")), maxEmailLength)
 	after := truncateRunes(c.QueryParam("after"), maxEmailLength)
-	members, err := s.store.ListMembers(ctx, t.ID, db.MemberFilter{Query: q, After: after, Limit: membersPageSize + 1})
+	status := c.QueryParam("status")
+	if status != "" && views.StatusLabel(status) == status {
+		status = "" // unknown filter: show everyone rather than fail
+	}
+	pol, err := s.store.Policy(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	members, err := s.store.MembersMFA(ctx, t.ID, db.MemberMFAFilter{Status: status, Policy: pol, Now: now, Query: q, After: after, Limit: membersPageSize + 1})
 	if err != nil {
 		return err
 	}
@@ -48,19 +58,21 @@ func (s *Server) renderMembers(c echo.Context, status int, p views.Page, inv vie
 	if err != nil {
 		return err
 	}
-	v := views.MembersView{Total: total, Query: q, FirstPage: after == "", Invite: inv}
+	v := views.MembersListView{MembersView: views.MembersView{Total: total, Query: q, FirstPage: after == "", Invite: inv}, Status: status}
 	if len(members) > membersPageSize {
 		members = members[:membersPageSize]
 		v.NextCursor = db.EmailKey(members[len(members)-1].Email)
 	}
 	for _, m := range members {
-		v.Members = append(v.Members, views.MemberRow{ID: m.ID, Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt})
+		row := views.MemberRow{ID: m.ID, Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt}
+		v.Members = append(v.Members, row)
+		v.Rows = append(v.Rows, views.MemberListRow{MemberRow: row, Status: m.Status(pol, now), Deadline: m.MFADeadline})
 	}
 	for _, i := range invs {
 		v.Invitations = append(v.Invitations, views.InvitationRow{ID: i.ID, Email: i.Email, Role: i.Role, ExpiresAt: i.ExpiresAt})
 	}
 	p.Wide = true
-	return s.render(c, status, views.AdminMembersPage(p, v))
+	return s.render(c, code, views.AdminMembersPage(p, v))
 }
 
 // ValidEmail checks an address typed into a form: one plain address, no
@@ -108,7 +120,7 @@ func (s *Server) handleInvitationCreate(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, t.Base+"/admin?notice=invitation_sent")
+	return c.Redirect(http.StatusSeeOther, t.Base+"/admin/members?notice=invitation_sent")
 }
 
 // absoluteURL is a link for emails: always on GATEHOUSE_BASE_URL.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,6 +25,7 @@ var adminNotices = map[string]string{
 	"role_changed":        "The role was changed.",
 	"invitation_resent":   "A new invitation is on its way. The earlier link no longer works.",
 	"invitation_accepted": "That invitation is no longer open.",
+	"deadline_extended":   "The deadline was extended.",
 }
 
 // memberIDParam parses the :id of a member route. Anything but a positive
@@ -127,8 +129,17 @@ func (s *Server) renderAdminMember(c echo.Context, status int, p views.Page, m d
 		v.Activity = append(v.Activity, views.ActivityRow{At: ev.CreatedAt, What: describeAdminEvent(ev), IP: ev.IP, Device: describeUserAgent(ev.UserAgent)})
 	}
 	v.Roles = assignableRoles(a.User, m)
+	pol, err := s.store.Policy(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	mm := db.MemberMFA{User: m, Keys: len(keys), RecoveryRemaining: v.RecoveryRemaining}
+	for _, f := range v.Factors {
+		mm.TOTP = mm.TOTP || f.Type == "Authenticator app"
+	}
+	d := views.MemberDeadlineView{Status: mm.Status(pol, s.now()), Deadline: m.MFADeadline, MaxDays: db.MaxExtendDays}
 	p.Wide = true
-	return s.render(c, status, views.AdminMemberPage(p, v))
+	return s.render(c, status, views.AdminMemberPage(p, v, d))
 }
 
 // assignableRoles are the roles actor may give m: an admin manages members
@@ -254,11 +265,11 @@ func (s *Server) handleInvitationResend(c echo.Context) error {
 	_, err = s.store.ResendInvitation(ctx, t.ID, a.User.ID, inv.ID, s.keys.HashToken("invitation", token), expires, meta(c), msg)
 	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrConflict) {
 		// Accepted or revoked meanwhile.
-		return c.Redirect(http.StatusSeeOther, t.Base+"/admin?notice=invitation_accepted")
+		return c.Redirect(http.StatusSeeOther, t.Base+"/admin/members?notice=invitation_accepted")
 	} else if err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, t.Base+"/admin?notice=invitation_resent")
+	return c.Redirect(http.StatusSeeOther, t.Base+"/admin/members?notice=invitation_resent")
 }
 
 // Admin JSON API.
@@ -279,18 +290,14 @@ var errInvalidStatus = errorf(http.StatusBadRequest, "invalid_status", "status i
 var errInvalidCursor = errorf(http.StatusBadRequest, "invalid_cursor", "cursor is not one this API gave out.")
 
 // handleAPIAdminMembers is GET /admin/members: a page of members ordered by
-// email, with their factors and status. status=enrolled lists every member
-// with a second factor (low on recovery codes or not); in_grace and
-// past_deadline are accepted but are empty until the workspace MFA policy
-// (and its deadlines) exists.
+// email, with their factors, deadline and policy-aware status (see
+// db.MemberMFA.Status); status filters as db.MemberMFAFilter describes.
 func (s *Server) handleAPIAdminMembers(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	status := c.QueryParam("status")
 	switch status {
-	case "", db.StatusEnrolled, db.StatusNoMFA, db.StatusLowRecoveryCodes:
-	case db.StatusInGrace, db.StatusPastDeadline:
-		return c.JSON(http.StatusOK, map[string]any{"members": []apiMember{}, "next_cursor": nil})
+	case "", db.StatusEnrolled, db.StatusNoMFA, db.StatusLowRecoveryCodes, db.StatusInGrace, db.StatusPastDeadline:
 	default:
 		return errInvalidStatus
 	}
@@ -303,7 +310,12 @@ func (s *Server) handleAPIAdminMembers(c echo.Context) error {
 		after = string(raw)
 	}
 	q := truncateRunes(strings.TrimSpace(c.QueryParam("q")), maxEmailLength)
-	members, err := s.store.MembersMFA(ctx, t.ID, db.MemberMFAFilter{Status: status, Query: q, After: after, Limit: apiMembersPageSize + 1})
+	pol, err := s.store.Policy(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	members, err := s.store.MembersMFA(ctx, t.ID, db.MemberMFAFilter{Status: status, Policy: pol, Now: now, Query: q, After: after, Limit: apiMembersPageSize + 1})
 	if err != nil {
 		return err
 	}
@@ -321,8 +333,13 @@ func (s *Server) handleAPIAdminMembers(c echo.Context) error {
 		if m.Keys > 0 {
 			factors = append(factors, "webauthn")
 		}
+		var deadline *string
+		if !m.MFADeadline.IsZero() {
+			d := m.MFADeadline.UTC().Format(time.RFC3339)
+			deadline = &d
+		}
 		out = append(out, apiMember{ID: m.ID, Email: m.Email, Role: m.Role, Factors: factors,
-			RecoveryCodesRemaining: m.RecoveryRemaining, Status: m.Status()})
+			RecoveryCodesRemaining: m.RecoveryRemaining, Deadline: deadline, Status: m.Status(pol, now)})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"members": out, "next_cursor": next})
 }

@@ -79,7 +79,7 @@ func lockOut(t *testing.T, env *apptest.Env, u db.User) {
 func TestAdminMemberDetail(t *testing.T) {
 	a := aal2AdminSetup(t)
 	enrollAPI(t, a.env, "acme", "alice@acme.test", pw)
-	doc := a.c.Get("/t/acme/admin").Doc()
+	doc := a.c.Get("/t/acme/admin/members").Doc()
 	href, ok := doc.Find(`[data-testid=members] a:contains("alice@acme.test")`).Attr("href")
 	if !ok || href != memberPath(a.alice, "") {
 		t.Fatalf("members list links alice to %q, want %q", href, memberPath(a.alice, ""))
@@ -424,12 +424,12 @@ func TestAdminResendInvitation(t *testing.T) {
 	a := aal2AdminSetup(t)
 	env := a.env
 	oldPath := invite(t, env, a.c, "newbie@acme.test", db.RoleMember)
-	action, ok := a.c.Get("/t/acme/admin").Doc().Find("[data-testid=resend]").Attr("action")
+	action, ok := a.c.Get("/t/acme/admin/members").Doc().Find("[data-testid=resend]").Attr("action")
 	if !ok {
 		t.Fatal("no Resend button on the open invitation")
 	}
 	res := a.c.PostForm(action, nil)
-	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/t/acme/admin?notice=invitation_resent" {
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/t/acme/admin/members?notice=invitation_resent" {
 		t.Fatalf("resend = %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	msgs, _ := env.Store.OutboxMessages(context.Background(), 1)

@@ -58,7 +58,7 @@ func TestAdminCrossWorkspace(t *testing.T) {
 		t.Fatalf("%d invitations created across workspaces", n)
 	}
 	// The member list shows only the workspace's own members.
-	body := string(c.Get("/t/acme/admin").Body)
+	body := string(c.Get("/t/acme/admin/members").Body)
 	if strings.Count(body, "alice@acme.test") != 1 {
 		t.Errorf("acme's list shows alice %d times (globex has an alice too)", strings.Count(body, "alice@acme.test"))
 	}
@@ -83,7 +83,7 @@ func TestAdminMembersPagedAndSearch(t *testing.T) {
 	env.User(acme, "under_score@acme.test", db.RoleMember, "pw pw pw pw")
 	env.User(acme, "percent%sign@acme.test", db.RoleMember, "pw pw pw pw")
 	seen := map[string]bool{}
-	path := "/t/acme/admin"
+	path := "/t/acme/admin/members"
 	for pages := 0; path != ""; pages++ {
 		if pages > 5 {
 			t.Fatal("paging does not end")
@@ -108,7 +108,7 @@ func TestAdminMembersPagedAndSearch(t *testing.T) {
 		"' OR 1=": {"No members match."},
 	} {
 		var got []string
-		c.Get("/t/acme/admin?q=" + url.QueryEscape(q)).Doc().Find("[data-testid=members] tbody tr td:first-child").Each(func(_ int, s *goquery.Selection) {
+		c.Get("/t/acme/admin/members?q=" + url.QueryEscape(q)).Doc().Find("[data-testid=members] tbody tr td:first-child").Each(func(_ int, s *goquery.Selection) {
 			got = append(got, s.Text())
 		})
 		if strings.Join(got, ",") != strings.Join(want, ",") {

@@ -240,8 +240,7 @@ func (s *Store) ResendInvitation(ctx context.Context, workspaceID, actorID, id i
 	return inv, err
 }
 
-// Member statuses of the admin API that can be computed from factors and
-// codes. in_grace and past_deadline come with the MFA policy.
+// Member statuses of the admin API and the members list.
 const (
 	StatusEnrolled         = "enrolled"
 	StatusNoMFA            = "no_mfa"
@@ -258,13 +257,33 @@ type MemberMFA struct {
 	RecoveryRemaining int
 }
 
-// HasSecondFactor reports whether the member holds a confirmed second factor.
+// HasSecondFactor reports whether the member holds a confirmed second
+// factor of any method, allowed by the policy or not.
 func (m MemberMFA) HasSecondFactor() bool { return m.TOTP || m.Keys > 0 }
 
-// Status is the member's most pressing status: no_mfa, low_recovery_codes
-// (a second factor and at most 3 unused codes) or enrolled.
-func (m MemberMFA) Status() string {
+// Compliant reports whether the member holds a confirmed factor of a method
+// the policy allows (the Go twin of compliantSQL).
+func (m MemberMFA) Compliant(p Policy) bool {
+	return (m.TOTP && p.Allows(MethodTOTP)) || (m.Keys > 0 && p.Allows(MethodWebAuthn))
+}
+
+// Status is the member's most pressing status under policy p at now:
+//   - past_deadline: covered (mfa_deadline set), not compliant, deadline passed;
+//   - in_grace: covered, not compliant, deadline still ahead;
+//   - no_mfa: not covered and no second factor at all;
+//   - low_recovery_codes: compliant (or holding some factor) with at most 3 unused codes;
+//   - enrolled: compliant, or not covered and holding a factor.
+//
+// A member outside the requirement who holds only a factor of a disallowed
+// method counts as enrolled; covered, the same member is in_grace or
+// past_deadline.
+func (m MemberMFA) Status(p Policy, now time.Time) string {
+	covered := !m.MFADeadline.IsZero()
 	switch {
+	case covered && !m.Compliant(p) && !m.MFADeadline.After(now):
+		return StatusPastDeadline
+	case covered && !m.Compliant(p):
+		return StatusInGrace
 	case !m.HasSecondFactor():
 		return StatusNoMFA
 	case m.RecoveryRemaining <= LowRecoveryCodesThreshold:
@@ -274,13 +293,19 @@ func (m MemberMFA) Status() string {
 	}
 }
 
-// MemberMFAFilter narrows MembersMFA. Status is "" (all), enrolled (every
-// member with a second factor, low on codes or not), no_mfa or
-// low_recovery_codes.
+// MemberMFAFilter narrows MembersMFA. Status is "" (all) or one of:
+// enrolled (compliant with the policy: a confirmed factor of an allowed
+// method, whatever the codes left), in_grace (covered, not compliant,
+// deadline ahead of Now), past_deadline (covered, not compliant, deadline
+// at or before Now), no_mfa (no confirmed second factor of any method) or
+// low_recovery_codes (compliant with at most 3 unused codes). The lists
+// overlap where the statuses do (low_recovery_codes is within enrolled).
 type MemberMFAFilter struct {
 	Status string
-	Query  string // part of the email
-	After  string // cursor: the email key of the last member of the previous page
+	Policy Policy    // methods that make a member compliant
+	Now    time.Time // the clock for in_grace/past_deadline
+	Query  string    // part of the email
+	After  string    // cursor: the email key of the last member of the previous page
 	Limit  int
 }
 
@@ -305,15 +330,22 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 		query += ` AND u.email_key LIKE ? ESCAPE '\'`
 		args = append(args, "%"+likeEscaper.Replace(q)+"%")
 	}
+	compliant := compliantSQL(f.Policy.Methods)
 	switch f.Status {
 	case "":
 	case StatusEnrolled:
-		query += ` AND ` + memberHasFactor
+		query += ` AND ` + compliant
 	case StatusNoMFA:
 		query += ` AND NOT ` + memberHasFactor
 	case StatusLowRecoveryCodes:
-		query += ` AND ` + memberHasFactor + ` AND ` + memberUnusedCodes + ` <= ?`
+		query += ` AND ` + compliant + ` AND ` + memberUnusedCodes + ` <= ?`
 		args = append(args, LowRecoveryCodesThreshold)
+	case StatusInGrace:
+		query += ` AND u.mfa_deadline > ? AND NOT ` + compliant
+		args = append(args, f.Now.Unix())
+	case StatusPastDeadline:
+		query += ` AND u.mfa_deadline <= ? AND NOT ` + compliant
+		args = append(args, f.Now.Unix())
 	default:
 		return nil, fmt.Errorf("members mfa: unknown status %q", f.Status)
 	}
