@@ -51,6 +51,22 @@ func (s *Server) handleAPILogin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
+	e, err := s.enforcement(ctx, t.ID, u)
+	if err != nil {
+		return err
+	}
+	// Past the deadline, a member without any second factor gets no
+	// session from the API: enrollment needs the emailed link (pages).
+	if e.PastDeadline() {
+		mfaOn, err := s.store.HasSecondFactor(ctx, t.ID, u.ID)
+		if err != nil {
+			return err
+		}
+		if !mfaOn {
+			return errEnrollmentRequired
+		}
+	}
 	challenged, err := s.afterPassword(c, t, u)
 	if err != nil {
 		return err
@@ -68,8 +84,12 @@ func (s *Server) handleAPILogin(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": methods})
 	}
+	var deadline any
+	if e.InGrace() {
+		deadline = rfc3339(e.Deadline)
+	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"mfa_required": false, "session_token": token, "aal": AAL1, "enrollment_deadline": nil,
+		"mfa_required": false, "session_token": token, "aal": AAL1, "enrollment_deadline": deadline,
 	})
 }
 

@@ -150,8 +150,16 @@ func (s *Server) handleAPIMFA(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	e, err := s.enforcement(ctx, t.ID, a.User)
+	if err != nil {
+		return err
+	}
+	var deadline any
+	if e.Pending() {
+		deadline = rfc3339(e.Deadline)
+	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"factors": factors, "recovery_codes_remaining": left, "policy": "optional", "deadline": nil,
+		"factors": factors, "recovery_codes_remaining": left, "policy": e.Policy.Mode, "deadline": deadline,
 	})
 }
 

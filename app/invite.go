@@ -75,5 +75,20 @@ func (s *Server) handleInviteAccept(c echo.Context) error {
 	if _, err := s.signIn(c, t, u, AAL1, "password"); err != nil {
 		return err
 	}
+	// Invited while the requirement applies: enrollment is part of joining.
+	// The invitation link proved the email, so this session may enroll at
+	// once; until then it is confined to enrollment (the deadline is the
+	// join time).
+	if u, err = s.store.UserByID(ctx, t.ID, u.ID); err != nil {
+		return err
+	}
+	e, err := s.enforcement(ctx, t.ID, u)
+	if err != nil {
+		return err
+	}
+	if e.Pending() {
+		s.sessions.Put(ctx, keyEnrollOK, true)
+		return c.Redirect(http.StatusSeeOther, t.Base+"/account/enroll")
+	}
 	return c.Redirect(http.StatusSeeOther, t.Base+"/account?notice=welcome")
 }

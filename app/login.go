@@ -176,6 +176,15 @@ func (s *Server) handleLoginCheck(c echo.Context) error {
 	if challenged {
 		return c.Redirect(http.StatusSeeOther, t.Base+"/login/mfa?next="+urlQueryEscape(next))
 	}
+	// A member who must still enroll sees the interstitial first ("remind
+	// me later" continues to next); past the deadline it is all they get.
+	e, err := s.enforcement(c.Request().Context(), t.ID, u)
+	if err != nil {
+		return err
+	}
+	if e.Pending() {
+		return c.Redirect(http.StatusSeeOther, t.Base+"/account/enroll?next="+urlQueryEscape(s.safeNext(t, next)))
+	}
 	return c.Redirect(http.StatusSeeOther, s.safeNext(t, next))
 }
 

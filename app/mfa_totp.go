@@ -295,6 +295,9 @@ func (s *Server) removeTOTP(c echo.Context, a *Auth, code string) error {
 	} else if err != nil {
 		return err
 	}
+	if err := s.checkRemoval(c, a.User, db.MethodTOTP, 0); err != nil {
+		return err
+	}
 	use, err := s.checkFactor(c, t, a.User, "", factorInput{Code: code})
 	if err != nil {
 		return err

@@ -169,6 +169,9 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return s.redirectToLogin(c)
 		}
+		if err := s.enforce(c, a); err != nil || c.Response().Committed {
+			return err
+		}
 		if isAdminRoute(c.Path()) && !a.User.IsAdmin() {
 			return errForbidden
 		}

@@ -121,6 +121,7 @@ func (s *Server) page(c echo.Context, title string) views.Page {
 	}
 	if a := authFrom(c); a != nil {
 		p.User = &views.PageUser{Email: a.User.Email, IsAdmin: a.User.IsAdmin()}
+		p.Enroll = s.pageEnroll(c, a)
 	}
 	return p
 }

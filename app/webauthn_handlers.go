@@ -101,6 +101,9 @@ func (s *Server) handleAPIWebAuthnDelete(c echo.Context) error {
 	if err != nil {
 		return errNotFound
 	}
+	if err := s.checkRemoval(c, a.User, db.MethodWebAuthn, id); err != nil {
+		return err
+	}
 	if _, err := s.removeWebAuthn(c, a, id); err != nil {
 		return err
 	}
@@ -113,6 +116,9 @@ func (s *Server) handleWebAuthnRemove(c echo.Context) error {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		return errNotFound
+	}
+	if err := s.checkRemoval(c, authFrom(c).User, db.MethodWebAuthn, id); err != nil {
+		return err
 	}
 	removed, err := s.removeWebAuthn(c, authFrom(c), id)
 	if err != nil {

@@ -21,6 +21,15 @@ type Page struct {
 	Notice        string
 	Wide          bool
 	Scripts       []string // extra assets loaded with <script defer>, e.g. "js/webauthn.js"
+	// Enroll, when set, is the banner of a member who must still enroll a
+	// second factor and is within the grace period.
+	Enroll *PageEnroll
+}
+
+// PageEnroll is the grace-period banner's data.
+type PageEnroll struct {
+	Deadline string
+	DaysLeft int
 }
 
 // withScript returns the page with one more script to load.
