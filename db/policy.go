@@ -241,14 +241,17 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		if err != nil {
 			return notFound("set policy", err)
 		}
-		var actorRole string
-		var actorCompliant bool
-		if err := tx.QueryRowContext(ctx, `SELECT u.role, `+compliantSQL(p.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
-			workspaceID, actorID).Scan(&actorRole, &actorCompliant); err != nil {
-			return notFound("set policy: actor", err)
-		}
-		if p.AppliesTo(actorRole) && !actorCompliant {
-			return ErrEnrollFirst
+		// actorID 0 is the system (the CLI): no acting admin to check.
+		if actorID != 0 {
+			var actorRole string
+			var actorCompliant bool
+			if err := tx.QueryRowContext(ctx, `SELECT u.role, `+compliantSQL(p.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
+				workspaceID, actorID).Scan(&actorRole, &actorCompliant); err != nil {
+				return notFound("set policy: actor", err)
+			}
+			if p.AppliesTo(actorRole) && !actorCompliant {
+				return ErrEnrollFirst
+			}
 		}
 		switch {
 		case !p.Requires():

@@ -449,7 +449,7 @@ func TestBrowserInvitation(t *testing.T) {
 	admin := newBrowser(t, 1024, 768)
 	admin.signIn(base, "acme", "owner@acme.test", password)
 	admin.do("portal", chromedp.WaitVisible(chromedp.CSS(`[data-testid=account-email]`)))
-	admin.navigate(base + "/t/acme/admin")
+	admin.navigate(base + "/t/acme/admin/members")
 	admin.do("invite form",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=members]`)),
 		chromedp.SendKeys(chromedp.ID("email"), "bob@acme.test"),
@@ -530,7 +530,7 @@ func TestBrowserPhone(t *testing.T) {
 	b.do("portal", chromedp.WaitVisible(chromedp.CSS(`[data-testid=account-email]`)))
 	b.noHorizontalScroll("portal")
 	b.screenshot("phone-portal")
-	b.navigate(base + "/t/acme/admin")
+	b.navigate(base + "/t/acme/admin/members")
 	b.do("admin", chromedp.WaitVisible(chromedp.CSS(`[data-testid=members]`)))
 	b.noHorizontalScroll("admin page")
 	b.screenshot("phone-admin")
