@@ -1,0 +1,182 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ReminderDue is an enforcement email the scan decided to send.
+type ReminderDue struct {
+	Workspace Workspace
+	Policy    Policy
+	User      User
+	Deadline  time.Time
+	Days      int // AnnounceDays for the announcement, else the reminder day
+}
+
+// DueReminder returns which enforcement email is due at now for a deadline
+// (the most urgent one), and whether any is: the announcement until the
+// first reminder day, then each reminder day; nothing once the deadline
+// has passed.
+func DueReminder(p Policy, deadline, now time.Time) (int, bool) {
+	if !now.Before(deadline) {
+		return 0, false
+	}
+	due := AnnounceDays
+	for _, d := range p.ReminderDays { // most distant first
+		if !now.Before(deadline.Add(-time.Duration(d) * 24 * time.Hour)) {
+			due = d
+		}
+	}
+	return due, true
+}
+
+// urgency orders reminder days: the announcement is the least urgent.
+func urgency(days int) int {
+	if days == AnnounceDays {
+		return 1 << 30
+	}
+	return days
+}
+
+// ScanReminders queues the enforcement emails that are due: for every
+// member covered by a requirement, without an allowed factor and before
+// their deadline, the most urgent email due now, unless that one or a more
+// urgent one was already queued for this deadline. Missed reminders are
+// thus sent late, once, and only the most urgent. Each email is written to
+// the outbox in the transaction that records it in mfa_reminders, whose
+// key makes a second sending impossible, so several processes may scan at
+// once. compose writes the email; it returns how many were queued.
+func (s *Store) ScanReminders(ctx context.Context, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+workspaceColumns+`, `+policyColumns+` FROM workspaces WHERE mfa_policy IN ('required', 'required_for_admins') ORDER BY id`)
+	if err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	type ws struct {
+		w Workspace
+		p Policy
+	}
+	var list []ws
+	for rows.Next() {
+		var w Workspace
+		var p Policy
+		var abs, idle, created int64
+		var methods, days string
+		var since sql.NullInt64
+		if err := rows.Scan(&w.ID, &w.Slug, &w.Name, &abs, &idle, &created, &p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan reminders: %w", err)
+		}
+		w.SessionAbsolute, w.SessionIdle, w.CreatedAt = time.Duration(abs)*time.Minute, time.Duration(idle)*time.Minute, unix(created)
+		p.Methods = strings.Split(methods, ",")
+		p.ReminderDays, _ = ParseDays(days)
+		if since.Valid {
+			p.EnforcedSince = unix(since.Int64)
+		}
+		list = append(list, ws{w, p})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	queued := 0
+	for _, x := range list {
+		n, err := s.scanWorkspaceReminders(ctx, x.w, x.p, compose)
+		queued += n
+		if err != nil {
+			return queued, err
+		}
+	}
+	return queued, nil
+}
+
+func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Policy, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
+	now := s.Now()
+	rows, err := s.db.QueryContext(ctx, `SELECT `+prefixed("u.", userColumns)+`,
+			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
+				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline)
+		FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline > ? AND NOT `+compliantSQL(p.Methods),
+		AnnounceDays, urgency(AnnounceDays), w.ID, now.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	var due []ReminderDue
+	for rows.Next() {
+		var u User
+		var changed, created int64
+		var deadline sql.NullInt64
+		var sent sql.NullInt64
+		if err := rows.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline, &sent); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan reminders: %w", err)
+		}
+		u.PasswordChangedAt, u.CreatedAt, u.MFADeadline = unix(changed), unix(created), unix(deadline.Int64)
+		u.PasswordHash = "" // not needed past this point
+		days, ok := DueReminder(p, u.MFADeadline, now)
+		if !ok || (sent.Valid && sent.Int64 <= int64(urgency(days))) {
+			continue
+		}
+		due = append(due, ReminderDue{Workspace: w, Policy: p, User: u, Deadline: u.MFADeadline, Days: days})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("scan reminders: %w", err)
+	}
+	queued := 0
+	for _, d := range due {
+		msg, err := compose(d)
+		if err != nil {
+			return queued, fmt.Errorf("scan reminders: compose: %w", err)
+		}
+		ok, err := s.queueReminder(ctx, d, msg)
+		if err != nil {
+			return queued, err
+		}
+		if ok {
+			queued++
+		}
+	}
+	return queued, nil
+}
+
+// queueReminder records one due email and writes it to the outbox in one
+// transaction, after checking again (inside it) that neither it nor a more
+// urgent one was queued meanwhile by another process, and that the member
+// still has this deadline and no allowed factor.
+func (s *Store) queueReminder(ctx context.Context, d ReminderDue, msg OutboxMessage) (bool, error) {
+	queued := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var still bool
+		if err := tx.QueryRowContext(ctx, `SELECT u.mfa_deadline = ? AND NOT `+compliantSQL(d.Policy.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
+			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&still); err != nil || !still {
+			return nil //nolint:nilerr // the member is gone or no longer concerned
+		}
+		var sent sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MIN(CASE WHEN days = ? THEN ? ELSE days END) FROM mfa_reminders
+			WHERE workspace_id = ? AND user_id = ? AND deadline = ?`, AnnounceDays, urgency(AnnounceDays),
+			d.Workspace.ID, d.User.ID, d.Deadline.Unix()).Scan(&sent); err != nil {
+			return fmt.Errorf("queue reminder: %w", err)
+		}
+		if sent.Valid && sent.Int64 <= int64(urgency(d.Days)) {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO mfa_reminders (workspace_id, user_id, deadline, days, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.Workspace.ID, d.User.ID, d.Deadline.Unix(), d.Days, s.now())
+		if err != nil {
+			return fmt.Errorf("queue reminder: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: d.Workspace.ID, SubjectUserID: d.User.ID, Event: EventReminderQueued,
+			Details: map[string]any{"days": d.Days, "deadline": d.Deadline.Format(time.RFC3339)}}); err != nil {
+			return err
+		}
+		queued = true
+		return s.enqueue(ctx, tx, d.Workspace.ID, msg)
+	})
+	return queued, err
+}
