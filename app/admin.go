@@ -105,15 +105,7 @@ func (s *Server) handleInvitationCreate(c echo.Context) error {
 		form.Email = truncateRunes(form.Email, maxEmailLength)
 		return s.renderMembers(c, http.StatusUnprocessableEntity, s.page(c, "Members"), form)
 	}
-	token := auth.NewToken()
-	expires := s.now().Add(invitationTTL)
-	msg, err := gmail.Compose(gmail.KindInvitation, form.Email, map[string]any{
-		"Workspace": t.Name, "Inviter": a.User.Email, "Role": form.Role,
-		"Link": s.absoluteURL(t, "/invite/"+token), "Expires": gmail.When(expires)})
-	if err != nil {
-		return err
-	}
-	_, err = s.store.CreateInvitation(ctx, t.ID, a.User.ID, form.Email, form.Role, s.keys.HashToken("invitation", token), expires, meta(c), msg)
+	_, err := s.invite(c, form.Email, form.Role)
 	if errors.Is(err, db.ErrConflict) {
 		form.Errors["email"] = "This address is already a member."
 		return s.renderMembers(c, http.StatusUnprocessableEntity, s.page(c, "Members"), form)
@@ -121,6 +113,40 @@ func (s *Server) handleInvitationCreate(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, t.Base+"/admin/members?notice=invitation_sent")
+}
+
+// invite creates an invitation to email with role, and queues its email,
+// in one transaction; the link is single use, expires in 7 days and only
+// its hash is stored. ErrConflict: the address is already a member.
+func (s *Server) invite(c echo.Context, email, role string) (db.Invitation, error) {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	token := auth.NewToken()
+	expires := s.now().Add(invitationTTL)
+	msg, err := gmail.Compose(gmail.KindInvitation, email, map[string]any{
+		"Workspace": t.Name, "Inviter": a.User.Email, "Role": role,
+		"Link": s.absoluteURL(t, "/invite/"+token), "Expires": gmail.When(expires)})
+	if err != nil {
+		return db.Invitation{}, err
+	}
+	return s.store.CreateInvitation(c.Request().Context(), t.ID, a.User.ID, email, role, s.keys.HashToken("invitation", token), expires, meta(c), msg)
+}
+
+// reinvite voids an open invitation's link and sends a new one (new token,
+// new expiry) to the same address with the same role. ErrNotFound or
+// ErrConflict: it was accepted or revoked meanwhile.
+func (s *Server) reinvite(c echo.Context, inv db.Invitation) (db.Invitation, error) {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	token := auth.NewToken()
+	expires := s.now().Add(invitationTTL)
+	msg, err := gmail.Compose(gmail.KindInvitation, inv.Email, map[string]any{
+		"Workspace": t.Name, "Inviter": a.User.Email, "Role": inv.Role,
+		"Link": s.absoluteURL(t, "/invite/"+token), "Expires": gmail.When(expires)})
+	if err != nil {
+		return db.Invitation{}, err
+	}
+	return s.store.ResendInvitation(c.Request().Context(), t.ID, a.User.ID, inv.ID, s.keys.HashToken("invitation", token), expires, meta(c), msg)
 }
 
 // absoluteURL is a link for emails: always on GATEHOUSE_BASE_URL.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/gatehouse/gatehouse/app/auth"
 	gmail "github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
@@ -254,15 +253,7 @@ func (s *Server) handleInvitationResend(c echo.Context) error {
 	if inv.Role == db.RoleOwner && a.User.Role != db.RoleOwner {
 		return errorf(http.StatusForbidden, "forbidden", "Only an owner can invite another owner.")
 	}
-	token := auth.NewToken()
-	expires := s.now().Add(invitationTTL)
-	msg, err := gmail.Compose(gmail.KindInvitation, inv.Email, map[string]any{
-		"Workspace": t.Name, "Inviter": a.User.Email, "Role": inv.Role,
-		"Link": s.absoluteURL(t, "/invite/"+token), "Expires": gmail.When(expires)})
-	if err != nil {
-		return err
-	}
-	_, err = s.store.ResendInvitation(ctx, t.ID, a.User.ID, inv.ID, s.keys.HashToken("invitation", token), expires, meta(c), msg)
+	_, err = s.reinvite(c, inv)
 	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrConflict) {
 		// Accepted or revoked meanwhile.
 		return c.Redirect(http.StatusSeeOther, t.Base+"/admin/members?notice=invitation_accepted")
