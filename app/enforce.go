@@ -25,36 +25,28 @@ var (
 
 // checkRemoval refuses to remove a factor (method, and keyID for a key)
 // when it is the member's last one the policy allows while the requirement
-// covers them: errFactorRequired.
+// covers them: errFactorRequired. It is the early answer, before a code is
+// spent; the store's removal decides again in its transaction (two
+// removals racing cannot both pass), and removalError maps its refusal.
 func (s *Server) checkRemoval(c echo.Context, u db.User, method string, keyID int64) error {
 	ctx := c.Request().Context()
-	t := tenants.FromContext(ctx)
-	e, err := s.enforcement(ctx, t.ID, u)
+	required, err := s.store.FactorRequired(ctx, tenants.FromContext(ctx).ID, u.ID, method, keyID)
 	if err != nil {
 		return err
 	}
-	if !e.Covered || !e.Compliant || !e.Policy.Allows(method) {
-		return nil
+	if required {
+		return errFactorRequired
 	}
-	if e.Policy.Allows(db.MethodTOTP) && method != db.MethodTOTP {
-		if _, err := s.store.TOTPCredential(ctx, t.ID, u.ID); err == nil {
-			return nil
-		} else if !errors.Is(err, db.ErrNotFound) {
-			return err
-		}
+	return nil
+}
+
+// removalError maps the store's refusal to remove a factor the policy
+// requires to errFactorRequired.
+func removalError(err error) error {
+	if errors.Is(err, db.ErrFactorRequired) {
+		return errFactorRequired
 	}
-	if e.Policy.Allows(db.MethodWebAuthn) {
-		keys, err := s.store.WebAuthnCredentials(ctx, t.ID, u.ID)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if method != db.MethodWebAuthn || k.ID != keyID {
-				return nil
-			}
-		}
-	}
-	return errFactorRequired
+	return err
 }
 
 const (

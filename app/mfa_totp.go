@@ -315,7 +315,7 @@ func (s *Server) removeTOTP(c echo.Context, a *Auth, code string) error {
 	}
 	epoch, err := s.store.RemoveTOTP(ctx, t.ID, a.User.ID, a.Session.ID, meta(c), msg)
 	if err != nil {
-		return err
+		return removalError(err)
 	}
 	if a.Bearer {
 		s.sessions.Put(ctx, keyEpoch, epoch)

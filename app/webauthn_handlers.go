@@ -10,6 +10,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
 	"github.com/gatehouse/gatehouse/views"
@@ -101,10 +102,7 @@ func (s *Server) handleAPIWebAuthnDelete(c echo.Context) error {
 	if err != nil {
 		return errNotFound
 	}
-	if err := s.checkRemoval(c, a.User, db.MethodWebAuthn, id); err != nil {
-		return err
-	}
-	if _, err := s.removeWebAuthn(c, a, id); err != nil {
+	if _, err := s.removeKey(c, a, id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -117,16 +115,50 @@ func (s *Server) handleWebAuthnRemove(c echo.Context) error {
 	if err != nil {
 		return errNotFound
 	}
-	if err := s.checkRemoval(c, authFrom(c).User, db.MethodWebAuthn, id); err != nil {
-		return err
-	}
-	removed, err := s.removeWebAuthn(c, authFrom(c), id)
+	removed, err := s.removeKey(c, authFrom(c), id)
 	if err != nil {
 		return err
 	}
 	// The page tells the browser's password manager the key is gone
 	// (WebAuthn Signal API), with its credential id.
 	return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=key_removed&removed="+b64url(removed.CredentialID))
+}
+
+// removeKey removes one of the member's keys and returns it. Whether the
+// policy still needs it (errFactorRequired, 409) is decided in the
+// removal's transaction, so two removals racing for the member's last two
+// allowed factors cannot both pass.
+func (s *Server) removeKey(c echo.Context, a *Auth, id int64) (db.WebAuthnCredential, error) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	creds, err := s.store.WebAuthnCredentials(ctx, t.ID, a.User.ID)
+	if err != nil {
+		return db.WebAuthnCredential{}, err
+	}
+	name := ""
+	for _, cr := range creds {
+		if cr.ID == id {
+			name = cr.Name
+		}
+	}
+	if name == "" {
+		return db.WebAuthnCredential{}, errNotFound
+	}
+	data := s.mailData(c, t, a.User)
+	data["Name"] = name
+	msg, err := mail.Compose(mail.KindWebAuthnRemoved, a.User.Email, data)
+	if err != nil {
+		return db.WebAuthnCredential{}, err
+	}
+	epoch, removed, err := s.store.RemoveWebAuthnKey(ctx, t.ID, a.User.ID, id, a.Session.ID, meta(c), msg)
+	if err != nil {
+		return db.WebAuthnCredential{}, removalError(err)
+	}
+	if a.Bearer {
+		s.sessions.Put(ctx, keyEpoch, epoch)
+		return removed, nil
+	}
+	return removed, s.rotateToken(c, a, epoch)
 }
 
 // handleWebAuthnRename renames a key from the portal.

@@ -198,39 +198,142 @@ func (s *Store) useTOTPStep(ctx context.Context, tx *sql.Tx, workspaceID, userID
 	return nil
 }
 
+// ErrFactorRequired is returned when a member would remove the last second
+// factor the policy allows while the requirement covers them.
+var ErrFactorRequired = errors.New("the workspace's policy requires this factor")
+
 // RemoveTOTP deletes the member's authenticator app. When it was the last
 // second factor the recovery codes go too (they exist only while MFA is
 // on). The session epoch is bumped and every session but keepSessionID
-// ended; the change is audited and msg queued. It returns the new epoch.
+// ended; the change is audited and msg queued. It returns the new epoch;
+// ErrFactorRequired when it is the member's last allowed factor under a
+// requirement (nothing changes), ErrNotFound when there is none.
 func (s *Store) RemoveTOTP(ctx context.Context, workspaceID, userID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, error) {
 	var epoch int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM totp_credentials WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
-		if err != nil {
-			return fmt.Errorf("remove totp: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("remove totp: %w", ErrNotFound)
-		}
-		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
-				return fmt.Errorf("remove totp: %w", err)
-			}
-		}
-		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
-			workspaceID, userID).Scan(&epoch); err != nil {
-			return fmt.Errorf("remove totp: %w", err)
-		}
-		if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
-			return err
-		}
-		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-			Event: EventTOTPRemoved, IP: meta.IP, UserAgent: meta.UserAgent}); err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, workspaceID, msg)
+		var err error
+		epoch, _, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodTOTP, 0, keepSessionID, meta, msg)
+		return err
 	})
 	return epoch, err
+}
+
+// RemoveWebAuthnKey deletes one of the member's keys, like RemoveTOTP: the
+// policy check, the removal, the recovery codes when it was the last second
+// factor, the epoch, the other sessions, the audit and msg in one
+// transaction. It returns the new epoch and the removed key;
+// ErrFactorRequired when it is the member's last allowed factor under a
+// requirement, ErrNotFound for a key that is not the member's.
+func (s *Store) RemoveWebAuthnKey(ctx context.Context, workspaceID, userID, id int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, WebAuthnCredential, error) {
+	var epoch int64
+	var removed WebAuthnCredential
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		epoch, removed, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodWebAuthn, id, keepSessionID, meta, msg)
+		return err
+	})
+	return epoch, removed, err
+}
+
+// removeFactor removes a member's own second factor (method, and keyID for
+// a key) unless the policy needs it. The member's row is written first (the
+// epoch bump): writers to it queue behind this transaction (SQLite takes
+// the write lock at BEGIN IMMEDIATE, PostgreSQL locks the row), so two
+// removals racing for a member's last two factors see each other's delete
+// and exactly one goes through.
+func (s *Store) removeFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, method string, keyID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, WebAuthnCredential, error) {
+	op := "remove " + method
+	var epoch int64
+	if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
+		workspaceID, userID).Scan(&epoch); err != nil {
+		return 0, WebAuthnCredential{}, notFound(op, err)
+	}
+	required, err := s.factorRequired(ctx, tx, workspaceID, userID, method, keyID)
+	if err != nil {
+		return 0, WebAuthnCredential{}, err
+	}
+	if required {
+		return 0, WebAuthnCredential{}, fmt.Errorf("%s: %w", op, ErrFactorRequired)
+	}
+	var removed WebAuthnCredential
+	event, details := EventTOTPRemoved, map[string]any(nil)
+	switch method {
+	case MethodTOTP:
+		res, err := tx.ExecContext(ctx, `DELETE FROM totp_credentials WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID)
+		if err != nil {
+			return 0, WebAuthnCredential{}, fmt.Errorf("%s: %w", op, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return 0, WebAuthnCredential{}, fmt.Errorf("%s: %w", op, ErrNotFound)
+		}
+	case MethodWebAuthn:
+		row := tx.QueryRowContext(ctx, `DELETE FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id = ? RETURNING `+webauthnColumns,
+			workspaceID, userID, keyID)
+		if removed, err = scanWebAuthn(row); err != nil {
+			return 0, WebAuthnCredential{}, notFound(op, err)
+		}
+		event, details = EventWebAuthnRemoved, map[string]any{"credential": keyID, "name": removed.Name}
+	default:
+		return 0, WebAuthnCredential{}, fmt.Errorf("%s: unknown method", op)
+	}
+	if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
+			return 0, WebAuthnCredential{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
+		return 0, WebAuthnCredential{}, err
+	}
+	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+		Event: event, IP: meta.IP, UserAgent: meta.UserAgent, Details: details}); err != nil {
+		return 0, WebAuthnCredential{}, err
+	}
+	return epoch, removed, s.enqueue(ctx, tx, workspaceID, msg)
+}
+
+// FactorRequired reports whether the policy keeps the member from removing
+// the factor (method, and keyID for a key): the requirement covers them,
+// they hold an allowed second factor and this is the last one. It is only
+// an early answer (a page can say so before a code is spent); RemoveTOTP
+// and RemoveWebAuthnKey decide again in their transaction.
+func (s *Store) FactorRequired(ctx context.Context, workspaceID, userID int64, method string, keyID int64) (bool, error) {
+	return s.factorRequired(ctx, s.db, workspaceID, userID, method, keyID)
+}
+
+func (s *Store) factorRequired(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, workspaceID, userID int64, method string, keyID int64) (bool, error) {
+	p, err := scanPolicy(q.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+	if err != nil {
+		return false, notFound("factor required", err)
+	}
+	if !p.Allows(method) {
+		return false, nil
+	}
+	var covered bool
+	var apps, keys, otherKeys int
+	if err := q.QueryRowContext(ctx, `SELECT mfa_deadline IS NOT NULL AND `+p.coversSQL()+`,
+			(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
+			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?),
+			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?)
+		FROM users WHERE workspace_id = ? AND id = ?`,
+		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID).
+		Scan(&covered, &apps, &keys, &otherKeys); err != nil {
+		return false, notFound("factor required", err)
+	}
+	if !covered {
+		return false, nil
+	}
+	appsAfter, keysAfter := apps, keys
+	if method == MethodTOTP {
+		appsAfter = 0
+	} else {
+		keysAfter = otherKeys
+	}
+	compliant := func(apps, keys int) bool {
+		return (p.Allows(MethodTOTP) && apps > 0) || (p.Allows(MethodWebAuthn) && keys > 0)
+	}
+	return compliant(apps, keys) && !compliant(appsAfter, keysAfter), nil
 }
 
 // hasSecondFactor reports whether the member holds a confirmed second
