@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,7 +15,8 @@ type ReminderDue struct {
 	Policy    Policy
 	User      User
 	Deadline  time.Time
-	Days      int // AnnounceDays for the announcement, else the reminder day
+	Days      int       // AnnounceDays for the announcement, else the reminder day
+	Now       time.Time // when the scan found it due
 }
 
 // DueReminder returns which enforcement email is due at now for a deadline
@@ -46,7 +48,10 @@ func urgency(days int) int {
 // member covered by a requirement, without an allowed factor and before
 // their deadline, the most urgent email due now, unless that one or a more
 // urgent one was already queued for this deadline. Missed reminders are
-// thus sent late, once, and only the most urgent. Each email is written to
+// thus sent late, once, and only the most urgent. The announcement goes
+// once per coverage period, not once per deadline: a member whose deadline
+// an admin extended (or whose grace period changed) was already told, and
+// gets only the reminder days counted from the new deadline. Each email is written to
 // the outbox in the transaction that records it in mfa_reminders, whose
 // key makes a second sending impossible, so several processes may scan at
 // once. compose writes the email; it returns how many were queued.
@@ -97,7 +102,8 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	now := s.Now()
 	rows, err := s.db.QueryContext(ctx, `SELECT `+prefixed("u.", userColumns)+`,
 			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
-				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline)
+				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline),
+			`+toldSQL+`
 		FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline > ? AND NOT `+compliantSQL(p.Methods),
 		AnnounceDays, urgency(AnnounceDays), w.ID, now.Unix())
 	if err != nil {
@@ -109,17 +115,18 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 		var changed, created int64
 		var deadline sql.NullInt64
 		var sent sql.NullInt64
-		if err := rows.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline, &sent); err != nil {
+		var told bool
+		if err := rows.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline, &sent, &told); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan reminders: %w", err)
 		}
 		u.PasswordChangedAt, u.CreatedAt, u.MFADeadline = unix(changed), unix(created), unix(deadline.Int64)
 		u.PasswordHash = "" // not needed past this point
 		days, ok := DueReminder(p, u.MFADeadline, now)
-		if !ok || (sent.Valid && sent.Int64 <= int64(urgency(days))) {
+		if !ok || (sent.Valid && sent.Int64 <= int64(urgency(days))) || (days == AnnounceDays && told) {
 			continue
 		}
-		due = append(due, ReminderDue{Workspace: w, Policy: p, User: u, Deadline: u.MFADeadline, Days: days})
+		due = append(due, ReminderDue{Workspace: w, Policy: p, User: u, Deadline: u.MFADeadline, Days: days, Now: now})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -142,17 +149,37 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	return queued, nil
 }
 
+// toldSQL is a SQL expression over a users row u: whether any enforcement
+// email was queued for the member since the requirement started to apply
+// to them (mfa_since), whatever the deadline then.
+const toldSQL = `EXISTS (SELECT 1 FROM mfa_reminders rm WHERE rm.workspace_id = u.workspace_id AND rm.user_id = u.id
+	AND rm.created_at >= COALESCE(u.mfa_since, 0))`
+
 // queueReminder records one due email and writes it to the outbox in one
 // transaction, after checking again (inside it) that neither it nor a more
-// urgent one was queued meanwhile by another process, and that the member
-// still has this deadline and no allowed factor.
+// urgent one was queued meanwhile by another process (nor, for the
+// announcement, any email of this coverage period), and that the member
+// still has this deadline, is still covered by the workspace's current
+// policy and holds none of the factors it allows.
 func (s *Store) queueReminder(ctx context.Context, d ReminderDue, msg OutboxMessage) (bool, error) {
 	queued := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var still bool
-		if err := tx.QueryRowContext(ctx, `SELECT u.mfa_deadline = ? AND NOT `+compliantSQL(d.Policy.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
-			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&still); err != nil || !still {
-			return nil //nolint:nilerr // the member is gone or no longer concerned
+		p, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, d.Workspace.ID))
+		if err != nil {
+			return notFound("queue reminder", err)
+		}
+		var still, told bool
+		var role string
+		if err := tx.QueryRowContext(ctx, `SELECT u.role, COALESCE(u.mfa_deadline = ?, 0) AND NOT `+compliantSQL(p.Methods)+`, `+toldSQL+`
+			FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
+			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&role, &still, &told); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // the member is gone
+			}
+			return fmt.Errorf("queue reminder: %w", err)
+		}
+		if !still || !p.AppliesTo(role) || (d.Days == AnnounceDays && told) {
+			return nil // no longer concerned, or already told
 		}
 		var sent sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT MIN(CASE WHEN days = ? THEN ? ELSE days END) FROM mfa_reminders
