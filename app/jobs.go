@@ -1,8 +1,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -10,22 +14,38 @@ import (
 	"github.com/gatehouse/gatehouse/db"
 )
 
-// Jobs are the background work of a Gatehouse process: outbox delivery and
-// cleanup. Every job is safe with several processes running it at once.
+// Jobs are the background work of a Gatehouse process: MFA reminder
+// emails, outbox delivery and cleanup. Every job is safe with several
+// processes running it at once.
 type Jobs struct {
 	Store *db.Store
 	Log   *slog.Logger
 	Mail  *mail.Sender // nil when no SMTP server is configured
-	// CleanupEvery is how often expired rows are removed.
+	// BaseURL is the public URL, for the links in reminder emails.
+	BaseURL *url.URL
+	// ReminderEvery is how often Run looks for reminder emails due
+	// (default one minute).
+	ReminderEvery time.Duration
+	// CleanupEvery is how often expired rows are removed (default ten
+	// minutes).
 	CleanupEvery time.Duration
 }
 
+// mailMaxAttempts is how often the jobs' sender tries a message before
+// giving up. mail.NewSender's 12 attempts end about five hours after the
+// first (the backoff stops growing at one hour), so an SMTP outage over a
+// night would lose every email queued in it, reminders included. 128
+// attempts keep retrying for about five days (four at the least with the
+// jitter), an MTA's usual queue lifetime.
+const mailMaxAttempts = 128
+
 // NewJobs builds the jobs for cfg.
 func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
-	j := &Jobs{Store: store, Log: log, CleanupEvery: 10 * time.Minute}
+	j := &Jobs{Store: store, Log: log, BaseURL: cfg.BaseURL, ReminderEvery: time.Minute, CleanupEvery: 10 * time.Minute}
 	if cfg.SMTPURL != "" {
 		if t, err := mail.ParseSMTPURL(cfg.SMTPURL); err == nil {
 			j.Mail = mail.NewSender(store, t, log)
+			j.Mail.MaxAttempts = mailMaxAttempts
 		} else {
 			log.Error("mail disabled", slog.Any("err", err))
 		}
@@ -35,39 +55,59 @@ func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
 
 // RunResult counts what one pass did.
 type RunResult struct {
+	RemindersQueued                   int
 	MailSent, MailFailed              int
 	SessionsCleaned, ThrottlesCleaned int64
 	// MFACleaned counts expired challenges and abandoned enrollments.
 	MFACleaned int64
 }
 
-// RunOnce does one pass of every job.
+// RunOnce does one pass of every job, in this order: the reminder scan,
+// so that the reminders it queues go out in the same pass, then outbox
+// delivery, then cleanup. A failing job does not stop the others; their
+// errors are returned together.
 func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 	var r RunResult
+	var errs []error
 	var err error
+	if r.RemindersQueued, err = j.ScanReminders(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if j.Mail != nil {
 		if r.MailSent, r.MailFailed, err = j.Mail.RunOnce(ctx); err != nil {
-			return r, err
+			errs = append(errs, fmt.Errorf("outbox delivery: %w", err))
 		}
 	}
-	if r.SessionsCleaned, err = j.Store.DeleteExpiredSessions(ctx); err != nil {
-		return r, err
+	if err := j.cleanup(ctx, &r); err != nil {
+		errs = append(errs, err)
 	}
-	if r.ThrottlesCleaned, err = j.Store.DeleteStaleThrottles(ctx, 24*time.Hour); err != nil {
-		return r, err
-	}
-	if r.MFACleaned, err = j.Store.DeleteExpiredMFA(ctx); err != nil {
-		return r, err
-	}
-	if n, err := j.Store.DeleteExpiredCeremonies(ctx); err != nil {
-		return r, err
-	} else {
-		r.MFACleaned += n
-	}
-	return r, nil
+	return r, errors.Join(errs...)
 }
 
-// Run runs the jobs until ctx ends: mail continuously, cleanup periodically.
+// cleanup removes expired sessions, stale throttles, expired challenges,
+// abandoned enrollments and ceremonies, adding the counts to r.
+func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
+	var err error
+	if r.SessionsCleaned, err = j.Store.DeleteExpiredSessions(ctx); err != nil {
+		return fmt.Errorf("cleanup sessions: %w", err)
+	}
+	if r.ThrottlesCleaned, err = j.Store.DeleteStaleThrottles(ctx, 24*time.Hour); err != nil {
+		return fmt.Errorf("cleanup throttles: %w", err)
+	}
+	if r.MFACleaned, err = j.Store.DeleteExpiredMFA(ctx); err != nil {
+		return fmt.Errorf("cleanup challenges: %w", err)
+	}
+	n, err := j.Store.DeleteExpiredCeremonies(ctx)
+	if err != nil {
+		return fmt.Errorf("cleanup ceremonies: %w", err)
+	}
+	r.MFACleaned += n
+	return nil
+}
+
+// Run runs the jobs until ctx ends: mail continuously, reminders and
+// cleanup periodically, each at once on start. Errors are logged and the
+// jobs go on; Run returns when every job has stopped.
 func (j *Jobs) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -75,21 +115,28 @@ func (j *Jobs) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); j.Mail.Run(ctx) }()
 	}
-	t := time.NewTicker(j.CleanupEvery)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, cmp.Or(j.ReminderEvery, time.Minute), func() {
+			if _, err := j.ScanReminders(ctx); err != nil && ctx.Err() == nil {
+				j.Log.Error("mfa reminders", slog.Any("err", err))
+			}
+		})
+	}()
+	every(ctx, cmp.Or(j.CleanupEvery, 10*time.Minute), func() {
+		if err := j.cleanup(ctx, &RunResult{}); err != nil && ctx.Err() == nil {
+			j.Log.Error("cleanup", slog.Any("err", err))
+		}
+	})
+}
+
+// every calls f now and then every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
-		if _, err := j.Store.DeleteExpiredSessions(ctx); err != nil && ctx.Err() == nil {
-			j.Log.Error("cleanup sessions", slog.Any("err", err))
-		}
-		if _, err := j.Store.DeleteStaleThrottles(ctx, 24*time.Hour); err != nil && ctx.Err() == nil {
-			j.Log.Error("cleanup throttles", slog.Any("err", err))
-		}
-		if _, err := j.Store.DeleteExpiredMFA(ctx); err != nil && ctx.Err() == nil {
-			j.Log.Error("cleanup challenges", slog.Any("err", err))
-		}
-		if _, err := j.Store.DeleteExpiredCeremonies(ctx); err != nil && ctx.Err() == nil {
-			j.Log.Error("cleanup ceremonies", slog.Any("err", err))
-		}
+		f()
 		select {
 		case <-ctx.Done():
 			return

@@ -269,8 +269,10 @@ func (e *env) jobsRunOnce(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "mail sent: %d, mail failed attempts: %d, sessions cleaned: %d, throttles cleaned: %d\n",
-		r.MailSent, r.MailFailed, r.SessionsCleaned, r.ThrottlesCleaned)
+	// Fields are only ever appended, so that scripts reading this line
+	// keep working.
+	fmt.Fprintf(e.stdout, "mail sent: %d, mail failed attempts: %d, sessions cleaned: %d, throttles cleaned: %d, reminders queued: %d\n",
+		r.MailSent, r.MailFailed, r.SessionsCleaned, r.ThrottlesCleaned, r.RemindersQueued)
 	return nil
 }
 

@@ -24,7 +24,7 @@ Usage:
   gatehouse workspace policy --slug SLUG --policy off|optional|required|required_for_admins [--grace-days N]
                              [--reminder-days 7,3,1] [--methods totp,webauthn] [--dry-run]
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
-  gatehouse jobs run-once               one pass of outbox delivery and cleanup
+  gatehouse jobs run-once               one pass of MFA reminders, outbox delivery and cleanup
   gatehouse keys rotate                 new master key; re-encrypt every secret under it
   gatehouse backup --out FILE           consistent online copy of the SQLite database
 
