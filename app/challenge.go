@@ -327,6 +327,9 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 	if remaining >= 0 {
 		target = t.Base + fmt.Sprintf("/account/mfa?notice=recovery_used&left=%d", remaining)
 	}
+	if target, err = s.afterSignIn(c, t, u, target); err != nil {
+		return err
+	}
 	return c.Redirect(http.StatusSeeOther, target)
 }
 

@@ -121,6 +121,25 @@ func (s *Server) enforce(c echo.Context, a *Auth) error {
 	return c.Redirect(http.StatusSeeOther, t.Base+"/account/enroll")
 }
 
+// afterSignIn is where a member who just signed in goes: target, unless
+// they must still enroll an allowed factor (none, or only factors the
+// policy does not allow, e.g. the authenticator app under a passkeys-only
+// policy), in which case the interstitial comes first (in grace it
+// continues to target; past the deadline it is all they get).
+func (s *Server) afterSignIn(c echo.Context, t *tenants.Tenant, u db.User, target string) (string, error) {
+	if u.MFADeadline.IsZero() {
+		return target, nil // not covered
+	}
+	e, err := s.enforcement(c.Request().Context(), t.ID, u)
+	if err != nil {
+		return "", err
+	}
+	if e.Pending() {
+		return t.Base + "/account/enroll?next=" + urlQueryEscape(target), nil
+	}
+	return target, nil
+}
+
 // pageEnroll is the grace-period banner of the page, nil when none.
 func (s *Server) pageEnroll(c echo.Context, a *Auth) *views.PageEnroll {
 	if a.User.MFADeadline.IsZero() {

@@ -211,7 +211,11 @@ func (s *Server) handleChallengeWebAuthnFinish(c echo.Context) error {
 	if _, err := s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"redirect": s.safeNext(t, c.QueryParam("next"))})
+	target, err := s.afterSignIn(c, t, u, s.safeNext(t, c.QueryParam("next")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"redirect": target})
 }
 
 // handlePasskeyBegin starts a passwordless sign-in (the sign-in page, and
@@ -233,7 +237,7 @@ func (s *Server) handlePasskeyFinish(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	_, challenged, err := s.finishPasswordless(c, req.Ceremony, req.Credential)
+	a, challenged, err := s.finishPasswordless(c, req.Ceremony, req.Credential)
 	if err != nil {
 		return err
 	}
@@ -241,7 +245,11 @@ func (s *Server) handlePasskeyFinish(c echo.Context) error {
 	if challenged {
 		return c.JSON(http.StatusOK, map[string]any{"redirect": t.Base + "/login/mfa?next=" + urlQueryEscape(next)})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"redirect": s.safeNext(t, next)})
+	target, err := s.afterSignIn(c, t, a.User, s.safeNext(t, next))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"redirect": target})
 }
 
 // handleAPIWebAuthnLoginBegin is POST /login/webauthn/begin: with an
