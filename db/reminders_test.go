@@ -2,10 +2,9 @@ package db_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/db/dbtest"
@@ -146,7 +145,7 @@ func TestScanRemindersExtendedDeadline(t *testing.T) {
 				t.Fatalf("ExtendDeadline = %v, want %v", d, want)
 			}
 		}
-		if got := r.scan(); !cmp.Equal(got, s.want) {
+		if got := r.scan(); !slices.Equal(got, s.want) {
 			t.Errorf("day %d: scan queued %v, want %v", s.day, got, s.want)
 		}
 		if got := r.scan(); len(got) != 0 {
@@ -161,11 +160,11 @@ func TestScanRemindersExtendedDeadline(t *testing.T) {
 		t.Errorf("optional: scan queued %v", got)
 	}
 	r.setPolicy(db.PolicyRequired)
-	if got := r.scan(); !cmp.Equal(got, []int{db.AnnounceDays}) {
+	if got := r.scan(); !slices.Equal(got, []int{db.AnnounceDays}) {
 		t.Errorf("required again: scan queued %v, want the announcement", got)
 	}
 	want := []int{db.AnnounceDays, 7, 7, 3, 1, db.AnnounceDays}
-	if !cmp.Equal(r.queued, want) {
+	if !slices.Equal(r.queued, want) {
 		t.Errorf("queued %v, want %v", r.queued, want)
 	}
 }
@@ -192,7 +191,7 @@ func TestScanRemindersRecheck(t *testing.T) {
 		{"Relaxed", func(r *reminderRig) { r.setPolicy(db.PolicyOff) }},
 		{"QueuedByAnother", func(r *reminderRig) {
 			r.during = nil
-			if got := r.scan(); !cmp.Equal(got, []int{db.AnnounceDays}) {
+			if got := r.scan(); !slices.Equal(got, []int{db.AnnounceDays}) {
 				r.t.Errorf("the other scan queued %v", got)
 			}
 		}},
