@@ -43,21 +43,15 @@ func (s *Server) loadPolicySettings(c echo.Context) (policySettings, error) {
 	return policySettings{Policy: p, Passkey: pk}, nil
 }
 
-// applyPolicy runs SetPolicy (a dry run or not) and, when saved, the
-// passkey rules. Validation errors come back as they are; the caller maps
-// them.
+// applyPolicy runs SetPolicy (a dry run or not) with the passkey rules:
+// one transaction, one audit event with the old and new values of both.
+// Validation errors come back as they are; the caller maps them.
 func (s *Server) applyPolicy(c echo.Context, ps policySettings, endSessions, dryRun bool) (db.Policy, db.PolicyImpact, error) {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	p, im, err := s.store.SetPolicy(ctx, t.ID, authFrom(c).User.ID,
-		db.PolicyChange{Policy: ps.Policy, EndNonCompliantSessions: endSessions, DryRun: dryRun}, meta(c))
-	if err != nil || dryRun {
-		return p, im, err
-	}
-	if err := s.store.SetPasskeySettings(ctx, t.ID, ps.Passkey); err != nil {
-		return p, im, err
-	}
-	return p, im, nil
+	keys := ps.Passkey
+	return s.store.SetPolicy(ctx, t.ID, authFrom(c).User.ID,
+		db.PolicyChange{Policy: ps.Policy, Passkeys: &keys, EndNonCompliantSessions: endSessions, DryRun: dryRun}, meta(c))
 }
 
 // Settings page.

@@ -98,3 +98,49 @@ func TestPassChallengeRefusedWhileLocked(t *testing.T) {
 		t.Fatalf("StepUp while disabled: %v, want ErrMFALocked", err)
 	}
 }
+
+// Removing a factor under a requirement: the last allowed one is refused
+// (nothing changes), another one may go; a factor the policy does not
+// allow may always go.
+func TestRemoveFactorRequired(t *testing.T) {
+	ctx := context.Background()
+	store, clock := dbtest.New(t)
+	ws, _ := store.CreateWorkspace(ctx, "acme", "Acme")
+	bob, _ := store.CreateUser(ctx, ws.ID, "bob@acme.test", db.RoleMember, "x", db.Meta{}, 0)
+	enrollTOTP(t, store, ws.ID, bob.ID, clock)
+	key, err := store.AddWebAuthnCredential(ctx, db.WebAuthnCredential{WorkspaceID: ws.ID, UserID: bob.ID, Name: "Key", CredentialID: []byte("cred-1"), PublicKey: []byte("pk")}, nil, db.Meta{}, db.OutboxMessage{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only keys allowed: the app may go, the key may not.
+	p := db.DefaultPolicy()
+	p.Mode, p.Methods = db.PolicyRequired, []string{db.MethodWebAuthn}
+	if _, _, err := store.SetPolicy(ctx, ws.ID, 0, db.PolicyChange{Policy: p}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := store.UserByID(ctx, ws.ID, bob.ID)
+	if _, _, err := store.RemoveWebAuthnKey(ctx, ws.ID, bob.ID, key.ID, "", db.Meta{}, db.OutboxMessage{}); !errors.Is(err, db.ErrFactorRequired) {
+		t.Fatalf("remove the last allowed key = %v, want ErrFactorRequired", err)
+	}
+	if req, err := store.FactorRequired(ctx, ws.ID, bob.ID, db.MethodWebAuthn, key.ID); err != nil || !req {
+		t.Fatalf("FactorRequired(key) = %v, %v", req, err)
+	}
+	after, _ := store.UserByID(ctx, ws.ID, bob.ID)
+	if keys, _ := store.WebAuthnCredentials(ctx, ws.ID, bob.ID); len(keys) != 1 || after.SessionEpoch != before.SessionEpoch {
+		t.Fatalf("a refused removal changed something: %d keys, epoch %d -> %d", len(keys), before.SessionEpoch, after.SessionEpoch)
+	}
+	if _, err := store.RemoveTOTP(ctx, ws.ID, bob.ID, "", db.Meta{}, db.OutboxMessage{}); err != nil {
+		t.Fatalf("remove a factor the policy does not allow = %v", err)
+	}
+	// Not covered (optional): the last key may go.
+	p.Mode = db.PolicyOptional
+	if _, _, err := store.SetPolicy(ctx, ws.ID, 0, db.PolicyChange{Policy: p}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, removed, err := store.RemoveWebAuthnKey(ctx, ws.ID, bob.ID, key.ID, "", db.Meta{}, db.OutboxMessage{}); err != nil || removed.ID != key.ID {
+		t.Fatalf("remove the key under optional = %+v, %v", removed, err)
+	}
+	if _, _, err := store.RemoveWebAuthnKey(ctx, ws.ID, bob.ID, key.ID, "", db.Meta{}, db.OutboxMessage{}); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("remove it again = %v, want ErrNotFound", err)
+	}
+}

@@ -214,7 +214,10 @@ type PolicyImpact struct {
 
 // PolicyChange is an admin's change of the policy.
 type PolicyChange struct {
-	Policy                  Policy
+	Policy Policy
+	// Passkeys, when set, are the workspace's new passkey rules, changed
+	// and audited with the policy; nil keeps them.
+	Passkeys                *PasskeySettings
 	EndNonCompliantSessions bool
 	DryRun                  bool // compute the impact, save nothing
 }
@@ -227,8 +230,10 @@ var errDryRun = errors.New("dry run")
 // existing deadlines by the difference (extensions are kept), and, when
 // asked, non-compliant covered members' sessions end. The change is audited
 // with the old and new values. It returns ErrEnrollFirst when the actor
-// would be covered without an allowed factor. With DryRun nothing is saved
-// and the impact is what the change would do.
+// would be covered without an allowed factor. The passkey rules, when
+// given, change in the same transaction and their old and new values are
+// in the same audit event. With DryRun nothing is saved and the impact is
+// what the change would do.
 func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch PolicyChange, meta Meta) (Policy, PolicyImpact, error) {
 	p := ch.Policy
 	if err := p.Validate(); err != nil {
@@ -240,6 +245,15 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		old, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
 		if err != nil {
 			return notFound("set policy", err)
+		}
+		var oldKeys PasskeySettings
+		if err := tx.QueryRowContext(ctx, `SELECT passkeys_satisfy_mfa, device_bound_keys_only FROM workspaces WHERE id = ?`, workspaceID).
+			Scan(&oldKeys.SatisfyMFA, &oldKeys.DeviceBoundOnly); err != nil {
+			return notFound("set policy", err)
+		}
+		keys := oldKeys
+		if ch.Passkeys != nil {
+			keys = *ch.Passkeys
 		}
 		// actorID 0 is the system (the CLI): no acting admin to check.
 		if actorID != 0 {
@@ -266,8 +280,9 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 			since = p.EnforcedSince.Unix()
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE workspaces SET mfa_policy = ?, mfa_methods = ?, grace_days = ?, reminder_days = ?,
-			trusted_device_days = ?, enforced_since = ? WHERE id = ?`,
-			p.Mode, strings.Join(p.Methods, ","), p.GraceDays, joinDays(p.ReminderDays), p.TrustedDeviceDays, since, workspaceID); err != nil {
+			trusted_device_days = ?, enforced_since = ?, passkeys_satisfy_mfa = ?, device_bound_keys_only = ? WHERE id = ?`,
+			p.Mode, strings.Join(p.Methods, ","), p.GraceDays, joinDays(p.ReminderDays), p.TrustedDeviceDays, since,
+			keys.SatisfyMFA, keys.DeviceBoundOnly, workspaceID); err != nil {
 			return fmt.Errorf("set policy: %w", err)
 		}
 		// Members no longer covered lose their deadline.
@@ -328,7 +343,7 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, Event: EventPolicyChanged,
 			IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
-				"old": policyDetails(old), "new": policyDetails(p),
+				"old": policyDetails(old, oldKeys), "new": policyDetails(p, keys),
 				"end_noncompliant_sessions": ch.EndNonCompliantSessions, "sessions_ended": im.SessionsEnded,
 				"newly_covered": im.NewlyCovered, "non_compliant": im.NonCompliant,
 			}})
@@ -355,10 +370,10 @@ func (p Policy) coversSQL() string {
 	}
 }
 
-func policyDetails(p Policy) map[string]any {
-	d := map[string]any{"policy": p.Mode, "methods": p.Methods, "grace_days": p.GraceDays,
-		"reminder_days": p.ReminderDays, "trusted_device_days": p.TrustedDeviceDays}
-	return d
+func policyDetails(p Policy, keys PasskeySettings) map[string]any {
+	return map[string]any{"policy": p.Mode, "methods": p.Methods, "grace_days": p.GraceDays,
+		"reminder_days": p.ReminderDays, "trusted_device_days": p.TrustedDeviceDays,
+		"passkeys_satisfy_mfa": keys.SatisfyMFA, "device_bound_keys_only": keys.DeviceBoundOnly}
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {

@@ -184,3 +184,67 @@ func TestScanReminders(t *testing.T) {
 		t.Fatalf("outbox holds %d reminders, want 3 (announce, 7, 1)", outbox)
 	}
 }
+
+// The passkey rules change with the policy: in its transaction, in its
+// audit event (old and new values), not on a dry run, not when the change
+// is refused; nil keeps them.
+func TestSetPolicyPasskeys(t *testing.T) {
+	ctx := context.Background()
+	store, _ := dbtest.New(t)
+	ws, _ := store.CreateWorkspace(ctx, "acme", "Acme")
+	owner, _ := store.CreateUser(ctx, ws.ID, "owner@acme.test", db.RoleOwner, "x", db.Meta{}, 0)
+	keysOf := func() db.PasskeySettings {
+		t.Helper()
+		k, err := store.PasskeySettings(ctx, ws.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	def := db.PasskeySettings{SatisfyMFA: true}
+	if k := keysOf(); k != def {
+		t.Fatalf("default passkey rules = %+v", k)
+	}
+	strict := db.PasskeySettings{SatisfyMFA: false, DeviceBoundOnly: true}
+
+	// Dry run, and a refused change (enroll first): nothing saved.
+	if _, _, err := store.SetPolicy(ctx, ws.ID, owner.ID, db.PolicyChange{Policy: policy(db.PolicyOptional, 30), Passkeys: &strict, DryRun: true}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.SetPolicy(ctx, ws.ID, owner.ID, db.PolicyChange{Policy: policy(db.PolicyRequired, 30), Passkeys: &strict}, db.Meta{}); !errors.Is(err, db.ErrEnrollFirst) {
+		t.Fatalf("SetPolicy without a factor = %v, want ErrEnrollFirst", err)
+	}
+	if k := keysOf(); k != def {
+		t.Fatalf("a dry run or refused change saved the passkey rules: %+v", k)
+	}
+	evs, _ := store.AuditEvents(ctx, ws.ID, db.AuditFilter{Event: db.EventPolicyChanged, Limit: 10})
+	if len(evs) != 0 {
+		t.Fatalf("%d policy events after a dry run and a refusal", len(evs))
+	}
+
+	// Saved and audited with the old and new values.
+	if _, _, err := store.SetPolicy(ctx, ws.ID, owner.ID, db.PolicyChange{Policy: policy(db.PolicyOptional, 30), Passkeys: &strict}, db.Meta{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if k := keysOf(); k != strict {
+		t.Fatalf("passkey rules = %+v, want %+v", k, strict)
+	}
+	evs, _ = store.AuditEvents(ctx, ws.ID, db.AuditFilter{Event: db.EventPolicyChanged, Limit: 10})
+	if len(evs) != 1 {
+		t.Fatalf("%d policy events, want 1", len(evs))
+	}
+	old, _ := evs[0].Details["old"].(map[string]any)
+	nw, _ := evs[0].Details["new"].(map[string]any)
+	if old["passkeys_satisfy_mfa"] != true || old["device_bound_keys_only"] != false ||
+		nw["passkeys_satisfy_mfa"] != false || nw["device_bound_keys_only"] != true || evs[0].ActorUserID != owner.ID {
+		t.Fatalf("audit = %+v", evs[0])
+	}
+
+	// Without Passkeys the rules stay.
+	if _, _, err := store.SetPolicy(ctx, ws.ID, 0, db.PolicyChange{Policy: policy(db.PolicyOff, 30)}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if k := keysOf(); k != strict {
+		t.Fatalf("passkey rules after a policy-only change = %+v", k)
+	}
+}

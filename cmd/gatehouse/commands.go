@@ -388,7 +388,8 @@ func (e *env) keysRotate(args []string) error {
 
 // workspacePasskeys shows or changes a workspace's passkey rules: whether a
 // passkey with user verification satisfies MFA on its own, and whether only
-// device-bound keys (not synced passkeys) may be registered.
+// device-bound keys (not synced passkeys) may be registered. A change is a
+// policy change (SetPolicy), audited with the old and new values.
 func (e *env) workspacePasskeys(args []string) error {
 	cfg, err := e.config()
 	if err != nil {
@@ -442,12 +443,14 @@ func (e *env) workspacePasskeys(args []string) error {
 		if dev != nil {
 			p.DeviceBoundOnly = *dev
 		}
-		if err := store.SetPasskeySettings(e.ctx, ws.ID, p); err != nil {
+		// A change of the policy like any other (as the system, actor 0):
+		// one transaction, audited with the old and new values.
+		pol, err := store.Policy(e.ctx, ws.ID)
+		if err != nil {
 			return err
 		}
-		if err := store.Audit(e.ctx, db.AuditEvent{WorkspaceID: ws.ID, Event: "workspace.passkey_settings_changed", IP: "cli",
-			Details: map[string]any{"satisfy_mfa": p.SatisfyMFA, "device_bound_only": p.DeviceBoundOnly}}); err != nil {
-			return err
+		if _, _, err := store.SetPolicy(e.ctx, ws.ID, 0, db.PolicyChange{Policy: pol, Passkeys: &p}, db.Meta{IP: "cli"}); err != nil {
+			return fmt.Errorf("workspace passkeys: %v", err)
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s: passkeys satisfy MFA: %t; device-bound keys only: %t\n", ws.Slug, p.SatisfyMFA, p.DeviceBoundOnly)
