@@ -74,6 +74,16 @@ var enrollRoutes = map[string]string{
 	"POST /t/:slug/api/v1/mfa/webauthn/register/finish":  db.MethodWebAuthn,
 }
 
+// pageJSONRoutes are the pages' JSON endpoints (the WebAuthn ceremonies'
+// fetch calls) that enforce guards: their refusals must be JSON too, which
+// the script shows, not an HTML page or a redirect it cannot follow.
+var pageJSONRoutes = map[string]bool{
+	"POST /t/:slug/account/mfa/webauthn/register/begin":  true,
+	"POST /t/:slug/account/mfa/webauthn/register/finish": true,
+	"POST /t/:slug/account/verify/webauthn/begin":        true,
+	"POST /t/:slug/account/verify/webauthn/finish":       true,
+}
+
 // confinedOpen are the routes a confined session may always use.
 var confinedOpen = map[string]bool{
 	"GET /t/:slug/account/enroll":              true,
@@ -97,6 +107,9 @@ func (s *Server) enrollUnlocked(c echo.Context, a *Auth) bool {
 func (s *Server) enforce(c echo.Context, a *Auth) error {
 	route := c.Request().Method + " " + c.Path()
 	method, isEnroll := enrollRoutes[route]
+	if pageJSONRoutes[route] {
+		c.Set("json_errors", true) // before jsonErrors would set it
+	}
 	if a.User.MFADeadline.IsZero() && !isEnroll {
 		return nil // not covered: nothing to read
 	}
@@ -115,7 +128,7 @@ func (s *Server) enforce(c echo.Context, a *Auth) error {
 	if (isEnroll || route == "GET /t/:slug/account/mfa") && s.enrollUnlocked(c, a) {
 		return nil
 	}
-	if isAPI(c) {
+	if isAPI(c) || pageJSONRoutes[route] {
 		return errEnrollmentRequired
 	}
 	return c.Redirect(http.StatusSeeOther, t.Base+"/account/enroll")

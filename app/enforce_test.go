@@ -146,15 +146,19 @@ func TestEnforcePastDeadline(t *testing.T) {
 			t.Fatalf("GET %s = %d %q", p, res.StatusCode, location(res))
 		}
 	}
-	for _, p := range []string{"/t/acme/account/mfa/totp/setup", "/t/acme/account/mfa/webauthn/register/begin", "/t/acme/account/password"} {
+	for _, p := range []string{"/t/acme/account/mfa/totp/setup", "/t/acme/account/password"} {
 		if res := c.PostForm(p, nil); res.StatusCode != http.StatusSeeOther || location(res) != "/t/acme/account/enroll" {
 			t.Fatalf("POST %s = %d %q", p, res.StatusCode, location(res))
 		}
 	}
+	// The key ceremony is a fetch call: a JSON refusal its script shows,
+	// not a redirect.
+	res := pageJSON(c, "/t/acme/account/mfa/webauthn/register/begin", map[string]string{"name": "Key"})
+	wantErr(t, "page register begin past deadline", res, "mfa_enrollment_required", http.StatusForbidden)
 	if hasTOTPRows(t, env) {
 		t.Fatal("an enrollment started without the link")
 	}
-	res := c.Get("/t/acme/account/enroll")
+	res = c.Get("/t/acme/account/enroll")
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(res.Body), "Email me a link") {
 		t.Fatalf("enroll page = %d %s", res.StatusCode, res.Body)
 	}
