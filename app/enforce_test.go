@@ -91,9 +91,10 @@ func lastEnrollLink(t *testing.T, env *apptest.Env, to string) string {
 		t.Fatal(err)
 	}
 	link := ""
-	for _, m := range msgs {
+	for _, m := range msgs { // newest first
 		if m.Kind == "mfa_enroll_link" && m.To == to {
 			link = enrollLinkRE.FindString(m.Text)
+			break
 		}
 	}
 	if link == "" {
