@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -10,7 +11,8 @@ import (
 // The counts follow MemberMFAFilter: Enrolled is compliant (a confirmed
 // factor of an allowed method), LowRecoveryCodes is within Enrolled, NoMFA
 // is no second factor of any method; InGrace and PastDeadline are covered,
-// not compliant members before and after their deadline.
+// not compliant members before and after their deadline. NextDeadline is the
+// earliest deadline still ahead among the members in grace, zero if none.
 type Coverage struct {
 	Members          int
 	Enrolled         int
@@ -18,24 +20,7 @@ type Coverage struct {
 	PastDeadline     int
 	LowRecoveryCodes int
 	NoMFA            int
-}
-
-// Coverage counts the workspace's members under policy p at now, in one
-// pass over the users with the factor tables' indexes.
-func (s *Store) Coverage(ctx context.Context, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
-	var c Coverage
-	compliant := compliantSQL(p.Methods)
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(c), 0),
-			COALESCE(SUM(NOT c AND d > ?), 0), COALESCE(SUM(NOT c AND d <= ?), 0),
-			COALESCE(SUM(c AND `+memberUnusedCodes+` <= ?), 0), COALESCE(SUM(NOT f), 0)
-		FROM (SELECT u.id, u.workspace_id, u.mfa_deadline d, `+compliant+` c, `+memberHasFactor+` f
-			FROM users u WHERE u.workspace_id = ?) u`,
-		now.Unix(), now.Unix(), LowRecoveryCodesThreshold, workspaceID).
-		Scan(&c.Members, &c.Enrolled, &c.InGrace, &c.PastDeadline, &c.LowRecoveryCodes, &c.NoMFA)
-	if err != nil {
-		return Coverage{}, fmt.Errorf("coverage: %w", err)
-	}
-	return c, nil
+	NextDeadline     time.Time
 }
 
 // EnrollmentDay is one UTC day of the enrollment history: at the end of
@@ -47,66 +32,204 @@ type EnrollmentDay struct {
 	Enrolled int
 }
 
+// querier is what the dashboard's reads need of *sql.DB and *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Bits of users.mfa_factors (migration 0007): which methods a member
+// holds, kept by triggers on the factor tables.
+const (
+	factorsTOTP     = 1
+	factorsWebAuthn = 2
+)
+
+// coverageSQL counts, for each of the four values of users.mfa_factors, the
+// members holding exactly those methods; for the values the policy accepts,
+// those low on recovery codes; for the others, those in grace and past their
+// deadline, and the next deadline. Each count is a range of one covering
+// index (users_factors_codes, users_factors_deadline), so the work is one
+// walk over the workspace's entries of an index plus the members in grace,
+// past deadline or low on codes, and never a lookup per member in the
+// factor tables. One statement, so one snapshot.
+const coverageSQL = `WITH f(factors, compliant) AS (VALUES (0, :c0), (1, :c1), (2, :c2), (3, :c3))
+	SELECT factors, compliant,
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors),
+		CASE WHEN compliant THEN (SELECT COUNT(*) FROM users u
+			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_codes <= :low) ELSE 0 END,
+		CASE WHEN compliant THEN 0 ELSE (SELECT COUNT(*) FROM users u
+			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_deadline > :now) END,
+		CASE WHEN compliant THEN 0 ELSE (SELECT COUNT(*) FROM users u
+			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_deadline <= :now) END,
+		CASE WHEN compliant THEN NULL ELSE (SELECT MIN(u.mfa_deadline) FROM users u
+			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_deadline > :now) END
+	FROM f`
+
+// Coverage counts the workspace's members under policy p at now. The
+// figures come from the per-member summary that triggers keep in the same
+// transaction as every enrollment, removal, reset and used code, so they are
+// exact on every call; there is no cache.
+func (s *Store) Coverage(ctx context.Context, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
+	return coverage(ctx, s.db, workspaceID, p, now)
+}
+
+func coverage(ctx context.Context, q querier, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
+	// Compliance is the policy's, decided here for each combination of
+	// methods held (the Go twin of compliantSQL and MemberMFA.Compliant).
+	compliant := func(factors int) bool {
+		return factors&factorsTOTP != 0 && p.Allows(MethodTOTP) || factors&factorsWebAuthn != 0 && p.Allows(MethodWebAuthn)
+	}
+	rows, err := q.QueryContext(ctx, coverageSQL,
+		sql.Named("c0", compliant(0)), sql.Named("c1", compliant(1)), sql.Named("c2", compliant(2)), sql.Named("c3", compliant(3)),
+		sql.Named("ws", workspaceID), sql.Named("low", LowRecoveryCodesThreshold), sql.Named("now", now.Unix()))
+	if err != nil {
+		return Coverage{}, fmt.Errorf("coverage: %w", err)
+	}
+	defer rows.Close()
+	var c Coverage
+	var next int64
+	for rows.Next() {
+		var factors, members, low, grace, past int
+		var ok bool
+		var deadline sql.NullInt64
+		if err := rows.Scan(&factors, &ok, &members, &low, &grace, &past, &deadline); err != nil {
+			return Coverage{}, fmt.Errorf("coverage: %w", err)
+		}
+		c.Members += members
+		if factors == 0 {
+			c.NoMFA += members
+		}
+		if ok {
+			c.Enrolled += members
+			c.LowRecoveryCodes += low
+		}
+		c.InGrace += grace
+		c.PastDeadline += past
+		if deadline.Valid && (next == 0 || deadline.Int64 < next) {
+			next = deadline.Int64
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Coverage{}, fmt.Errorf("coverage: %w", err)
+	}
+	if next != 0 {
+		c.NextDeadline = unix(next)
+	}
+	return c, nil
+}
+
+// historyWindowSQL counts the members who joined, and those whose earliest
+// current factor dates from, each day of the window (days :first to :last
+// since the epoch, UTC) and, as day -2, after it (a test clock). Range
+// counts on the covering indexes users_created and users_first_factor: no
+// member row is read and nothing is sorted.
+const historyWindowSQL = `WITH RECURSIVE d(day) AS (SELECT :first UNION ALL SELECT day + 1 FROM d WHERE day < :last)
+	SELECT day,
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.created_at >= d.day * 86400 AND u.created_at < (d.day + 1) * 86400),
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_first_at >= d.day * 86400 AND u.mfa_first_at < (d.day + 1) * 86400)
+	FROM d
+	UNION ALL
+	SELECT -2,
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.created_at >= (:last + 1) * 86400),
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_first_at >= (:last + 1) * 86400)`
+
+// historyBaseSQL is day -1: the members and enrolled before the window.
+const historyBaseSQL = `
+	UNION ALL
+	SELECT -1,
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.created_at < :first * 86400),
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_first_at < :first * 86400)`
+
 // EnrollmentHistory reconstructs the last days (UTC, ending today) of
 // enrollment from what the tables still hold: a member counts as enrolled
 // from their earliest current factor (authenticator app confirmed, key
 // registered) and as a member from their users.created_at. Factors removed
 // since (reset, deleted) and members who left do not appear, so the past
-// is the history of today's members, not a log.
+// is the history of today's members, not a log. Anything dated after today
+// (a test clock) is left out.
 func (s *Store) EnrollmentHistory(ctx context.Context, workspaceID int64, days int, now time.Time) ([]EnrollmentDay, error) {
+	return history(ctx, s.db, workspaceID, days, now, nil)
+}
+
+// history reads the window; with totals (members, members holding any
+// factor, from the same snapshot) it derives the days before the window
+// from them instead of counting every older member again.
+func history(ctx context.Context, q querier, workspaceID int64, days int, now time.Time, totals *[2]int) ([]EnrollmentDay, error) {
+	if days < 1 {
+		return nil, nil
+	}
 	today := now.UTC().Truncate(24 * time.Hour)
 	start := today.AddDate(0, 0, -(days - 1))
-	out := make([]EnrollmentDay, days)
-	for i := range out {
-		out[i].Day = start.AddDate(0, 0, i)
+	first := start.Unix() / 86400
+	query := historyWindowSQL
+	if totals == nil {
+		query += historyBaseSQL
 	}
-	// add counts n into day index i (and every later day, done below).
-	added := make([][2]int, days)
-	bucket := func(ts int64) int {
-		i := int((ts - start.Unix()) / 86400)
-		if ts < start.Unix() {
-			i = -1
-		}
-		return i
-	}
-	var baseMembers, baseEnrolled int
-	rows, err := s.db.QueryContext(ctx, `SELECT 0, created_at / 86400, COUNT(*) FROM users WHERE workspace_id = ? GROUP BY 2
-		UNION ALL
-		SELECT 1, first / 86400, COUNT(*) FROM (
-			SELECT MIN(ts) first FROM (
-				SELECT user_id, confirmed_at ts FROM totp_credentials WHERE workspace_id = ? AND confirmed_at IS NOT NULL
-				UNION ALL SELECT user_id, created_at FROM webauthn_credentials WHERE workspace_id = ?)
-			GROUP BY user_id)
-		GROUP BY 2`, workspaceID, workspaceID, workspaceID)
+	rows, err := q.QueryContext(ctx, query,
+		sql.Named("first", first), sql.Named("last", first+int64(days)-1), sql.Named("ws", workspaceID))
 	if err != nil {
 		return nil, fmt.Errorf("enrollment history: %w", err)
 	}
 	defer rows.Close()
+	var base, after [2]int
+	added := make([][2]int, days)
 	for rows.Next() {
-		var kind, day, n int64
-		if err := rows.Scan(&kind, &day, &n); err != nil {
+		var day int64
+		var n [2]int
+		if err := rows.Scan(&day, &n[0], &n[1]); err != nil {
 			return nil, fmt.Errorf("enrollment history: %w", err)
 		}
-		i := bucket(day * 86400)
-		switch {
-		case i < 0 && kind == 0:
-			baseMembers += int(n)
-		case i < 0:
-			baseEnrolled += int(n)
-		case i >= days:
-			// In the future of now (a test clock): not shown.
-		default:
-			added[i][kind] += int(n)
+		switch i := day - first; {
+		case day == -1:
+			base = n
+		case day == -2:
+			after = n
+		case i >= 0 && i < int64(days):
+			added[i] = n
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("enrollment history: %w", err)
 	}
-	m, e := baseMembers, baseEnrolled
+	if totals != nil {
+		base = *totals
+		for k := range base {
+			base[k] -= after[k]
+			for _, a := range added {
+				base[k] -= a[k]
+			}
+		}
+	}
+	out := make([]EnrollmentDay, days)
+	m, e := base[0], base[1]
 	for i := range out {
 		m += added[i][0]
 		e += added[i][1]
-		out[i].Members, out[i].Enrolled = m, e
+		out[i] = EnrollmentDay{Day: start.AddDate(0, 0, i), Members: m, Enrolled: e}
 	}
 	return out, nil
+}
+
+// Dashboard reads the admin dashboard's figures from one snapshot (a
+// read-only transaction, which takes no write lock): Coverage under p at
+// now and the EnrollmentHistory of the last days, whose days before the
+// window are derived from the coverage totals, so that only the window's
+// members are counted day by day.
+func (s *Store) Dashboard(ctx context.Context, workspaceID int64, p Policy, days int, now time.Time) (Coverage, []EnrollmentDay, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Coverage{}, nil, fmt.Errorf("dashboard: %w", err)
+	}
+	defer tx.Rollback()
+	c, err := coverage(ctx, tx, workspaceID, p, now)
+	if err != nil {
+		return Coverage{}, nil, err
+	}
+	// NoMFA is mfa_factors = 0, the members with mfa_first_at NULL: the
+	// same triggers keep both.
+	h, err := history(ctx, tx, workspaceID, days, now, &[2]int{c.Members, c.Members - c.NoMFA})
+	if err != nil {
+		return Coverage{}, nil, err
+	}
+	return c, h, tx.Commit()
 }
