@@ -200,6 +200,9 @@ func (s *Server) afterPassword(c echo.Context, t *tenants.Tenant, u db.User) (ch
 		_, err := s.startChallenge(c, t, u)
 		return true, err
 	}
+	if t.Support {
+		return false, errStaffEnrollFirst // no staff session below aal2
+	}
 	_, err = s.signIn(c, t, u, AAL1, "password")
 	return false, err
 }
@@ -216,13 +219,16 @@ func (s *Server) handleLogout(c echo.Context) error {
 // handleWorkspaceHome sends signed-in members to their portal.
 func (s *Server) handleWorkspaceHome(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
-	return c.Redirect(http.StatusSeeOther, t.Base+"/account")
+	return c.Redirect(http.StatusSeeOther, s.safeNext(t, ""))
 }
 
 // safeNext returns next if it is a path inside the workspace, else the
 // portal: never another site (no open redirect).
 func (s *Server) safeNext(t *tenants.Tenant, next string) string {
 	home := t.Base + "/account"
+	if t.Support {
+		home = t.Base + "/members"
+	}
 	if next == "" || len(next) > 2048 || strings.ContainsAny(next, "\\\r\n\t") {
 		return home
 	}

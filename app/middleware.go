@@ -134,6 +134,18 @@ func (s *Server) tenant(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return next(c)
 		}
+		route := c.Request().Method + " " + c.Path()
+		if support, _ := c.Get("support").(bool); support {
+			t, err := s.supportTenant(c)
+			if err != nil {
+				return err
+			}
+			if !routeAllowed(t, route) {
+				return errNotFound
+			}
+			c.SetRequest(c.Request().WithContext(tenants.NewContext(c.Request().Context(), t)))
+			return next(c)
+		}
 		slug := c.Param("slug")
 		if !tenants.ValidSlug(slug) {
 			return errNotFound
@@ -146,6 +158,9 @@ func (s *Server) tenant(next echo.HandlerFunc) echo.HandlerFunc {
 			return err // ErrNotFound is a 404
 		}
 		t := &tenants.Tenant{Workspace: ws, Base: "/t/" + slug}
+		if !routeAllowed(t, route) {
+			return errNotFound
+		}
 		if onHost, _ := c.Get("on_host").(bool); onHost {
 			t.Base, t.OnHost = "", true
 		}

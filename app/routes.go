@@ -19,7 +19,7 @@ func (s *Server) routes() {
 		s.public[method+" "+path] = true
 	}
 
-	e.Pre(s.securityHeaders, s.hostRewrite)
+	e.Pre(s.securityHeaders, s.hostRewrite, s.supportRewrite)
 	e.Use(s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
 
 	// Operations and static files.
@@ -114,6 +114,16 @@ func (s *Server) routes() {
 	e.POST("/t/:slug/api/v1/mfa/webauthn/register/begin", s.handleWebAuthnRegisterBegin)
 	e.POST("/t/:slug/api/v1/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish)
 	e.DELETE("/t/:slug/api/v1/mfa/webauthn/:id", s.handleAPIWebAuthnDelete)
+
+	// Support console (/support is the platform workspace: see support.go;
+	// these routes exist only there).
+	pub(http.MethodGet, "/t/:slug/enroll/:token", s.handleStaffEnrollShow)
+	pub(http.MethodPost, "/t/:slug/enroll/:token", s.handleStaffEnrollStart)
+	pub(http.MethodPost, "/t/:slug/enroll/:token/totp", s.handleStaffEnrollTOTP)
+	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/setup", s.handleAPIStaffEnrollSetup)
+	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/verify", s.handleAPIStaffEnrollVerify)
+	e.GET("/t/:slug/members", s.handleSupportMembers)
+	e.GET("/t/:slug/api/v1/members", s.handleAPISupportMembers)
 
 	// Dev mailbox: registered only in dev mode.
 	if s.cfg.Dev {

@@ -31,6 +31,11 @@ var wantPublic = map[string]bool{
 	"POST /t/:slug/login/passkey/finish":         true,
 	"POST /t/:slug/api/v1/login/webauthn/begin":  true,
 	"POST /t/:slug/api/v1/login/webauthn/finish": true,
+	"GET /t/:slug/enroll/:token":                 true, // support only: staff enrollment link (changes nothing)
+	"POST /t/:slug/enroll/:token":                true, // support only: needs the enrollment token, checked in the handler
+	"POST /t/:slug/enroll/:token/totp":           true,
+	"POST /t/:slug/api/v1/enroll/totp/setup":     true, // support only: needs the enrollment token
+	"POST /t/:slug/api/v1/enroll/totp/verify":    true,
 	"GET /dev/mailbox":                           true, // dev mode only
 	"GET /dev/mailbox/:id":                       true, // dev mode only
 }
@@ -47,7 +52,40 @@ func TestRoutesDefaultDeny(t *testing.T) {
 			if !wantPublic[key] {
 				t.Errorf("route %s is public but not on the reviewed list", key)
 			}
+			if _, only := app.SupportRoute(r.Method, r.Path); only {
+				path := strings.NewReplacer(":slug", "acme", ":token", "x").Replace(r.Path)
+				if res := c.Do(anonymousRequest(r.Method, c.URL(path))); res.StatusCode != http.StatusNotFound {
+					t.Errorf("%s %s = %d, want 404 (a support-only route)", r.Method, path, res.StatusCode)
+				}
+			}
 			continue
+		}
+		inSupport, onlySupport := app.SupportRoute(r.Method, r.Path)
+		if strings.HasPrefix(r.Path, "/t/:slug") {
+			// In the support console the route is either there (and
+			// refuses the anonymous) or a 404; elsewhere the console's own
+			// routes are a 404.
+			spath := strings.NewReplacer("/t/:slug", "/support", ":id", "1", ":token", "x").Replace(r.Path)
+			res := c.Do(anonymousRequest(r.Method, c.URL(spath)))
+			switch {
+			case !inSupport:
+				if res.StatusCode != http.StatusNotFound {
+					t.Errorf("anonymous %s %s = %d, want 404 (not a support route)", r.Method, spath, res.StatusCode)
+				}
+			case strings.Contains(spath, "/api/"):
+				if res.StatusCode != http.StatusUnauthorized {
+					t.Errorf("anonymous %s %s = %d, want 401", r.Method, spath, res.StatusCode)
+				}
+			case res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/support/login"):
+				t.Errorf("anonymous %s %s = %d (Location %q), want 303 to the support sign-in", r.Method, spath, res.StatusCode, res.Header.Get("Location"))
+			}
+			if onlySupport {
+				path := strings.NewReplacer(":slug", "acme", ":id", "1", ":token", "x").Replace(r.Path)
+				if res := c.Do(anonymousRequest(r.Method, c.URL(path))); res.StatusCode != http.StatusNotFound {
+					t.Errorf("anonymous %s %s = %d, want 404 (a support-only route)", r.Method, path, res.StatusCode)
+				}
+				continue
+			}
 		}
 		path := strings.NewReplacer(":slug", "acme", ":id", "1", ":token", "x", "*", "x").Replace(r.Path)
 		req, _ := http.NewRequest(r.Method, c.URL(path), strings.NewReader("{}"))
@@ -73,6 +111,19 @@ func TestRoutesDefaultDeny(t *testing.T) {
 			t.Errorf("reviewed public route %s is not registered as public", key)
 		}
 	}
+}
+
+// anonymousRequest is a request without a session that gets past CSRF to
+// the auth gate.
+func anonymousRequest(method, url string) *http.Request {
+	req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	if method == http.MethodPost && !strings.Contains(url, "/api/") {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Body = http.NoBody
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+	}
+	return req
 }
 
 // Dev routes exist only in dev mode.

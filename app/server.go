@@ -117,7 +117,7 @@ func (s *Server) page(c echo.Context, title string) views.Page {
 		p.CSRF = tok
 	}
 	if t := tenants.FromContext(c.Request().Context()); t != nil {
-		p.Base, p.WorkspaceName = t.Base, t.Name
+		p.Base, p.WorkspaceName, p.Support = t.Base, t.Name, t.Support
 	}
 	if a := authFrom(c); a != nil {
 		p.User = &views.PageUser{Email: a.User.Email, IsAdmin: a.User.IsAdmin()}

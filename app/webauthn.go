@@ -54,12 +54,13 @@ type relyingParties struct {
 }
 
 // rpHost returns the workspace's RP ID and origin: {slug}.{base domain}
-// when a base domain is set, else the base URL's host; the origin keeps the
+// when a base domain is set, else (and for the support console, which is
+// only on the main host) the base URL's host; the origin keeps the
 // base URL's scheme and port. Hosts come from configuration, never from the
 // request's Host header.
 func (s *Server) rpHost(t *tenants.Tenant) (rpID, origin string) {
 	u := s.cfg.BaseURL
-	if s.cfg.BaseDomain != "" {
+	if s.cfg.BaseDomain != "" && !t.Support {
 		rpID = t.Slug + "." + s.cfg.BaseDomain
 		origin = u.Scheme + "://" + rpID
 		if p := u.Port(); p != "" {

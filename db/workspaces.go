@@ -46,9 +46,10 @@ func (s *Store) CreateWorkspace(ctx context.Context, slug, name string) (Workspa
 	return w, nil
 }
 
-// WorkspaceBySlug returns the workspace with that slug, or ErrNotFound.
+// WorkspaceBySlug returns the customer workspace with that slug, or
+// ErrNotFound (never the platform workspace: see PlatformWorkspace).
 func (s *Store) WorkspaceBySlug(ctx context.Context, slug string) (Workspace, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE slug = ?`, slug)
+	row := s.db.QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE slug = ? AND platform = 0`, slug)
 	w, err := scanWorkspace(row)
 	if err != nil {
 		return Workspace{}, notFound("workspace by slug", err)

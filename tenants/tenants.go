@@ -24,6 +24,9 @@ type Tenant struct {
 	Base string
 	// OnHost is true when the workspace was resolved from the host name.
 	OnHost bool
+	// Support is true for the platform workspace of the support console,
+	// reached at /support (Base "/support").
+	Support bool
 }
 
 type ctxKey struct{}

@@ -24,6 +24,17 @@ type Page struct {
 	// Enroll, when set, is the banner of a member who must still enroll a
 	// second factor and is within the grace period.
 	Enroll *PageEnroll
+	// Support is set on the support console's pages (Base "/support").
+	Support bool
+}
+
+// home is the page the brand links to: the portal, or the support
+// console's member search.
+func (p Page) home() string {
+	if p.Support {
+		return "/members"
+	}
+	return "/account"
 }
 
 // PageEnroll is the grace-period banner's data.

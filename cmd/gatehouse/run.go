@@ -24,6 +24,8 @@ Usage:
   gatehouse workspace policy --slug SLUG --policy off|optional|required|required_for_admins [--grace-days N]
                              [--reminder-days 7,3,1] [--methods totp,webauthn] [--dry-run]
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
+  gatehouse staff create --email EMAIL [--lead] --password-stdin   prints the enrollment link
+  gatehouse staff enroll-link --email EMAIL                          a new enrollment link
   gatehouse jobs run-once               one pass of MFA reminders, outbox delivery and cleanup
   gatehouse keys rotate                 new master key; re-encrypt every secret under it
   gatehouse backup --out FILE           consistent online copy of the SQLite database
@@ -91,6 +93,10 @@ func (e *env) dispatch(args []string) error {
 		return e.workspacePolicy(rest[1:])
 	case cmd == "user" && sub == "create":
 		return e.userCreate(rest[1:])
+	case cmd == "staff" && sub == "create":
+		return e.staffCreate(rest[1:])
+	case cmd == "staff" && sub == "enroll-link":
+		return e.staffEnrollLink(rest[1:])
 	case cmd == "jobs" && sub == "run-once":
 		return e.jobsRunOnce(rest[1:])
 	case cmd == "keys" && sub == "rotate":
