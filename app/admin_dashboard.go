@@ -36,10 +36,6 @@ func (s *Server) handleAdminDashboard(c echo.Context) error {
 		return err
 	}
 	now := s.now()
-	cov, err := s.store.Coverage(ctx, t.ID, pol, now)
-	if err != nil {
-		return err
-	}
 	days := dashboardDays
 	if w, err := s.store.WorkspaceBySlug(ctx, t.Slug); err == nil && !w.CreatedAt.IsZero() {
 		since := int(now.UTC().Truncate(24*time.Hour).Sub(w.CreatedAt.UTC().Truncate(24*time.Hour))/(24*time.Hour)) + 1
@@ -47,13 +43,16 @@ func (s *Server) handleAdminDashboard(c echo.Context) error {
 	} else if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return err
 	}
-	hist, err := s.store.EnrollmentHistory(ctx, t.ID, days, now)
+	// One snapshot for the figures and the chart, read fresh on every
+	// request: an admin who resets a member sees it on reload.
+	cov, hist, err := s.store.Dashboard(ctx, t.ID, pol, days, now)
 	if err != nil {
 		return err
 	}
 	v := views.DashboardView{Members: cov.Members, Enrolled: cov.Enrolled, InGrace: cov.InGrace, PastDeadline: cov.PastDeadline,
 		LowRecoveryCodes: cov.LowRecoveryCodes, NoMFA: cov.NoMFA, PolicyName: policyNames[pol.Mode],
-		Methods: methodNames(pol.Methods), GraceDays: pol.GraceDays, EnforcedSince: pol.EnforcedSince}
+		Methods: methodNames(pol.Methods), GraceDays: pol.GraceDays, EnforcedSince: pol.EnforcedSince,
+		Requires: pol.Requires(), NextDeadline: cov.NextDeadline, Now: now}
 	if v.PolicyName == "" {
 		v.PolicyName = pol.Mode
 	}

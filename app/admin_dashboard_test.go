@@ -152,6 +152,11 @@ func TestAdminDashboard(t *testing.T) {
 	if doc.Find("script").FilterFunction(func(_ int, s *goquery.Selection) bool { return s.Closest("main").Length() > 0 }).Length() != 0 {
 		t.Error("the dashboard has a script in main")
 	}
+	// alice and carol got 14 days when the policy was set; bob's passed.
+	next := policyDeadline(a)
+	if got := strings.Join(strings.Fields(doc.Find("[data-testid=next-deadline]").Text()), " "); got != next+" in 14 days, for the first of 2 members in grace" {
+		t.Errorf("next deadline = %q, want %s in 14 days", got, next)
+	}
 	nav := doc.Find(`nav[aria-label="Admin console"] a`)
 	var links []string
 	nav.Each(func(_ int, s *goquery.Selection) { h, _ := s.Attr("href"); links = append(links, s.Text()+" "+h) })
@@ -162,6 +167,80 @@ func TestAdminDashboard(t *testing.T) {
 	if cur := doc.Find(`nav[aria-label="Admin console"] a[aria-current=page]`).Text(); cur != "Dashboard" {
 		t.Errorf("current nav = %q", cur)
 	}
+}
+
+// policyDeadline is the deadline the policy gave alice and carol, as the page
+// writes it.
+func policyDeadline(a policyEnv) string {
+	return a.env.Clock.Now().Add(14 * 24 * time.Hour).UTC().Format("2 Jan 2006 15:04 UTC")
+}
+
+// figures reads the dashboard's coverage figures.
+func figures(t *testing.T, a policyEnv) map[string]string {
+	t.Helper()
+	res := a.c.Get("/t/acme/admin")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard = %d", res.StatusCode)
+	}
+	out := map[string]string{}
+	res.Doc().Find("[data-testid^=figure-]").Each(func(_ int, s *goquery.Selection) {
+		id, _ := s.Attr("data-testid")
+		out[strings.TrimPrefix(id, "figure-")] = strings.TrimSpace(s.Find(".figure-value").Text())
+	})
+	out["next-deadline"] = strings.Join(strings.Fields(res.Doc().Find("[data-testid=next-deadline]").Text()), " ")
+	return out
+}
+
+// The figures are read afresh on every request: an enrollment and a reset
+// show on the next reload.
+func TestAdminDashboardFresh(t *testing.T) {
+	a := policySetup(t)
+	ctx := context.Background()
+	if got := figures(t, a); got["enrolled"] != "25%" || got["in_grace"] != "2" {
+		t.Fatalf("before = %v", got)
+	}
+	now := a.env.Clock.Now().Unix()
+	if _, err := a.env.Store.DB().Exec(`INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, confirmed_at)
+		VALUES (?, ?, 'k', x'00', ?, ?)`, a.acme.ID, a.alice.ID, now, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := figures(t, a); got["enrolled"] != "50%" || got["in_grace"] != "1" || got["no_mfa"] != "1" {
+		t.Errorf("after alice enrolls = %v", got)
+	}
+	if _, err := a.env.Store.ResetMFA(ctx, a.acme.ID, a.admin.ID, a.alice.ID, true, db.Meta{}, db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := figures(t, a); got["enrolled"] != "25%" || got["in_grace"] != "2" || got["no_mfa"] != "2" {
+		t.Errorf("after alice's reset = %v", got)
+	}
+}
+
+// Without a deadline ahead, the row says why instead of staying empty.
+func TestAdminDashboardNoNextDeadline(t *testing.T) {
+	t.Run("NoRequirement", func(t *testing.T) {
+		a := policyEnv{adminEnv: aal2AdminSetup(t)}
+		if got := figures(t, a)["next-deadline"]; got != "None: the policy does not require a second factor." {
+			t.Errorf("next deadline = %q", got)
+		}
+	})
+	t.Run("OnlyPastDeadline", func(t *testing.T) {
+		a := policySetup(t)
+		if _, err := a.env.Store.DB().Exec(`UPDATE users SET mfa_deadline = ? WHERE mfa_deadline IS NOT NULL`, a.env.Clock.Now().Unix()-60); err != nil {
+			t.Fatal(err)
+		}
+		if got := figures(t, a)["next-deadline"]; got != "None ahead: 3 members are already past their deadline." {
+			t.Errorf("next deadline = %q", got)
+		}
+	})
+	t.Run("NobodyPending", func(t *testing.T) {
+		a := policySetup(t)
+		if _, err := a.env.Store.DB().Exec(`DELETE FROM users WHERE id IN (?, ?, ?)`, a.alice.ID, a.bob.ID, a.carol.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := figures(t, a)["next-deadline"]; got != "None: everyone the requirement covers has a second factor." {
+			t.Errorf("next deadline = %q", got)
+		}
+	})
 }
 
 func deadlineOf(t *testing.T, a policyEnv, u db.User) int64 {

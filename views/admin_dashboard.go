@@ -60,8 +60,30 @@ type DashboardView struct {
 	Methods          string
 	GraceDays        int
 	EnforcedSince    time.Time
-	NextDeadline     time.Time // the earliest deadline still ahead, zero if none
+	Requires         bool      // the policy requires a second factor of someone
+	NextDeadline     time.Time // the earliest deadline of a member in grace, zero if none
+	Now              time.Time
 	History          []HistoryPoint
+}
+
+// NextDeadlineNote completes the "Next deadline" row: how far off the next
+// deadline is, or, when there is none, why.
+func (v DashboardView) NextDeadlineNote() string {
+	switch {
+	case !v.NextDeadline.IsZero():
+		left := v.NextDeadline.Sub(v.Now)
+		when := "in less than a day"
+		if d := int(left / (24 * time.Hour)); d >= 1 {
+			when = "in " + plural(d, "day", "days")
+		}
+		return when + ", for the first of " + plural(v.InGrace, "member", "members") + " in grace"
+	case !v.Requires:
+		return "None: the policy does not require a second factor."
+	case v.PastDeadline > 0:
+		return "None ahead: " + plural(v.PastDeadline, "member is", "members are") + " already past their deadline."
+	default:
+		return "None: everyone the requirement covers has a second factor."
+	}
 }
 
 // HistoryPoint is one day of the enrollment chart.
@@ -85,6 +107,20 @@ const (
 	chartLeft, chartBase = 44, 190
 	chartTop, chartRight = 12, 628
 )
+
+// compact writes a count short enough for an axis label: 950, 12k, 1.2M.
+func compact(n int) string {
+	switch {
+	case n < 1000:
+		return strconv.Itoa(n)
+	case n < 10_000:
+		return strings.TrimSuffix(strconv.FormatFloat(float64(n)/1000, 'f', 1, 64), ".0") + "k"
+	case n < 1_000_000:
+		return strconv.Itoa(n/1000) + "k"
+	default:
+		return strings.TrimSuffix(strconv.FormatFloat(float64(n)/1_000_000, 'f', 1, 64), ".0") + "M"
+	}
+}
 
 // chartMax is the y-axis top: the largest member count, at least 1.
 func (v DashboardView) chartMax() int {
