@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -100,33 +102,33 @@ func (s *Store) ScanReminders(ctx context.Context, compose func(ReminderDue) (Ou
 
 func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Policy, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
 	now := s.Now()
-	rows, err := s.db.QueryContext(ctx, `SELECT `+prefixed("u.", userColumns)+`,
+	// The candidates come from the users_reminders index alone (with a
+	// look at mfa_reminders for each): a scan with nothing due reads no
+	// users row. Their factors are the summary's; the transaction that
+	// queues checks the factor tables themselves.
+	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.mfa_deadline,
 			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
 				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline),
 			`+toldSQL+`
-		FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline > ? AND NOT `+compliantSQL(p.Methods),
+		FROM users u WHERE u.workspace_id = ? AND `+withoutFactorsSQL(p.Methods)+` AND u.mfa_deadline > ?`,
 		AnnounceDays, urgency(AnnounceDays), w.ID, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("scan reminders: %w", err)
 	}
 	var due []ReminderDue
 	for rows.Next() {
-		var u User
-		var changed, created int64
-		var deadline sql.NullInt64
+		var id, deadline int64
 		var sent sql.NullInt64
 		var told bool
-		if err := rows.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline, &sent, &told); err != nil {
+		if err := rows.Scan(&id, &deadline, &sent, &told); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan reminders: %w", err)
 		}
-		u.PasswordChangedAt, u.CreatedAt, u.MFADeadline = unix(changed), unix(created), unix(deadline.Int64)
-		u.PasswordHash = "" // not needed past this point
-		days, ok := DueReminder(p, u.MFADeadline, now)
+		days, ok := DueReminder(p, unix(deadline), now)
 		if !ok || (sent.Valid && sent.Int64 <= int64(urgency(days))) || (days == AnnounceDays && told) {
 			continue
 		}
-		due = append(due, ReminderDue{Workspace: w, Policy: p, User: u, Deadline: u.MFADeadline, Days: days, Now: now})
+		due = append(due, ReminderDue{Workspace: w, Policy: p, User: User{ID: id}, Deadline: unix(deadline), Days: days, Now: now})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -134,6 +136,14 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	}
 	queued := 0
 	for _, d := range due {
+		u, err := s.UserByID(ctx, w.ID, d.User.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue // gone since
+		} else if err != nil {
+			return queued, fmt.Errorf("scan reminders: %w", err)
+		}
+		u.PasswordHash = "" // not needed past this point
+		d.User = u
 		msg, err := compose(d)
 		if err != nil {
 			return queued, fmt.Errorf("scan reminders: compose: %w", err)
@@ -147,6 +157,29 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 		}
 	}
 	return queued, nil
+}
+
+// withoutFactorsSQL is a SQL condition over a users row u: by the factor
+// summary (users.mfa_factors, kept by triggers in the transactions that
+// change factors), the member holds none of methods. The scan walks an
+// index with it rather than looking up the factors of every member in
+// grace, most of whom are compliant; the factor tables still decide, in
+// the transaction that queues.
+func withoutFactorsSQL(methods []string) string {
+	mask := 0
+	if slices.Contains(methods, MethodTOTP) {
+		mask |= factorsTOTP
+	}
+	if slices.Contains(methods, MethodWebAuthn) {
+		mask |= factorsWebAuthn
+	}
+	var in []string
+	for v := 0; v <= factorsTOTP|factorsWebAuthn; v++ {
+		if v&mask == 0 {
+			in = append(in, strconv.Itoa(v))
+		}
+	}
+	return `u.mfa_factors IN (` + strings.Join(in, ", ") + `)`
 }
 
 // toldSQL is a SQL expression over a users row u: whether any enforcement
