@@ -51,6 +51,29 @@ type ResetResult struct {
 func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int64, endSessions bool, meta Meta, msg OutboxMessage) (ResetResult, error) {
 	var r ResetResult
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if r, err = s.resetFactors(ctx, tx, workspaceID, memberID, endSessions, "mfa_reset_by_admin"); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
+			Event: EventMFAResetByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
+				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes,
+				"end_sessions": endSessions, "sessions_ended": r.SessionsEnded,
+			}}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, workspaceID, msg)
+	})
+	return r, err
+}
+
+// resetFactors removes a member's second factors, recovery codes and
+// failure counters, ends their pending challenges and, with endSessions,
+// their sessions (reason recorded on each), inside tx. ErrNotFound: no
+// such member in the workspace (checked first).
+func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, memberID int64, endSessions bool, reason string) (ResetResult, error) {
+	var r ResetResult
+	err := func() error {
 		var epoch int64
 		// Scoping first: nothing below runs for another workspace's member.
 		if err := tx.QueryRowContext(ctx, `SELECT session_epoch FROM users WHERE workspace_id = ? AND id = ?`,
@@ -88,19 +111,12 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 				workspaceID, memberID).Scan(&r.SessionEpoch); err != nil {
 				return fmt.Errorf("reset mfa: %w", err)
 			}
-			if r.SessionsEnded, err = s.endSessions(ctx, tx, workspaceID, memberID, "", "mfa_reset_by_admin"); err != nil {
+			if r.SessionsEnded, err = s.endSessions(ctx, tx, workspaceID, memberID, "", reason); err != nil {
 				return err
 			}
 		}
-		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
-			Event: EventMFAResetByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
-				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes,
-				"end_sessions": endSessions, "sessions_ended": r.SessionsEnded,
-			}}); err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, workspaceID, msg)
-	})
+		return nil
+	}()
 	return r, err
 }
 
