@@ -49,6 +49,12 @@ var adminEventNames = map[string]string{
 	db.EventSessionEndedByAdmin: "Sessions ended by an admin",
 	db.EventMemberRoleChanged:   "Role changed",
 	db.EventInvitationResent:    "Invitation sent again",
+	db.EventCaseOpened:          "Support reset case opened",
+	db.EventCaseApproved:        "Support reset approved and scheduled",
+	db.EventCaseRejected:        "Support reset case rejected",
+	db.EventCaseCancelled:       "Support reset cancelled by the member",
+	db.EventCaseExpired:         "Support reset case expired unapproved",
+	db.EventMFAResetBySupport:   "Second factors reset by support",
 }
 
 // eventKinds names the prefixes the event filter offers.
@@ -59,6 +65,7 @@ var eventKinds = map[string]string{
 	"member.":     "All member events",
 	"invitation.": "All invitation events",
 	"mfa.":        "All second-factor events",
+	"support.":    "All support events",
 }
 
 // auditEventName is an event's human name, or its code when it has none.

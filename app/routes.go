@@ -124,6 +124,19 @@ func (s *Server) routes() {
 	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/verify", s.handleAPIStaffEnrollVerify)
 	e.GET("/t/:slug/members", s.handleSupportMembers)
 	e.GET("/t/:slug/api/v1/members", s.handleAPISupportMembers)
+	e.GET("/t/:slug/cases", s.handleSupportCases)
+	e.GET("/t/:slug/cases/new", s.handleSupportCaseNew)
+	e.POST("/t/:slug/cases", s.withStepUp("/cases", s.handleSupportCaseOpen))
+	e.GET("/t/:slug/cases/:id", s.handleSupportCase)
+	e.POST("/t/:slug/cases/:id/approve", s.handleSupportCaseApprove)
+	e.POST("/t/:slug/cases/:id/reject", s.handleSupportCaseReject)
+	e.POST("/t/:slug/api/v1/cases", s.handleAPISupportCaseOpen)
+	e.GET("/t/:slug/api/v1/cases/:id", s.handleAPISupportCase)
+	e.POST("/t/:slug/api/v1/cases/:id/approve", s.handleAPISupportCaseApprove)
+	e.POST("/t/:slug/api/v1/cases/:id/reject", s.handleAPISupportCaseReject)
+	// The member's link to cancel a scheduled support reset (workspaces).
+	pub(http.MethodGet, "/t/:slug/reset/cancel/:token", s.handleResetCancelShow)
+	pub(http.MethodPost, "/t/:slug/reset/cancel/:token", s.handleResetCancel)
 
 	// Dev mailbox: registered only in dev mode.
 	if s.cfg.Dev {

@@ -79,6 +79,10 @@ func init() {
 		"GET /t/:slug/enroll/:token", "POST /t/:slug/enroll/:token", "POST /t/:slug/enroll/:token/totp",
 		"POST /t/:slug/api/v1/enroll/totp/setup", "POST /t/:slug/api/v1/enroll/totp/verify",
 		"GET /t/:slug/members", "GET /t/:slug/api/v1/members",
+		"GET /t/:slug/cases", "GET /t/:slug/cases/new", "POST /t/:slug/cases", "GET /t/:slug/cases/:id",
+		"POST /t/:slug/cases/:id/approve", "POST /t/:slug/cases/:id/reject",
+		"POST /t/:slug/api/v1/cases", "GET /t/:slug/api/v1/cases/:id",
+		"POST /t/:slug/api/v1/cases/:id/approve", "POST /t/:slug/api/v1/cases/:id/reject",
 	} {
 		supportRoutes[r] = true
 		supportOnly[r] = true

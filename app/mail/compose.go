@@ -13,20 +13,22 @@ import (
 
 // Message kinds, stored with each outbox row.
 const (
-	KindInvitation      = "invitation"
-	KindPasswordChanged = "password_changed"
-	KindTOTPEnabled     = "totp_enabled"
-	KindTOTPRemoved     = "totp_removed"
-	KindRecoveryRegen   = "recovery_codes_regenerated"
-	KindRecoveryUsed    = "recovery_code_used"
-	KindMFALocked       = "mfa_locked"
-	KindMFADisabled     = "mfa_disabled"
-	KindWebAuthnAdded   = "webauthn_added"
-	KindWebAuthnRemoved = "webauthn_removed"
-	KindMFAResetByAdmin = "mfa_reset_by_admin"
-	KindMFAEnforced     = "mfa_enforced"    // the requirement now applies to the member
-	KindMFAReminder     = "mfa_reminder"    // N days left before the deadline
-	KindMFAEnrollLink   = "mfa_enroll_link" // past the deadline: the link that lets the member enroll
+	KindInvitation            = "invitation"
+	KindPasswordChanged       = "password_changed"
+	KindTOTPEnabled           = "totp_enabled"
+	KindTOTPRemoved           = "totp_removed"
+	KindRecoveryRegen         = "recovery_codes_regenerated"
+	KindRecoveryUsed          = "recovery_code_used"
+	KindMFALocked             = "mfa_locked"
+	KindMFADisabled           = "mfa_disabled"
+	KindWebAuthnAdded         = "webauthn_added"
+	KindWebAuthnRemoved       = "webauthn_removed"
+	KindMFAResetByAdmin       = "mfa_reset_by_admin"
+	KindMFAEnforced           = "mfa_enforced"            // the requirement now applies to the member
+	KindMFAReminder           = "mfa_reminder"            // N days left before the deadline
+	KindMFAEnrollLink         = "mfa_enroll_link"         // past the deadline: the link that lets the member enroll
+	KindSupportResetScheduled = "support_reset_scheduled" // a support reset is scheduled; the cancel link
+	KindSupportResetDone      = "support_reset_done"      // a support reset was carried out
 )
 
 type letter struct {
@@ -265,6 +267,47 @@ the link, and tell your workspace administrator.
 <p><a href="{{.Link}}">Continue setting up two-step verification</a></p>
 <p>It works once, in the browser that asked for it, until {{.Expires}}.</p>
 <p><strong>If this wasn't you</strong>, your password is known to someone else: do not open the link, and tell your workspace administrator.</p>`,
+	},
+	KindSupportResetScheduled: {
+		Subject: "A reset of your two-step verification for {{.Workspace}} is scheduled",
+		Text: `Hello,
+
+Gatehouse support was asked to reset two-step verification for your
+{{.Workspace}} account ({{.Email}}), and verified the request. On
+{{.ExecutesAt}} your authenticator apps, passkeys, security keys and
+recovery codes will be removed and every session signed out; you will then
+set up two-step verification again.
+
+If you did not ask for this, cancel it now (the link works once, until the
+reset):
+
+{{.Link}}
+
+and tell your workspace administrator.
+`,
+		HTML: `<p>Hello,</p>
+<p>Gatehouse support was asked to reset two-step verification for your <strong>{{.Workspace}}</strong> account ({{.Email}}), and verified the request. On <strong>{{.ExecutesAt}}</strong> your authenticator apps, passkeys, security keys and recovery codes will be removed and every session signed out; you will then set up two-step verification again.</p>
+<p><strong>If you did not ask for this</strong>, <a href="{{.Link}}">cancel the reset</a> now (the link works once, until the reset) and tell your workspace administrator.</p>`,
+	},
+	KindSupportResetDone: {
+		Subject: "Your two-step verification for {{.Workspace}} was reset",
+		Text: `Hello,
+
+As scheduled, Gatehouse support reset two-step verification for your
+{{.Workspace}} account ({{.Email}}) on {{.When}}. Your authenticator apps,
+passkeys, security keys and recovery codes were removed and every session
+was signed out.
+
+Sign in and set up two-step verification again here:
+
+{{.Link}}
+
+If you didn't ask for this, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>As scheduled, Gatehouse support reset two-step verification for your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}}. Your authenticator apps, passkeys, security keys and recovery codes were removed and every session was signed out.</p>
+<p><a href="{{.Link}}">Sign in and set up two-step verification again</a>.</p>
+<p>If you didn't ask for this, contact your workspace administrator at once.</p>`,
 	},
 }
 
