@@ -34,6 +34,8 @@ type ResetResult struct {
 	TOTP          int
 	Keys          int
 	RecoveryCodes int
+	// TrustedDevices is how many trusted browsers the reset voided.
+	TrustedDevices int
 	SessionsEnded int
 	SessionEpoch  int64
 }
@@ -42,9 +44,9 @@ type ResetResult struct {
 // in one transaction: authenticator apps (confirmed and pending), passkeys
 // and security keys, recovery codes, and the member's failure counters (a
 // lock or a disable after 100 wrong codes is lifted). Open sign-in
-// challenges end, since they ask for factors that are gone. Trusted
-// devices would be voided here too (none exist yet). When endSessions is
-// set the session epoch is bumped and every session of the member ends.
+// challenges end, since they ask for factors that are gone, and trusted
+// devices are revoked. When endSessions is set the session epoch is bumped
+// and every session of the member ends.
 // The reset is audited (actor adminID, subject memberID) and msg, the
 // notice to the member, queued. It returns ErrNotFound when memberID is no
 // member of workspaceID.
@@ -68,9 +70,10 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 }
 
 // resetFactors removes a member's second factors, recovery codes and
-// failure counters, ends their pending challenges and, with endSessions,
-// their sessions (reason recorded on each), inside tx. ErrNotFound: no
-// such member in the workspace (checked first).
+// failure counters, revokes their trusted devices, ends their pending
+// challenges and, with endSessions, their sessions (reason recorded on
+// each), inside tx. ErrNotFound: no such member in the workspace (checked
+// first).
 func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, memberID int64, endSessions bool, reason string) (ResetResult, error) {
 	var r ResetResult
 	err := func() error {
@@ -105,6 +108,11 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 		if _, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = 'mfa_reset'
 			WHERE workspace_id = ? AND user_id = ? AND ended_at IS NULL`, s.now(), workspaceID, memberID); err != nil {
 			return fmt.Errorf("reset mfa: %w", err)
+		}
+		// Every trusted browser goes with the factors: after a reset the
+		// member passes the challenge (or enrolls) before skipping it again.
+		if r.TrustedDevices, err = s.voidTrustedDevices(ctx, tx, workspaceID, 0, memberID, reason, Meta{}); err != nil {
+			return err
 		}
 		if endSessions {
 			if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,

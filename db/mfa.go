@@ -284,6 +284,10 @@ func (s *Store) removeFactor(ctx context.Context, tx *sql.Tx, workspaceID, userI
 	if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
 		return 0, WebAuthnCredential{}, err
 	}
+	// A factor removed voids every trusted browser (DESIGN "Sign-in" 4).
+	if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, "factor_removed", meta); err != nil {
+		return 0, WebAuthnCredential{}, err
+	}
 	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
 		Event: event, IP: meta.IP, UserAgent: meta.UserAgent, Details: details}); err != nil {
 		return 0, WebAuthnCredential{}, err

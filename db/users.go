@@ -136,8 +136,8 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, workspaceID, userID int
 }
 
 // ChangePassword sets a new password hash, bumps the member's session epoch,
-// ends every other session, audits the change and queues msg (a notice to
-// the member), all at once. keepSessionID names the session that stays.
+// ends every other session, revokes every trusted device, audits the
+// change and queues msg (a notice to the member), all at once. keepSessionID names the session that stays.
 func (s *Store) ChangePassword(ctx context.Context, workspaceID, userID int64, newHash, keepSessionID string, meta Meta, msg OutboxMessage) (epoch int64, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
@@ -149,6 +149,9 @@ func (s *Store) ChangePassword(ctx context.Context, workspaceID, userID int64, n
 			return notFound("change password", err)
 		}
 		if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "password_changed"); err != nil {
+			return err
+		}
+		if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, "password_changed", meta); err != nil {
 			return err
 		}
 		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
