@@ -36,8 +36,8 @@ type ResetResult struct {
 	RecoveryCodes int
 	// TrustedDevices is how many trusted browsers the reset voided.
 	TrustedDevices int
-	SessionsEnded int
-	SessionEpoch  int64
+	SessionsEnded  int
+	SessionEpoch   int64
 }
 
 // ResetMFA removes every second factor of a member on an admin's request,
