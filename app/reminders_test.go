@@ -20,6 +20,8 @@ package app_test
 //   - TestRemindersTwoSchedulers: with queueReminder's in-transaction check
 //     of what was already queued removed and the ON CONFLICT DO NOTHING
 //     outcome ignored, the two schedulers send every reminder twice.
+//   - TestRemindersRunErrors: with Run's reminder loop ending at its first
+//     failed scan, the second error is never logged and the test times out.
 //   - TestRemindersStop: with the scan and the queueing transaction not
 //     checking compliance, enrolled members keep getting reminders; with the
 //     scan ignoring the policy mode, SetPolicy keeping the deadlines and
