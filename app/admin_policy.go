@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -25,8 +26,9 @@ var securityNotices = map[string]string{
 // policySettings are a workspace's policy and passkey rules together: what
 // the settings page and the admin API show and change.
 type policySettings struct {
-	Policy  db.Policy
-	Passkey db.PasskeySettings
+	Policy   db.Policy
+	Passkey  db.PasskeySettings
+	Recovery db.RecoverySettings
 }
 
 func (s *Server) loadPolicySettings(c echo.Context) (policySettings, error) {
@@ -40,7 +42,11 @@ func (s *Server) loadPolicySettings(c echo.Context) (policySettings, error) {
 	if err != nil {
 		return policySettings{}, err
 	}
-	return policySettings{Policy: p, Passkey: pk}, nil
+	r, err := s.store.RecoverySettings(ctx, t.ID)
+	if err != nil {
+		return policySettings{}, err
+	}
+	return policySettings{Policy: p, Passkey: pk, Recovery: r}, nil
 }
 
 // applyPolicy runs SetPolicy (a dry run or not) with the passkey rules:
@@ -49,9 +55,9 @@ func (s *Server) loadPolicySettings(c echo.Context) (policySettings, error) {
 func (s *Server) applyPolicy(c echo.Context, ps policySettings, endSessions, dryRun bool) (db.Policy, db.PolicyImpact, error) {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	keys := ps.Passkey
+	keys, recovery := ps.Passkey, ps.Recovery
 	return s.store.SetPolicy(ctx, t.ID, authFrom(c).User.ID,
-		db.PolicyChange{Policy: ps.Policy, Passkeys: &keys, EndNonCompliantSessions: endSessions, DryRun: dryRun}, meta(c))
+		db.PolicyChange{Policy: ps.Policy, Passkeys: &keys, Recovery: &recovery, EndNonCompliantSessions: endSessions, DryRun: dryRun}, meta(c))
 }
 
 // Settings page.
@@ -101,6 +107,14 @@ func policyForm(vals url.Values) (policySettings, views.FieldErrors) {
 		}
 	}
 	ps.Passkey = db.PasskeySettings{SatisfyMFA: vals.Get("passkeys_satisfy_mfa") != "", DeviceBoundOnly: vals.Get("device_bound_keys_only") != ""}
+	ps.Recovery = db.RecoverySettings{SelfService: vals.Get("self_service_recovery") != "", WaitHours: db.DefaultRecoveryWaitHours}
+	if raw := strings.TrimSpace(vals.Get("recovery_wait_hours")); raw != "" {
+		n, err := strconv.Atoi(raw)
+		ps.Recovery.WaitHours = n
+		if err != nil || ps.Recovery.Validate() != nil {
+			errs["recovery_wait_hours"] = fmt.Sprintf("Enter a whole number of hours from %d to %d.", db.MinRecoveryWaitHours, db.MaxRecoveryWaitHours)
+		}
+	}
 	return ps, errs
 }
 
@@ -112,6 +126,7 @@ func settingsView(cur, form policySettings, endSessions bool) views.SecuritySett
 		GraceDays: strconv.Itoa(form.Policy.GraceDays), TrustedDeviceDays: strconv.Itoa(form.Policy.TrustedDeviceDays),
 		ReminderDays:    joinInts(form.Policy.ReminderDays),
 		PasskeysSatisfy: form.Passkey.SatisfyMFA, DeviceBoundOnly: form.Passkey.DeviceBoundOnly, EndSessions: endSessions,
+		SelfRecovery: form.Recovery.SelfService, RecoveryWaitHours: strconv.Itoa(form.Recovery.WaitHours),
 		Errors: views.FieldErrors{},
 	}
 	if !cur.Policy.EnforcedSince.IsZero() {
@@ -216,6 +231,8 @@ type apiPolicy struct {
 	EnforcedSince       *string    `json:"enforced_since"`
 	PasskeysSatisfyMFA  bool       `json:"passkeys_satisfy_mfa"`
 	DeviceBoundKeysOnly bool       `json:"device_bound_keys_only"`
+	SelfServiceRecovery bool       `json:"self_service_recovery"`
+	RecoveryWaitHours   int        `json:"recovery_wait_hours"`
 	Impact              *apiImpact `json:"impact,omitempty"`
 }
 
@@ -242,7 +259,8 @@ func toAPIPolicy(ps policySettings) apiPolicy {
 	}
 	return apiPolicy{Policy: ps.Policy.Mode, Methods: ps.Policy.Methods, GraceDays: ps.Policy.GraceDays, ReminderDays: days,
 		TrustedDeviceDays: ps.Policy.TrustedDeviceDays, EnforcedSince: optTime(ps.Policy.EnforcedSince),
-		PasskeysSatisfyMFA: ps.Passkey.SatisfyMFA, DeviceBoundKeysOnly: ps.Passkey.DeviceBoundOnly}
+		PasskeysSatisfyMFA: ps.Passkey.SatisfyMFA, DeviceBoundKeysOnly: ps.Passkey.DeviceBoundOnly,
+		SelfServiceRecovery: ps.Recovery.SelfService, RecoveryWaitHours: ps.Recovery.WaitHours}
 }
 
 // handleAPIAdminPolicy is GET /admin/policy.
@@ -262,6 +280,8 @@ type apiPolicyPut struct {
 	TrustedDeviceDays       *int      `json:"trusted_device_days"`
 	PasskeysSatisfyMFA      *bool     `json:"passkeys_satisfy_mfa"`
 	DeviceBoundKeysOnly     *bool     `json:"device_bound_keys_only"`
+	SelfServiceRecovery     *bool     `json:"self_service_recovery"`
+	RecoveryWaitHours       *int      `json:"recovery_wait_hours"`
 	EndNoncompliantSessions *bool     `json:"end_noncompliant_sessions"`
 	// EnforcedSince is read-only; accepted so that a client can PUT back
 	// what GET returned.
@@ -320,7 +340,16 @@ func (s *Server) handleAPIAdminPolicyPut(c echo.Context) error {
 	if req.DeviceBoundKeysOnly != nil {
 		ps.Passkey.DeviceBoundOnly = *req.DeviceBoundKeysOnly
 	}
+	if req.SelfServiceRecovery != nil {
+		ps.Recovery.SelfService = *req.SelfServiceRecovery
+	}
+	if req.RecoveryWaitHours != nil {
+		ps.Recovery.WaitHours = *req.RecoveryWaitHours
+	}
 	if err := ps.Policy.Validate(); err != nil {
+		return invalidPolicy(err.Error() + ".")
+	}
+	if err := ps.Recovery.Validate(); err != nil {
 		return invalidPolicy(err.Error() + ".")
 	}
 	endSessions := req.EndNoncompliantSessions != nil && *req.EndNoncompliantSessions

@@ -134,6 +134,10 @@ func (s *Server) routes() {
 	e.GET("/t/:slug/api/v1/cases/:id", s.handleAPISupportCase)
 	e.POST("/t/:slug/api/v1/cases/:id/approve", s.handleAPISupportCaseApprove)
 	e.POST("/t/:slug/api/v1/cases/:id/reject", s.handleAPISupportCaseReject)
+	// Self-service recovery by email (workspaces that allow it).
+	pub(http.MethodPost, "/t/:slug/login/mfa/recover", s.handleRecoveryRequest)
+	pub(http.MethodGet, "/t/:slug/recover/:token", s.handleRecoverShow)
+	pub(http.MethodPost, "/t/:slug/recover/:token", s.handleRecoverStart)
 	// The member's link to cancel a scheduled support reset (workspaces).
 	pub(http.MethodGet, "/t/:slug/reset/cancel/:token", s.handleResetCancelShow)
 	pub(http.MethodPost, "/t/:slug/reset/cancel/:token", s.handleResetCancel)

@@ -36,6 +36,9 @@ var wantPublic = map[string]bool{
 	"POST /t/:slug/enroll/:token/totp":           true,
 	"POST /t/:slug/api/v1/enroll/totp/setup":     true, // support only: needs the enrollment token
 	"POST /t/:slug/api/v1/enroll/totp/verify":    true,
+	"POST /t/:slug/login/mfa/recover":            true, // needs the pending challenge (the password), checked in the handler
+	"GET /t/:slug/recover/:token":                true, // the emailed recovery link (changes nothing)
+	"POST /t/:slug/recover/:token":               true, // needs the link's token
 	"GET /t/:slug/reset/cancel/:token":           true, // a member's link to cancel a support reset (changes nothing)
 	"POST /t/:slug/reset/cancel/:token":          true, // needs the token, checked in the handler
 	"GET /dev/mailbox":                           true, // dev mode only

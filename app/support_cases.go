@@ -467,10 +467,7 @@ func (s *Server) handleResetCancel(c echo.Context) error {
 	t := tenants.FromContext(ctx)
 	p := s.page(c, "Cancel the reset")
 	token := c.Param("token")
-	err := db.ErrNotFound
-	if wellFormedToken(token) {
-		_, err = s.store.CancelCase(ctx, t.ID, s.keys.TokenHashes(caseCancelPurpose, token), meta(c))
-	}
+	err := s.cancelReset(ctx, t, token, meta(c))
 	if errors.Is(err, db.ErrNotFound) {
 		return s.render(c, http.StatusBadRequest, views.ResetCancelPage(p, views.ResetCancelView{
 			Error: "This link can't be used: the reset may have been cancelled or carried out already, or the link is not complete."}))

@@ -668,15 +668,23 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 	if n > 0 {
 		return 0, fmt.Errorf("use factor: %w", ErrMFALocked)
 	}
+	remaining = -1
 	switch f.Method {
 	case "totp":
-		return -1, s.useTOTPStep(ctx, tx, workspaceID, userID, f.TOTPID, f.Step)
+		err = s.useTOTPStep(ctx, tx, workspaceID, userID, f.TOTPID, f.Step)
 	case "recovery_code":
-		return s.useRecoveryCode(ctx, tx, workspaceID, userID, f.RecoveryCode)
+		remaining, err = s.useRecoveryCode(ctx, tx, workspaceID, userID, f.RecoveryCode)
 	case "webauthn", "passkey":
-		return -1, s.useWebAuthn(ctx, tx, workspaceID, userID, f)
+		err = s.useWebAuthn(ctx, tx, workspaceID, userID, f)
+	default:
+		return 0, fmt.Errorf("use factor: unknown method %q", f.Method)
 	}
-	return 0, fmt.Errorf("use factor: unknown method %q", f.Method)
+	if err != nil {
+		return remaining, err
+	}
+	// A member who proves a factor has one: a self-service recovery they
+	// (or someone with their password) started is cancelled.
+	return remaining, s.cancelRecoveriesTx(ctx, tx, workspaceID, userID, "signed_in_with_factor")
 }
 
 // PassChallenge completes a challenge in one transaction: the challenge is

@@ -217,7 +217,10 @@ type PolicyChange struct {
 	Policy Policy
 	// Passkeys, when set, are the workspace's new passkey rules, changed
 	// and audited with the policy; nil keeps them.
-	Passkeys                *PasskeySettings
+	Passkeys *PasskeySettings
+	// Recovery, when set, is the workspace's new self-service recovery
+	// setting, changed and audited with the policy; nil keeps it.
+	Recovery                *RecoverySettings
 	EndNonCompliantSessions bool
 	DryRun                  bool // compute the impact, save nothing
 }
@@ -255,6 +258,17 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		if ch.Passkeys != nil {
 			keys = *ch.Passkeys
 		}
+		oldRecovery, err := recoverySettings(ctx, tx, workspaceID)
+		if err != nil {
+			return err
+		}
+		recovery := oldRecovery
+		if ch.Recovery != nil {
+			if err := ch.Recovery.Validate(); err != nil {
+				return err
+			}
+			recovery = *ch.Recovery
+		}
 		// actorID 0 is the system (the CLI): no acting admin to check.
 		if actorID != 0 {
 			var actorRole string
@@ -280,9 +294,10 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 			since = p.EnforcedSince.Unix()
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE workspaces SET mfa_policy = ?, mfa_methods = ?, grace_days = ?, reminder_days = ?,
-			trusted_device_days = ?, enforced_since = ?, passkeys_satisfy_mfa = ?, device_bound_keys_only = ? WHERE id = ?`,
+			trusted_device_days = ?, enforced_since = ?, passkeys_satisfy_mfa = ?, device_bound_keys_only = ?,
+			self_recovery = ?, self_recovery_wait_hours = ? WHERE id = ?`,
 			p.Mode, strings.Join(p.Methods, ","), p.GraceDays, joinDays(p.ReminderDays), p.TrustedDeviceDays, since,
-			keys.SatisfyMFA, keys.DeviceBoundOnly, workspaceID); err != nil {
+			keys.SatisfyMFA, keys.DeviceBoundOnly, recovery.SelfService, recovery.WaitHours, workspaceID); err != nil {
 			return fmt.Errorf("set policy: %w", err)
 		}
 		// Members no longer covered lose their deadline.
@@ -343,7 +358,7 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, Event: EventPolicyChanged,
 			IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
-				"old": policyDetails(old, oldKeys), "new": policyDetails(p, keys),
+				"old": policyDetails(old, oldKeys, oldRecovery), "new": policyDetails(p, keys, recovery),
 				"end_noncompliant_sessions": ch.EndNonCompliantSessions, "sessions_ended": im.SessionsEnded,
 				"newly_covered": im.NewlyCovered, "non_compliant": im.NonCompliant,
 			}})
@@ -370,10 +385,11 @@ func (p Policy) coversSQL() string {
 	}
 }
 
-func policyDetails(p Policy, keys PasskeySettings) map[string]any {
+func policyDetails(p Policy, keys PasskeySettings, r RecoverySettings) map[string]any {
 	return map[string]any{"policy": p.Mode, "methods": p.Methods, "grace_days": p.GraceDays,
 		"reminder_days": p.ReminderDays, "trusted_device_days": p.TrustedDeviceDays,
-		"passkeys_satisfy_mfa": keys.SatisfyMFA, "device_bound_keys_only": keys.DeviceBoundOnly}
+		"passkeys_satisfy_mfa": keys.SatisfyMFA, "device_bound_keys_only": keys.DeviceBoundOnly,
+		"self_service_recovery": r.SelfService, "self_recovery_wait_hours": r.WaitHours}
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {

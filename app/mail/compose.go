@@ -29,6 +29,9 @@ const (
 	KindMFAEnrollLink         = "mfa_enroll_link"         // past the deadline: the link that lets the member enroll
 	KindSupportResetScheduled = "support_reset_scheduled" // a support reset is scheduled; the cancel link
 	KindSupportResetDone      = "support_reset_done"      // a support reset was carried out
+	KindRecoveryLink          = "recovery_link"           // self-service recovery: the link that starts it
+	KindRecoveryStarted       = "recovery_started"        // self-service recovery: the waiting period, the cancel link
+	KindRecoveryDone          = "recovery_done"           // self-service recovery: the reset was carried out
 )
 
 type letter struct {
@@ -306,6 +309,67 @@ If you didn't ask for this, contact your workspace administrator at once.
 `,
 		HTML: `<p>Hello,</p>
 <p>As scheduled, Gatehouse support reset two-step verification for your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}}. Your authenticator apps, passkeys, security keys and recovery codes were removed and every session was signed out.</p>
+<p><a href="{{.Link}}">Sign in and set up two-step verification again</a>.</p>
+<p>If you didn't ask for this, contact your workspace administrator at once.</p>`,
+	},
+	KindRecoveryLink: {
+		Subject: "Recover your {{.Workspace}} account",
+		Text: `Hello,
+
+Someone signed in to {{.Workspace}} as {{.Email}} with your password on
+{{.When}} from {{.IP}} and said they lost every second factor and recovery
+code. To start recovering your account, open this link (it works once,
+until {{.Expires}}):
+
+{{.Link}}
+
+Recovery waits {{.WaitHours}} hours before removing your second factors,
+and tells you by email so you can cancel it.
+
+If this wasn't you, your password is known to someone else: do not open
+the link, change your password and tell your workspace administrator.
+`,
+		HTML: `<p>Hello,</p>
+<p>Someone signed in to <strong>{{.Workspace}}</strong> as {{.Email}} with your password on {{.When}} from {{.IP}} and said they lost every second factor and recovery code.</p>
+<p><a href="{{.Link}}">Start recovering your account</a> (the link works once, until {{.Expires}}).</p>
+<p>Recovery waits {{.WaitHours}} hours before removing your second factors, and tells you by email so you can cancel it.</p>
+<p><strong>If this wasn't you</strong>, your password is known to someone else: do not open the link, change your password and tell your workspace administrator.</p>`,
+	},
+	KindRecoveryStarted: {
+		Subject: "Your {{.Workspace}} second factors will be removed on {{.ExecutesAt}}",
+		Text: `Hello,
+
+Account recovery started for your {{.Workspace}} account ({{.Email}}) on
+{{.When}}. On {{.ExecutesAt}} your authenticator apps, passkeys, security
+keys and recovery codes will be removed and every session signed out; you
+will then sign in with your password and set up two-step verification
+again.
+
+Signing in with a second factor before then cancels it. If you did not
+ask for this, cancel it now:
+
+{{.Link}}
+
+and tell your workspace administrator.
+`,
+		HTML: `<p>Hello,</p>
+<p>Account recovery started for your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}}. On <strong>{{.ExecutesAt}}</strong> your authenticator apps, passkeys, security keys and recovery codes will be removed and every session signed out; you will then sign in with your password and set up two-step verification again.</p>
+<p>Signing in with a second factor before then cancels it. <strong>If you did not ask for this</strong>, <a href="{{.Link}}">cancel it now</a> and tell your workspace administrator.</p>`,
+	},
+	KindRecoveryDone: {
+		Subject: "Your {{.Workspace}} account was recovered",
+		Text: `Hello,
+
+As announced, the second factors of your {{.Workspace}} account
+({{.Email}}) were removed on {{.When}} and every session was signed out.
+Sign in with your password and set up two-step verification again:
+
+{{.Link}}
+
+If you didn't ask for this, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>As announced, the second factors of your <strong>{{.Workspace}}</strong> account ({{.Email}}) were removed on {{.When}} and every session was signed out.</p>
 <p><a href="{{.Link}}">Sign in and set up two-step verification again</a>.</p>
 <p>If you didn't ask for this, contact your workspace administrator at once.</p>`,
 	},
