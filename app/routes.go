@@ -115,6 +115,13 @@ func (s *Server) routes() {
 	e.POST("/t/:slug/api/v1/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish)
 	e.DELETE("/t/:slug/api/v1/mfa/webauthn/:id", s.handleAPIWebAuthnDelete)
 
+	// Trusted browsers (trusted.go): the member's (step-up), an admin's
+	// revoke (memberAction: scoped, step-up) and the API's (step-up inside).
+	e.POST("/t/:slug/account/trusted/:id/revoke", s.withStepUp("/account", s.handleTrustedRevoke))
+	e.POST("/t/:slug/account/trusted/revoke-all", s.withStepUp("/account", s.handleTrustedRevokeAll))
+	e.POST("/t/:slug/admin/members/:id/trusted/:device/revoke", s.memberAction(s.handleAdminMemberTrustedRevoke))
+	e.DELETE("/t/:slug/api/v1/trusted-devices/:id", s.handleAPITrustedDelete)
+
 	// Support console (/support is the platform workspace: see support.go;
 	// these routes exist only there).
 	pub(http.MethodGet, "/t/:slug/enroll/:token", s.handleStaffEnrollShow)
