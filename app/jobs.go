@@ -60,17 +60,24 @@ type RunResult struct {
 	SessionsCleaned, ThrottlesCleaned int64
 	// MFACleaned counts expired challenges and abandoned enrollments.
 	MFACleaned int64
+	// Resets: support cases executed and expired, self-service recoveries
+	// executed.
+	CasesExecuted, CasesExpired, RecoveriesExecuted int
 }
 
-// RunOnce does one pass of every job, in this order: the reminder scan,
-// so that the reminders it queues go out in the same pass, then outbox
-// delivery, then cleanup. A failing job does not stop the others; their
+// RunOnce does one pass of every job, in this order: the reminder scan and
+// the due resets (support cases, self-service recoveries), so that the
+// emails they queue go out in the same pass, then outbox delivery, then
+// cleanup. A failing job does not stop the others; their
 // errors are returned together.
 func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 	var r RunResult
 	var errs []error
 	var err error
 	if r.RemindersQueued, err = j.ScanReminders(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := j.resets(ctx, &r); err != nil {
 		errs = append(errs, err)
 	}
 	if j.Mail != nil {
@@ -82,6 +89,19 @@ func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 		errs = append(errs, err)
 	}
 	return r, errors.Join(errs...)
+}
+
+// resets carries out the support cases and self-service recoveries whose
+// delay has passed and expires unapproved cases, adding the counts to r.
+func (j *Jobs) resets(ctx context.Context, r *RunResult) error {
+	var err error
+	if r.CasesExecuted, r.CasesExpired, err = j.RunSupportCases(ctx); err != nil {
+		return fmt.Errorf("support cases: %w", err)
+	}
+	if r.RecoveriesExecuted, err = j.RunSelfRecoveries(ctx); err != nil {
+		return fmt.Errorf("self-service recoveries: %w", err)
+	}
+	return nil
 }
 
 // cleanup removes expired sessions, stale throttles, expired challenges,
@@ -105,8 +125,8 @@ func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
 	return nil
 }
 
-// Run runs the jobs until ctx ends: mail continuously, reminders and
-// cleanup periodically, each at once on start. Errors are logged and the
+// Run runs the jobs until ctx ends: mail continuously, reminders and due
+// resets every minute, cleanup periodically, each at once on start. Errors are logged and the
 // jobs go on; Run returns when every job has stopped.
 func (j *Jobs) Run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -121,6 +141,9 @@ func (j *Jobs) Run(ctx context.Context) {
 		every(ctx, cmp.Or(j.ReminderEvery, time.Minute), func() {
 			if _, err := j.ScanReminders(ctx); err != nil && ctx.Err() == nil {
 				j.Log.Error("mfa reminders", slog.Any("err", err))
+			}
+			if err := j.resets(ctx, &RunResult{}); err != nil && ctx.Err() == nil {
+				j.Log.Error("resets", slog.Any("err", err))
 			}
 		})
 	}()

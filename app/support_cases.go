@@ -187,7 +187,7 @@ func (s *Server) caseView(c echo.Context, cs db.Case) (views.CaseView, error) {
 		Method: db.VerificationMethods[cs.Verification.Method], EvidenceRef: cs.Verification.EvidenceRef, Notes: cs.Verification.Notes,
 		OpenedBy: cs.OpenerEmail, ApprovedBy: cs.ApproverEmail, CreatedAt: cs.CreatedAt, ApproveBy: cs.ApproveBy,
 		ExecutesAt: cs.ExecutesAt, Reason: cs.Reason, Lead: a.User.IsAdmin(), DefaultDelay: int(SupportResetDelay.Hours()),
-		MaxDelay: int(SupportResetMaxDelay.Hours()),
+		MaxDelay:   int(SupportResetMaxDelay.Hours()),
 		CanApprove: cs.Status == db.CaseAwaitingApproval && cs.OpenedBy != a.User.ID && db.EmailKey(cs.MemberEmail) != db.EmailKey(a.User.Email),
 		CanReject:  cs.Status == db.CaseAwaitingApproval,
 	}
@@ -446,7 +446,7 @@ func (s *Server) handleAPISupportCase(c echo.Context) error {
 	}
 	out := map[string]any{"id": cs.ID, "status": cs.Status, "workspace": cs.WorkspaceSlug, "member_id": cs.UserID,
 		"verification": map[string]any{"method": cs.Verification.Method, "evidence_ref": cs.Verification.EvidenceRef, "notes": cs.Verification.Notes},
-		"timeline": events, "executes_at": nil}
+		"timeline":     events, "executes_at": nil}
 	if !cs.ExecutesAt.IsZero() {
 		out["executes_at"] = rfc3339(cs.ExecutesAt)
 	}

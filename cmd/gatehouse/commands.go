@@ -271,8 +271,10 @@ func (e *env) jobsRunOnce(args []string) error {
 	}
 	// Fields are only ever appended, so that scripts reading this line
 	// keep working.
-	fmt.Fprintf(e.stdout, "mail sent: %d, mail failed attempts: %d, sessions cleaned: %d, throttles cleaned: %d, reminders queued: %d\n",
-		r.MailSent, r.MailFailed, r.SessionsCleaned, r.ThrottlesCleaned, r.RemindersQueued)
+	fmt.Fprintf(e.stdout, "mail sent: %d, mail failed attempts: %d, sessions cleaned: %d, throttles cleaned: %d, reminders queued: %d, "+
+		"support resets executed: %d, support cases expired: %d, self-service recoveries executed: %d\n",
+		r.MailSent, r.MailFailed, r.SessionsCleaned, r.ThrottlesCleaned, r.RemindersQueued,
+		r.CasesExecuted, r.CasesExpired, r.RecoveriesExecuted)
 	return nil
 }
 

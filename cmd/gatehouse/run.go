@@ -26,7 +26,7 @@ Usage:
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
   gatehouse staff create --email EMAIL [--lead] --password-stdin   prints the enrollment link
   gatehouse staff enroll-link --email EMAIL                          a new enrollment link
-  gatehouse jobs run-once               one pass of MFA reminders, outbox delivery and cleanup
+  gatehouse jobs run-once               one pass of MFA reminders, due resets, outbox delivery and cleanup
   gatehouse keys rotate                 new master key; re-encrypt every secret under it
   gatehouse backup --out FILE           consistent online copy of the SQLite database
 
