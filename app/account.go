@@ -46,7 +46,11 @@ func (s *Server) renderAccount(c echo.Context, status int, p views.Page, pf view
 		v.Sessions = append(v.Sessions, views.SessionRow{ID: us.ID, Current: us.ID == a.Session.ID, Device: describeUserAgent(us.UserAgent),
 			IP: us.IP, SignedIn: us.AuthTime, LastSeen: us.LastSeenAt})
 	}
-	return s.render(c, status, views.AccountPage(p, v))
+	trusted, err := s.trustedView(c, t, a.User.ID)
+	if err != nil {
+		return err
+	}
+	return s.render(c, status, views.AccountPage(p, v, trusted))
 }
 
 // handlePasswordChange changes the password with the current one, signs out
@@ -197,6 +201,10 @@ var eventNames = map[string]string{
 	db.EventRecoveryCodesCreated:    "Recovery codes created",
 	db.EventRecoveryCodesRegenerate: "New recovery codes made",
 	db.EventStepUp:                  "Identity confirmed",
+	db.EventTrustedDeviceAdded:      "Browser trusted",
+	db.EventTrustedDeviceUsed:       "Signed in on a trusted browser",
+	db.EventTrustedDeviceRevoked:    "Trusted browser revoked",
+	db.EventTrustedDevicesVoided:    "Trusted browsers revoked",
 }
 
 func describeEvent(ev db.AuditEvent) string {

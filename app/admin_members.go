@@ -25,6 +25,7 @@ var adminNotices = map[string]string{
 	"invitation_resent":   "A new invitation is on its way. The earlier link no longer works.",
 	"invitation_accepted": "That invitation is no longer open.",
 	"deadline_extended":   "The deadline was extended.",
+	"trusted_revoked":     "The trusted browser was revoked: it asks for the second step again.",
 }
 
 // memberIDParam parses the :id of a member route. Anything but a positive
@@ -63,7 +64,8 @@ func (s *Server) memberAction(h func(c echo.Context, m db.User) error) echo.Hand
 }
 
 // handleAdminMember shows one member: factors, recovery codes left,
-// sessions and recent security events, with the admin's actions.
+// sessions, trusted browsers and recent security events, with the admin's
+// actions.
 func (s *Server) handleAdminMember(c echo.Context) error {
 	m, err := s.loadMember(c)
 	if err != nil {
@@ -137,8 +139,12 @@ func (s *Server) renderAdminMember(c echo.Context, status int, p views.Page, m d
 		mm.TOTP = mm.TOTP || f.Type == "Authenticator app"
 	}
 	d := views.MemberDeadlineView{Status: mm.Status(pol, s.now()), Deadline: m.MFADeadline, MaxDays: db.MaxExtendDays}
+	trusted, err := s.trustedView(c, t, m.ID)
+	if err != nil {
+		return err
+	}
 	p.Wide = true
-	return s.render(c, status, views.AdminMemberPage(p, v, d))
+	return s.render(c, status, views.AdminMemberPage(p, v, d, trusted))
 }
 
 // assignableRoles are the roles actor may give m: an admin manages members
@@ -154,9 +160,10 @@ func assignableRoles(actor, m db.User) []string {
 }
 
 var memberAdminEventNames = map[string]string{
-	db.EventMFAResetByAdmin:     "Two-step verification reset by an administrator",
-	db.EventSessionEndedByAdmin: "Signed out everywhere by an administrator",
-	db.EventMemberRoleChanged:   "Role changed",
+	db.EventMFAResetByAdmin:      "Two-step verification reset by an administrator",
+	db.EventSessionEndedByAdmin:  "Signed out everywhere by an administrator",
+	db.EventMemberRoleChanged:    "Role changed",
+	db.EventTrustedDeviceRevoked: "Trusted browser revoked",
 }
 
 func describeAdminEvent(ev db.AuditEvent) string {

@@ -114,10 +114,14 @@ func (s *Server) handleAPIAdminMember(c echo.Context) error {
 	if !g.DisabledAt.IsZero() {
 		disabledAt = rfc3339(g.DisabledAt)
 	}
+	trusted, err := s.apiTrustedDevices(c, t.ID, m.ID)
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"id": m.ID, "email": m.Email, "role": m.Role, "created_at": rfc3339(m.CreatedAt),
 		"status": mm.Status(pol, now), "deadline": deadline, "factors": factors,
-		"recovery_codes_remaining": left, "sessions": out,
+		"recovery_codes_remaining": left, "sessions": out, "trusted_devices": trusted,
 		"locked_until": lockedUntil, "disabled_at": disabledAt,
 	})
 }

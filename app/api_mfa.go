@@ -158,8 +158,13 @@ func (s *Server) handleAPIMFA(c echo.Context) error {
 	if e.Pending() {
 		deadline = rfc3339(e.Deadline)
 	}
+	trusted, err := s.apiTrustedDevices(c, t.ID, a.User.ID)
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"factors": factors, "recovery_codes_remaining": left, "policy": e.Policy.Mode, "deadline": deadline,
+		"trusted_devices": trusted,
 	})
 }
 

@@ -214,7 +214,8 @@ func recoveryPurpose(u db.User) string {
 }
 
 // passChallenge consumes the factor and turns the pending state into an
-// aal2 session, in one transaction with the challenge being spent. It
+// aal2 session, in one transaction with the challenge being spent, then
+// trusts the browser when the member asked to (trustRequested). It
 // returns the recovery codes left (-1 when a TOTP code was used).
 func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, use db.FactorUse) (*Auth, int, error) {
 	ctx := c.Request().Context()
@@ -250,7 +251,15 @@ func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch 
 		return nil, 0, err
 	}
 	amr := []AMR{{Method: ch.FirstMethod, CompletedAt: ch.PasswordAt}, {Method: use.Method, CompletedAt: us.AuthTime}}
-	return s.bindSession(c, u, us, amr), remaining, nil
+	a := s.bindSession(c, u, us, amr)
+	// "Trust this browser" ticked (pages only): only now that a second
+	// factor was passed, whichever it was.
+	if trustRequested(c) {
+		if err := s.trustDevice(c, t, u); err != nil {
+			return nil, 0, err
+		}
+	}
+	return a, remaining, nil
 }
 
 func (s *Server) recoveryUsedMail(c echo.Context, t *tenants.Tenant, u db.User) (db.OutboxMessage, error) {
@@ -273,14 +282,22 @@ func (s *Server) handleChallengeShow(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	v := s.challengeView(c, u, ch, c.QueryParam("method") == "recovery", c.QueryParam("next"))
+	v, err := s.challengeView(c, u, ch, c.QueryParam("method") == "recovery", c.QueryParam("next"))
+	if err != nil {
+		return err
+	}
 	return s.render(c, http.StatusOK, views.ChallengePage(s.page(c, "Two-step verification"), v))
 }
 
 // challengeView is the challenge page's model: the member's methods, most
-// convenient first (after a passkey sign-in, keys are not offered again).
-func (s *Server) challengeView(c echo.Context, u db.User, ch db.Challenge, recovery bool, next string) views.ChallengeView {
-	v := views.ChallengeView{Recovery: recovery, Next: next}
+// convenient first (after a passkey sign-in, keys are not offered again),
+// and "trust this browser" when the workspace allows it.
+func (s *Server) challengeView(c echo.Context, u db.User, ch db.Challenge, recovery bool, next string) (views.ChallengeView, error) {
+	v := views.ChallengeView{Recovery: recovery, Next: next, Trust: trustRequested(c)}
+	var err error
+	if v.TrustDays, err = s.trustedDays(c, tenants.FromContext(c.Request().Context())); err != nil {
+		return v, err
+	}
 	for _, m := range s.methodsFor(c, u, ch) {
 		switch m {
 		case "webauthn":
@@ -291,7 +308,7 @@ func (s *Server) challengeView(c echo.Context, u db.User, ch db.Challenge, recov
 			v.HasRecovery = true
 		}
 	}
-	return v
+	return v, nil
 }
 
 // handleChallengeCheck checks the code and signs the member in.
@@ -304,7 +321,10 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 		return err
 	}
 	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
-	v := s.challengeView(c, u, ch, c.FormValue("method") == "recovery", c.FormValue("next"))
+	v, err := s.challengeView(c, u, ch, c.FormValue("method") == "recovery", c.FormValue("next"))
+	if err != nil {
+		return err
+	}
 	use, err := s.checkFactor(c, t, u, ch.ID, in)
 	var remaining int
 	if err == nil {

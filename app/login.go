@@ -47,21 +47,23 @@ func errBusy() *Error {
 
 // notices are the fixed messages a redirect can ask a page to show.
 var notices = map[string]string{
-	"signed_out":        "You are signed out.",
-	"password_changed":  "Your password was changed. Every other session was signed out.",
-	"session_ended":     "That session was signed out.",
-	"others_ended":      "Every other session was signed out.",
-	"invitation_sent":   "The invitation is on its way.",
-	"welcome":           "Welcome! Your account is ready.",
-	"challenge_expired": "Your sign-in expired. Enter your email and password again.",
-	"challenge_failed":  "Too many wrong codes. Enter your email and password again.",
-	"totp_enabled":      "Two-step verification is on.",
-	"totp_removed":      "The authenticator app was removed.",
-	"verified":          "Thanks, you're verified.",
-	"enroll_first":      "That change needs two-step verification: set up a second factor first, then try again.",
-	"key_added":         "Your passkey or security key was added.",
-	"key_renamed":       "The key was renamed.",
-	"key_removed":       "The key was removed. You can no longer sign in with it here.",
+	"signed_out":          "You are signed out.",
+	"password_changed":    "Your password was changed. Every other session was signed out.",
+	"session_ended":       "That session was signed out.",
+	"others_ended":        "Every other session was signed out.",
+	"invitation_sent":     "The invitation is on its way.",
+	"welcome":             "Welcome! Your account is ready.",
+	"challenge_expired":   "Your sign-in expired. Enter your email and password again.",
+	"challenge_failed":    "Too many wrong codes. Enter your email and password again.",
+	"totp_enabled":        "Two-step verification is on.",
+	"totp_removed":        "The authenticator app was removed.",
+	"verified":            "Thanks, you're verified.",
+	"enroll_first":        "That change needs two-step verification: set up a second factor first, then try again.",
+	"key_added":           "Your passkey or security key was added.",
+	"key_renamed":         "The key was renamed.",
+	"key_removed":         "The key was removed. You can no longer sign in with it here.",
+	"trusted_revoked":     "The browser is no longer trusted: it asks for the second step again.",
+	"trusted_revoked_all": "No browser is trusted any more: each asks for the second step again.",
 }
 
 func (s *Server) throttleKey(kind string, parts ...any) string {
@@ -178,26 +180,27 @@ func (s *Server) handleLoginCheck(c echo.Context) error {
 	}
 	// A member who must still enroll sees the interstitial first ("remind
 	// me later" continues to next); past the deadline it is all they get.
-	e, err := s.enforcement(c.Request().Context(), t.ID, u)
+	target, err := s.afterSignIn(c, t, u, s.safeNext(t, next))
 	if err != nil {
 		return err
 	}
-	if e.Pending() {
-		return c.Redirect(http.StatusSeeOther, t.Base+"/account/enroll?next="+urlQueryEscape(s.safeNext(t, next)))
-	}
-	return c.Redirect(http.StatusSeeOther, s.safeNext(t, next))
+	return c.Redirect(http.StatusSeeOther, target)
 }
 
 // afterPassword continues a sign-in whose password was right: a member with
-// a second factor gets a challenge (challenged is true), anyone else an
-// aal1 session.
+// a second factor gets a challenge (challenged is true) unless the browser
+// is one they trust (pages only), which signs them in at aal1 (AMR
+// password, trusted_device); anyone else gets an aal1 session.
 func (s *Server) afterPassword(c echo.Context, t *tenants.Tenant, u db.User) (challenged bool, err error) {
 	mfaOn, err := s.store.HasSecondFactor(c.Request().Context(), t.ID, u.ID)
 	if err != nil {
 		return false, err
 	}
 	if mfaOn {
-		_, err := s.startChallenge(c, t, u)
+		if ok, err := s.signInTrusted(c, t, u); err != nil || ok {
+			return false, err
+		}
+		_, err = s.startChallenge(c, t, u)
 		return true, err
 	}
 	if t.Support {
