@@ -127,6 +127,8 @@ func (s *Server) routes() {
 	pub(http.MethodGet, "/t/:slug/enroll/:token", s.handleStaffEnrollShow)
 	pub(http.MethodPost, "/t/:slug/enroll/:token", s.handleStaffEnrollStart)
 	pub(http.MethodPost, "/t/:slug/enroll/:token/totp", s.handleStaffEnrollTOTP)
+	pub(http.MethodPost, "/t/:slug/enroll/:token/webauthn/begin", jsonErrors(s.handleStaffEnrollKeyBegin))
+	pub(http.MethodPost, "/t/:slug/enroll/:token/webauthn/finish", jsonErrors(s.handleStaffEnrollKeyFinish))
 	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/setup", s.handleAPIStaffEnrollSetup)
 	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/verify", s.handleAPIStaffEnrollVerify)
 	e.GET("/t/:slug/members", s.handleSupportMembers)

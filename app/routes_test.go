@@ -12,37 +12,39 @@ import (
 // The public allow-list is exactly this; adding a public route means adding
 // it here too, on purpose.
 var wantPublic = map[string]bool{
-	"GET /healthz":                               true,
-	"GET /readyz":                                true,
-	"GET /assets/*":                              true,
-	"GET /":                                      true,
-	"GET /t/:slug/login":                         true,
-	"POST /t/:slug/login":                        true,
-	"GET /t/:slug/invite/:token":                 true,
-	"POST /t/:slug/invite/:token":                true,
-	"POST /t/:slug/api/v1/login":                 true,
-	"POST /t/:slug/api/v1/login/mfa":             true, // needs the mfa_token, checked in the handler
-	"GET /t/:slug/login/mfa":                     true, // the challenge: needs the pending state, checked in the handler
-	"POST /t/:slug/login/mfa":                    true,
-	"POST /t/:slug/login/mfa/cancel":             true,
-	"POST /t/:slug/login/mfa/webauthn/begin":     true, // needs the pending state, checked in the handler
-	"POST /t/:slug/login/mfa/webauthn/finish":    true,
-	"POST /t/:slug/login/passkey/begin":          true, // passwordless sign-in
-	"POST /t/:slug/login/passkey/finish":         true,
-	"POST /t/:slug/api/v1/login/webauthn/begin":  true,
-	"POST /t/:slug/api/v1/login/webauthn/finish": true,
-	"GET /t/:slug/enroll/:token":                 true, // support only: staff enrollment link (changes nothing)
-	"POST /t/:slug/enroll/:token":                true, // support only: needs the enrollment token, checked in the handler
-	"POST /t/:slug/enroll/:token/totp":           true,
-	"POST /t/:slug/api/v1/enroll/totp/setup":     true, // support only: needs the enrollment token
-	"POST /t/:slug/api/v1/enroll/totp/verify":    true,
-	"POST /t/:slug/login/mfa/recover":            true, // needs the pending challenge (the password), checked in the handler
-	"GET /t/:slug/recover/:token":                true, // the emailed recovery link (changes nothing)
-	"POST /t/:slug/recover/:token":               true, // needs the link's token
-	"GET /t/:slug/reset/cancel/:token":           true, // a member's link to cancel a support reset (changes nothing)
-	"POST /t/:slug/reset/cancel/:token":          true, // needs the token, checked in the handler
-	"GET /dev/mailbox":                           true, // dev mode only
-	"GET /dev/mailbox/:id":                       true, // dev mode only
+	"GET /healthz":                                true,
+	"GET /readyz":                                 true,
+	"GET /assets/*":                               true,
+	"GET /":                                       true,
+	"GET /t/:slug/login":                          true,
+	"POST /t/:slug/login":                         true,
+	"GET /t/:slug/invite/:token":                  true,
+	"POST /t/:slug/invite/:token":                 true,
+	"POST /t/:slug/api/v1/login":                  true,
+	"POST /t/:slug/api/v1/login/mfa":              true, // needs the mfa_token, checked in the handler
+	"GET /t/:slug/login/mfa":                      true, // the challenge: needs the pending state, checked in the handler
+	"POST /t/:slug/login/mfa":                     true,
+	"POST /t/:slug/login/mfa/cancel":              true,
+	"POST /t/:slug/login/mfa/webauthn/begin":      true, // needs the pending state, checked in the handler
+	"POST /t/:slug/login/mfa/webauthn/finish":     true,
+	"POST /t/:slug/login/passkey/begin":           true, // passwordless sign-in
+	"POST /t/:slug/login/passkey/finish":          true,
+	"POST /t/:slug/api/v1/login/webauthn/begin":   true,
+	"POST /t/:slug/api/v1/login/webauthn/finish":  true,
+	"GET /t/:slug/enroll/:token":                  true, // support only: staff enrollment link (changes nothing)
+	"POST /t/:slug/enroll/:token":                 true, // support only: needs the enrollment token, checked in the handler
+	"POST /t/:slug/enroll/:token/totp":            true,
+	"POST /t/:slug/enroll/:token/webauthn/begin":  true, // support only: needs the enrollment token
+	"POST /t/:slug/enroll/:token/webauthn/finish": true,
+	"POST /t/:slug/api/v1/enroll/totp/setup":      true, // support only: needs the enrollment token
+	"POST /t/:slug/api/v1/enroll/totp/verify":     true,
+	"POST /t/:slug/login/mfa/recover":             true, // needs the pending challenge (the password), checked in the handler
+	"GET /t/:slug/recover/:token":                 true, // the emailed recovery link (changes nothing)
+	"POST /t/:slug/recover/:token":                true, // needs the link's token
+	"GET /t/:slug/reset/cancel/:token":            true, // a member's link to cancel a support reset (changes nothing)
+	"POST /t/:slug/reset/cancel/:token":           true, // needs the token, checked in the handler
+	"GET /dev/mailbox":                            true, // dev mode only
+	"GET /dev/mailbox/:id":                        true, // dev mode only
 }
 
 // TestRoutesDefaultDeny walks every route: each one is either on the public

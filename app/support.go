@@ -77,6 +77,7 @@ func init() {
 	}
 	for _, r := range []string{
 		"GET /t/:slug/enroll/:token", "POST /t/:slug/enroll/:token", "POST /t/:slug/enroll/:token/totp",
+		"POST /t/:slug/enroll/:token/webauthn/begin", "POST /t/:slug/enroll/:token/webauthn/finish",
 		"POST /t/:slug/api/v1/enroll/totp/setup", "POST /t/:slug/api/v1/enroll/totp/verify",
 		"GET /t/:slug/members", "GET /t/:slug/api/v1/members",
 		"GET /t/:slug/cases", "GET /t/:slug/cases/new", "POST /t/:slug/cases", "GET /t/:slug/cases/:id",

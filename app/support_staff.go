@@ -307,3 +307,47 @@ func (s *Server) handleAPISupportMembers(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"members": out})
 }
+
+// handleStaffEnrollKeyBegin starts registering a passkey or security key
+// with the enrollment link (JSON, for the page's script).
+func (s *Server) handleStaffEnrollKeyBegin(c echo.Context) error {
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	u, err := s.staffByToken(c, c.Param("token"))
+	if err != nil {
+		return err
+	}
+	id, options, err := s.beginRegistration(c, &Auth{User: u}, req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+// handleStaffEnrollKeyFinish stores the key and spends the link; the page
+// shows the recovery codes and sends the staff member to sign in.
+func (s *Server) handleStaffEnrollKeyFinish(c echo.Context) error {
+	var req ceremonyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	token := c.Param("token")
+	u, err := s.staffByToken(c, token)
+	if err != nil {
+		return err
+	}
+	cred, codes, err := s.registerKey(c, u, req.Ceremony, req.Credential)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SpendStaffEnrollment(c.Request().Context(), u.ID, s.keys.TokenHashes(staffEnrollPurpose, token), db.MethodWebAuthn, meta(c)); err != nil && !errors.Is(err, db.ErrEnrollmentLink) {
+		return err
+	}
+	body := map[string]any{"id": cred.ID, "name": cred.Name, "synced": cred.Synced()}
+	if codes != nil {
+		body["recovery_codes"] = codes
+	}
+	return c.JSON(http.StatusOK, body)
+}

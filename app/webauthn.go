@@ -234,6 +234,22 @@ func (s *Server) beginRegistration(c echo.Context, a *Auth, name string) (string
 // finishRegistration verifies the new key and stores it. For the member's
 // first second factor it returns new recovery codes.
 func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, credential json.RawMessage) (db.WebAuthnCredential, []string, error) {
+	stored, codes, err := s.registerKey(c, a.User, ceremony, credential)
+	if err != nil {
+		return db.WebAuthnCredential{}, nil, err
+	}
+	// Binding the key proved it is in the member's hands: aal2 from now on.
+	if err := s.upgradeSession(c, a, "webauthn", false); err != nil {
+		return db.WebAuthnCredential{}, nil, err
+	}
+	return stored, codes, nil
+}
+
+// registerKey verifies a new key of member u (the registration ceremony
+// they began) and stores it, with new recovery codes for a first second
+// factor. It touches no session: staff enrollment has none.
+func (s *Server) registerKey(c echo.Context, u db.User, ceremony string, credential json.RawMessage) (db.WebAuthnCredential, []string, error) {
+	a := &Auth{User: u}
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	cer, sd, err := s.useCeremony(c, t, ceremony, db.CeremonyRegister, a.User.ID)
@@ -294,10 +310,6 @@ func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, cr
 	if errors.Is(err, db.ErrConflict) {
 		return db.WebAuthnCredential{}, nil, errorf(http.StatusConflict, "already_registered", "This key is already registered.")
 	} else if err != nil {
-		return db.WebAuthnCredential{}, nil, err
-	}
-	// Binding the key proved it is in the member's hands: aal2 from now on.
-	if err := s.upgradeSession(c, a, "webauthn", false); err != nil {
 		return db.WebAuthnCredential{}, nil, err
 	}
 	return stored, codes, nil
