@@ -38,23 +38,27 @@ const (
 // adminEventNames names the events the member-facing eventNames leaves
 // out: events only admins see.
 var adminEventNames = map[string]string{
-	db.EventSignInThrottled:     "Sign-in paused after wrong passwords",
-	db.EventInvitationCreated:   "Invitation sent",
-	db.EventChallengeEnded:      "Second step abandoned",
-	db.EventWebAuthnRegistered:  "Passkey or security key added",
-	db.EventWebAuthnRemoved:     "Passkey or security key removed",
-	db.EventWebAuthnRenamed:     "Passkey or security key renamed",
-	db.EventWebAuthnCloneWarned: "Security key's counter went back (possible clone)",
-	db.EventMFAResetByAdmin:     "Second factors reset by an admin",
-	db.EventSessionEndedByAdmin: "Sessions ended by an admin",
-	db.EventMemberRoleChanged:   "Role changed",
-	db.EventInvitationResent:    "Invitation sent again",
-	db.EventCaseOpened:          "Support reset case opened",
-	db.EventCaseApproved:        "Support reset approved and scheduled",
-	db.EventCaseRejected:        "Support reset case rejected",
-	db.EventCaseCancelled:       "Support reset cancelled by the member",
-	db.EventCaseExpired:         "Support reset case expired unapproved",
-	db.EventMFAResetBySupport:   "Second factors reset by support",
+	db.EventSignInThrottled:        "Sign-in paused after wrong passwords",
+	db.EventInvitationCreated:      "Invitation sent",
+	db.EventChallengeEnded:         "Second step abandoned",
+	db.EventWebAuthnRegistered:     "Passkey or security key added",
+	db.EventWebAuthnRemoved:        "Passkey or security key removed",
+	db.EventWebAuthnRenamed:        "Passkey or security key renamed",
+	db.EventWebAuthnCloneWarned:    "Security key's counter went back (possible clone)",
+	db.EventMFAResetByAdmin:        "Second factors reset by an admin",
+	db.EventSessionEndedByAdmin:    "Sessions ended by an admin",
+	db.EventMemberRoleChanged:      "Role changed",
+	db.EventInvitationResent:       "Invitation sent again",
+	db.EventCaseOpened:             "Support reset case opened",
+	db.EventCaseApproved:           "Support reset approved and scheduled",
+	db.EventCaseRejected:           "Support reset case rejected",
+	db.EventCaseCancelled:          "Support reset cancelled by the member",
+	db.EventCaseExpired:            "Support reset case expired unapproved",
+	db.EventMFAResetBySupport:      "Second factors reset by support",
+	db.EventRecoveryRequested:      "Recovery by email asked for",
+	db.EventRecoveryStarted:        "Recovery by email started (waiting period)",
+	db.EventRecoveryCancelled:      "Recovery by email cancelled",
+	db.EventMFAResetBySelfRecovery: "Second factors reset by recovery by email",
 }
 
 // eventKinds names the prefixes the event filter offers.
@@ -66,6 +70,7 @@ var eventKinds = map[string]string{
 	"invitation.": "All invitation events",
 	"mfa.":        "All second-factor events",
 	"support.":    "All support events",
+	"recovery.":   "All recovery-by-email events",
 }
 
 // auditEventName is an event's human name, or its code when it has none.
