@@ -18,6 +18,7 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
+	"github.com/gatehouse/gatehouse/app"
 	"github.com/gatehouse/gatehouse/app/apptest"
 	"github.com/gatehouse/gatehouse/db"
 )
@@ -542,5 +543,59 @@ func TestTrustedDeviceWithKey(t *testing.T) {
 	}
 	if n := queryInt(t, env, `SELECT COUNT(*) FROM trusted_devices WHERE user_id = ? AND revoked_reason = 'factor_removed'`, alice.ID); n != 1 {
 		t.Errorf("%d devices voided by the key removal, want 1", n)
+	}
+}
+
+// Outside dev mode the device cookie is __Host- prefixed and Secure (like
+// the session cookie), and it is what the next sign-in reads.
+func TestTrustedDeviceCookieProduction(t *testing.T) {
+	env, _, _ := setup(t, func(c *app.Config) {
+		c.Dev = false
+		c.BaseURL, _ = app.ParseBaseURL("https://gatehouse.example")
+	})
+	setTrustedDays(t, env, "acme", trustDays)
+	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
+	c := env.Client()
+	// Cookies are carried by hand, each request from an empty jar, so
+	// that only the named cookies are sent.
+	csrf := findCookie(c.Get("/t/acme/login"), "__Host-gh_csrf")
+	if csrf == nil {
+		t.Fatal("no CSRF cookie")
+	}
+	post := func(path string, form url.Values, cookies ...*http.Cookie) *apptest.Response {
+		form.Set("_csrf", csrf.Value)
+		req, _ := http.NewRequest(http.MethodPost, c.URL(path), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: csrf.Name, Value: csrf.Value})
+		for _, ck := range cookies {
+			req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+		return env.Client().Do(req)
+	}
+	login := url.Values{"email": {"alice@acme.test"}, "password": {pw}}
+	res := post("/t/acme/login", login)
+	pending := findCookie(res, "__Host-gh_acme")
+	if res.StatusCode != http.StatusSeeOther || pending == nil || !strings.HasPrefix(location(res), "/t/acme/login/mfa") {
+		t.Fatalf("password step = %d %q", res.StatusCode, location(res))
+	}
+	res = post("/t/acme/login/mfa", url.Values{"code": {nextCode(t, env, secret)}, "trust_device": {"1"}}, pending)
+	if !passed(res, "acme") {
+		t.Fatalf("challenge = %d %q", res.StatusCode, location(res))
+	}
+	ck := findCookie(res, "__Host-gh_td_acme")
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" || ck.MaxAge != trustDays*24*3600 {
+		t.Fatalf("device cookie = %+v, want __Host- prefixed, Secure, HttpOnly, Lax, Path=/, no Domain, Max-Age %d days", ck, trustDays)
+	}
+	if findCookie(res, "gh_td_acme") != nil {
+		t.Error("an unprefixed device cookie was set too")
+	}
+	res = post("/t/acme/login", login, ck)
+	if res.StatusCode != http.StatusSeeOther || location(res) != "/t/acme/account" {
+		t.Errorf("sign-in with the device cookie = %d %q, want the portal", res.StatusCode, location(res))
+	}
+	// The dev-mode name is not read outside dev mode.
+	res = post("/t/acme/login", login, &http.Cookie{Name: "gh_td_acme", Value: ck.Value})
+	if !strings.HasPrefix(location(res), "/t/acme/login/mfa") {
+		t.Errorf("sign-in with the unprefixed cookie went to %q, want the challenge", location(res))
 	}
 }
