@@ -599,3 +599,25 @@ func TestTrustedDeviceCookieProduction(t *testing.T) {
 		t.Errorf("sign-in with the unprefixed cookie went to %q, want the challenge", location(res))
 	}
 }
+
+// A trusted browser satisfies a requirement the member meets, but a member
+// the policy still asks to enroll (their factor is not an allowed one) is
+// challenged instead: the aal2 it gives is what unlocks enrollment.
+func TestTrustedDeviceAndPolicy(t *testing.T) {
+	te := trustSetup(t)
+	env := te.env
+	c := env.Client()
+	trustBrowser(t, env, c, "acme", "alice@acme.test", pw, te.secret)
+
+	requireSystem(t, env, te.acme, db.MethodTOTP)
+	setTrustedDays(t, env, "acme", trustDays) // SetPolicy wrote the fixture's 0
+	if !signInAgain(t, c, "acme", "alice@acme.test", pw) {
+		t.Error("a compliant member's trusted browser was challenged under the requirement")
+	}
+
+	requireSystem(t, env, te.acme, db.MethodWebAuthn)
+	setTrustedDays(t, env, "acme", trustDays)
+	if signInAgain(t, c, "acme", "alice@acme.test", pw) {
+		t.Error("a member who must enroll skipped the challenge on a trusted browser")
+	}
+}
