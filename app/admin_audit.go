@@ -59,6 +59,10 @@ var adminEventNames = map[string]string{
 	db.EventRecoveryStarted:        "Recovery by email started (waiting period)",
 	db.EventRecoveryCancelled:      "Recovery by email cancelled",
 	db.EventMFAResetBySelfRecovery: "Second factors reset by recovery by email",
+	db.EventTrustedDeviceAdded:     "Browser trusted",
+	db.EventTrustedDeviceUsed:      "Signed in on a trusted browser",
+	db.EventTrustedDeviceRevoked:   "Trusted browser revoked",
+	db.EventTrustedDevicesVoided:   "Trusted browsers voided",
 }
 
 // eventKinds names the prefixes the event filter offers.

@@ -295,8 +295,16 @@ func (s *Server) handleChallengeShow(c echo.Context) error {
 func (s *Server) challengeView(c echo.Context, u db.User, ch db.Challenge, recovery bool, next string) (views.ChallengeView, error) {
 	v := views.ChallengeView{Recovery: recovery, Next: next, Trust: trustRequested(c)}
 	var err error
-	if v.TrustDays, err = s.trustedDays(c, tenants.FromContext(c.Request().Context())); err != nil {
+	t := tenants.FromContext(c.Request().Context())
+	if v.TrustDays, err = s.trustedDays(c, t); err != nil {
 		return v, err
+	}
+	if !t.Support {
+		r, err := s.store.RecoverySettings(c.Request().Context(), t.ID)
+		if err != nil {
+			return v, err
+		}
+		v.SelfRecovery = r.SelfService
 	}
 	for _, m := range s.methodsFor(c, u, ch) {
 		switch m {

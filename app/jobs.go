@@ -105,7 +105,8 @@ func (j *Jobs) resets(ctx context.Context, r *RunResult) error {
 }
 
 // cleanup removes expired sessions, stale throttles, expired challenges,
-// abandoned enrollments and ceremonies, adding the counts to r.
+// abandoned enrollments and ceremonies, and trusted devices a day after
+// they expired or were revoked, adding the counts to r.
 func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
 	var err error
 	if r.SessionsCleaned, err = j.Store.DeleteExpiredSessions(ctx); err != nil {
@@ -120,6 +121,10 @@ func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
 	n, err := j.Store.DeleteExpiredCeremonies(ctx)
 	if err != nil {
 		return fmt.Errorf("cleanup ceremonies: %w", err)
+	}
+	r.MFACleaned += n
+	if n, err = j.Store.DeleteStaleTrustedDevices(ctx, 24*time.Hour); err != nil {
+		return fmt.Errorf("cleanup trusted devices: %w", err)
 	}
 	r.MFACleaned += n
 	return nil

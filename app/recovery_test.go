@@ -63,6 +63,9 @@ func recoveryStatus(t *testing.T, env *apptest.Env) string {
 func requestRecovery(t *testing.T, env *apptest.Env) string {
 	t.Helper()
 	c := pendingPage(t, env, "acme", "alice@acme.test", pw)
+	if c.Get("/t/acme/login/mfa").Doc().Find("form[action='/t/acme/login/mfa/recover'] [data-testid=lost-factors]").Length() != 1 {
+		t.Fatal("the challenge page does not offer recovery by email")
+	}
 	res := c.PostForm("/t/acme/login/mfa/recover", nil)
 	if res.StatusCode != http.StatusOK || res.Doc().Find("[data-testid=recovery-sent]").Length() != 1 {
 		t.Fatalf("recovery request = %d %s", res.StatusCode, res.Body)
@@ -78,6 +81,9 @@ func TestSelfRecoveryOffByDefault(t *testing.T) {
 	env, _, _ := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	c := pendingPage(t, env, "acme", "alice@acme.test", pw)
+	if c.Get("/t/acme/login/mfa").Doc().Find("[data-testid=lost-factors]").Length() != 0 {
+		t.Error("the challenge page offers recovery by email in a workspace that does not allow it")
+	}
 	if res := c.PostForm("/t/acme/login/mfa/recover", nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("recovery in a workspace that does not allow it = %d", res.StatusCode)
 	}

@@ -205,3 +205,14 @@ func (s *Store) voidTrustedDevices(ctx context.Context, tx *sql.Tx, workspaceID,
 		Event: EventTrustedDevicesVoided, IP: meta.IP, UserAgent: meta.UserAgent,
 		Details: map[string]any{"count": n, "reason": reason}})
 }
+
+// DeleteStaleTrustedDevices removes the devices that expired or were
+// revoked more than horizon ago (the audit trail keeps their story).
+func (s *Store) DeleteStaleTrustedDevices(ctx context.Context, horizon time.Duration) (int64, error) {
+	cutoff := s.now() - int64(horizon/time.Second)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM trusted_devices WHERE expires_at <= ? OR (revoked_at IS NOT NULL AND revoked_at <= ?)`, cutoff, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("delete stale trusted devices: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -204,3 +204,42 @@ func count(t *testing.T, store *db.Store, q string, args ...any) int64 {
 	}
 	return n
 }
+
+// Cleanup removes devices a day after they expired or were revoked, and
+// keeps the rest.
+func TestDeleteStaleTrustedDevices(t *testing.T) {
+	ctx := context.Background()
+	store, clock := dbtest.New(t)
+	acme, _ := store.CreateWorkspace(ctx, "acme", "Acme")
+	setTrustedDays(t, store, acme, 30)
+	alice, _ := store.CreateUser(ctx, acme.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0)
+	add := func(hash string, life time.Duration) db.TrustedDevice {
+		t.Helper()
+		d, err := store.CreateTrustedDevice(ctx, acme.ID, alice.ID, hash, "Firefox", clock.Now().Add(life), db.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	add("k:expires-soon", time.Hour)
+	old := add("k:revoked-early", 30*24*time.Hour)
+	add("k:active", 30*24*time.Hour)
+	if _, err := store.RevokeTrustedDevice(ctx, acme.ID, alice.ID, alice.ID, old.ID, "member", db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	late := add("k:revoked-late", 30*24*time.Hour)
+	if _, err := store.RevokeTrustedDevice(ctx, acme.ID, alice.ID, alice.ID, late.ID, "member", db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := store.DeleteStaleTrustedDevices(ctx, 24*time.Hour); err != nil || n != 0 {
+		t.Fatalf("within the day: deleted %d (%v)", n, err)
+	}
+	clock.Advance(23 * time.Hour)
+	if n, err := store.DeleteStaleTrustedDevices(ctx, 24*time.Hour); err != nil || n != 2 {
+		t.Fatalf("a day after: deleted %d (%v), want the expired and the early revoked", n, err)
+	}
+	if n := count(t, store, `SELECT COUNT(*) FROM trusted_devices WHERE token_hash IN ('k:active', 'k:revoked-late')`); n != 2 {
+		t.Errorf("%d of the active and the recently revoked remain", n)
+	}
+}
