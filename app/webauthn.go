@@ -557,38 +557,4 @@ func (s *Server) assertionRaced(c echo.Context, t *tenants.Tenant, u db.User) er
 	return errInvalidCredential
 }
 
-// removeWebAuthn removes one of the member's keys and returns it.
-func (s *Server) removeWebAuthn(c echo.Context, a *Auth, id int64) (db.WebAuthnCredential, error) {
-	ctx := c.Request().Context()
-	t := tenants.FromContext(ctx)
-	creds, err := s.store.WebAuthnCredentials(ctx, t.ID, a.User.ID)
-	if err != nil {
-		return db.WebAuthnCredential{}, err
-	}
-	name := ""
-	for _, cr := range creds {
-		if cr.ID == id {
-			name = cr.Name
-		}
-	}
-	if name == "" {
-		return db.WebAuthnCredential{}, errNotFound
-	}
-	data := s.mailData(c, t, a.User)
-	data["Name"] = name
-	msg, err := mail.Compose(mail.KindWebAuthnRemoved, a.User.Email, data)
-	if err != nil {
-		return db.WebAuthnCredential{}, err
-	}
-	epoch, removed, err := s.store.RemoveWebAuthnCredential(ctx, t.ID, a.User.ID, id, a.Session.ID, meta(c), msg)
-	if err != nil {
-		return db.WebAuthnCredential{}, err
-	}
-	if a.Bearer {
-		s.sessions.Put(ctx, keyEpoch, epoch)
-		return removed, nil
-	}
-	return removed, s.rotateToken(c, a, epoch)
-}
-
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -119,7 +119,7 @@ func newDashboardFixture(t *testing.T) dashboardFixture {
 	totp(f.ws, judy, codes(10, "j"))
 	key(f.ws, judy, "phone", nil)
 	k := key(f.ws, judy, "laptop", nil)
-	if _, _, err := store.RemoveWebAuthnCredential(ctx, f.ws.ID, judy.ID, k.ID, "", db.Meta{}, db.OutboxMessage{}); err != nil {
+	if _, _, err := store.RemoveWebAuthnKey(ctx, f.ws.ID, judy.ID, k.ID, "", db.Meta{}, db.OutboxMessage{}); err != nil {
 		t.Fatal(err)
 	}
 	mallory := member(f.ws, "mallory", db.RoleMember) // enrolled, then reset by an admin

@@ -308,41 +308,6 @@ func (s *Store) SignInWithFactor(ctx context.Context, f FactorUse, us UserSessio
 	})
 }
 
-// RemoveWebAuthnCredential deletes one of the member's keys. When it was
-// the last second factor the recovery codes go too. The session epoch is
-// bumped and every session but keepSessionID ended; the change is audited
-// and msg queued. It returns the new epoch and the removed key.
-func (s *Store) RemoveWebAuthnCredential(ctx context.Context, workspaceID, userID, id int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, WebAuthnCredential, error) {
-	var epoch int64
-	var removed WebAuthnCredential
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		row := tx.QueryRowContext(ctx, `DELETE FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id = ? RETURNING `+webauthnColumns,
-			workspaceID, userID, id)
-		var err error
-		if removed, err = scanWebAuthn(row); err != nil {
-			return notFound("remove webauthn credential", err)
-		}
-		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
-				return fmt.Errorf("remove webauthn credential: %w", err)
-			}
-		}
-		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
-			workspaceID, userID).Scan(&epoch); err != nil {
-			return fmt.Errorf("remove webauthn credential: %w", err)
-		}
-		if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
-			return err
-		}
-		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-			Event: EventWebAuthnRemoved, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"credential": id, "name": removed.Name}}); err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, workspaceID, msg)
-	})
-	return epoch, removed, err
-}
-
 // PasskeySettings are a workspace's passkey rules.
 type PasskeySettings struct {
 	// SatisfyMFA: a passkey with user verification is a whole sign-in
