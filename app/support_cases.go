@@ -373,21 +373,28 @@ type apiApproveRequest struct {
 	DelayHours *int `json:"delay_hours"`
 }
 
-func (s *Server) handleAPISupportCaseApprove(c echo.Context) error {
+// apiCaseChange reads a case change: the case id (404 for none), the JSON
+// body into req (optional when empty), then the caller's step-up.
+func (s *Server) apiCaseChange(c echo.Context, req any, bodyOptional bool) (int64, error) {
 	id, err := caseIDParam(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	var req apiApproveRequest
-	if c.Request().ContentLength != 0 {
-		if err := decodeJSON(c, &req); err != nil {
-			return err
+	if !bodyOptional || c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, req); err != nil {
+			return 0, err
 		}
 	}
 	if _, err := s.store.SupportCase(c.Request().Context(), id); err != nil {
-		return err
+		return 0, err
 	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
+	return id, s.apiStepUp(c, authFrom(c))
+}
+
+func (s *Server) handleAPISupportCaseApprove(c echo.Context) error {
+	var req apiApproveRequest
+	id, err := s.apiCaseChange(c, &req, true)
+	if err != nil {
 		return err
 	}
 	raw := ""
@@ -406,18 +413,9 @@ type apiRejectRequest struct {
 }
 
 func (s *Server) handleAPISupportCaseReject(c echo.Context) error {
-	id, err := caseIDParam(c)
-	if err != nil {
-		return err
-	}
 	var req apiRejectRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	if _, err := s.store.SupportCase(c.Request().Context(), id); err != nil {
-		return err
-	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
+	id, err := s.apiCaseChange(c, &req, false)
+	if err != nil {
 		return err
 	}
 	cs, err := s.rejectCase(c, id, req.Reason)

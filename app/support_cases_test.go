@@ -355,3 +355,37 @@ func TestSupportCasePagesAndGuards(t *testing.T) {
 		t.Errorf("cases list: %s", res.Body)
 	}
 }
+
+func TestSupportCaseRejected(t *testing.T) {
+	s := supportSetup(t)
+	env := s.env
+	_, body := s.open(t, s.token(t, s.sam), s.alice.ID)
+	id := body["id"]
+	tina := s.token(t, s.tina)
+	reject := func(reason any) *apptest.Response {
+		return env.Client().API(http.MethodPost, fmt.Sprintf("/support/api/v1/cases/%v/reject", id), tina, reason)
+	}
+	for _, bad := range []any{map[string]string{"reason": " "}, map[string]string{}, "nope"} {
+		if res := reject(bad); res.StatusCode != http.StatusBadRequest || s.caseStatus(t, id) != db.CaseAwaitingApproval {
+			t.Errorf("reject with %v = %d %s", bad, res.StatusCode, res.Body)
+		}
+	}
+	if res := env.Client().API(http.MethodPost, "/support/api/v1/cases/999/reject", tina, map[string]string{"reason": "x"}); res.StatusCode != http.StatusNotFound {
+		t.Errorf("reject an unknown case = %d", res.StatusCode)
+	}
+	if res := reject(map[string]string{"reason": "The caller could not show an ID."}); res.StatusCode != http.StatusOK || res.JSON()["status"] != "rejected" {
+		t.Fatalf("reject = %d %s", res.StatusCode, res.Body)
+	}
+	if status, body := s.approve(t, s.token(t, s.lee), id, nil); status != http.StatusConflict || body["error"] != "case_closed" {
+		t.Errorf("approve a rejected case = %d %v", status, body)
+	}
+	if res := reject(map[string]string{"reason": "again"}); res.StatusCode != http.StatusConflict {
+		t.Errorf("reject twice = %d", res.StatusCode)
+	}
+	if n := queryInt(t, env, `SELECT COUNT(*) FROM audit_events WHERE workspace_id = ? AND event = ?`, s.acme.ID, db.EventCaseRejected); n != 1 {
+		t.Errorf("%d rejections in acme's trail", n)
+	}
+	if n := outboxCount(t, env.Store, mail.KindSupportResetScheduled, "alice@acme.test"); n != 0 {
+		t.Errorf("%d reset emails for a rejected case", n)
+	}
+}

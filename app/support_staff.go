@@ -111,36 +111,42 @@ func (s *Server) confirmStaffTOTP(c echo.Context, u db.User, token, code string)
 	return codes, nil
 }
 
+// staffLinkPage runs a page handler of the enrollment link with the staff
+// member it names; an unusable link gets the page's error, which says
+// nothing about any account.
+func (s *Server) staffLinkPage(h func(c echo.Context, u db.User, token string) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token := c.Param("token")
+		u, err := s.staffByToken(c, token)
+		if e, status, ok := formError(c, err); ok {
+			p := s.page(c, "Set up your second factor")
+			return s.render(c, status, views.StaffEnrollPage(p, views.StaffEnrollView{Error: e.Message}))
+		} else if err != nil {
+			return err
+		}
+		return h(c, u, token)
+	}
+}
+
 // handleStaffEnrollShow is the page behind the link: it changes nothing.
 func (s *Server) handleStaffEnrollShow(c echo.Context) error {
-	p := s.page(c, "Set up your second factor")
-	u, err := s.staffByToken(c, c.Param("token"))
-	if e, status, ok := formError(c, err); ok {
-		return s.render(c, status, views.StaffEnrollPage(p, views.StaffEnrollView{Error: e.Message}))
-	} else if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, views.StaffEnrollPage(p, views.StaffEnrollView{Email: u.Email, Token: c.Param("token")}))
+	return s.staffLinkPage(func(c echo.Context, u db.User, token string) error {
+		p := s.page(c, "Set up your second factor")
+		return s.render(c, http.StatusOK, views.StaffEnrollPage(p, views.StaffEnrollView{Email: u.Email, Token: token}))
+	})(c)
 }
 
 // handleStaffEnrollStart starts the authenticator app setup and shows it.
 func (s *Server) handleStaffEnrollStart(c echo.Context) error {
-	t := tenants.FromContext(c.Request().Context())
-	token := c.Param("token")
-	p := s.page(c, "Set up your second factor")
-	u, err := s.staffByToken(c, token)
-	if e, status, ok := formError(c, err); ok {
-		return s.render(c, status, views.StaffEnrollPage(p, views.StaffEnrollView{Error: e.Message}))
-	} else if err != nil {
-		return err
-	}
-	secret, err := s.startStaffTOTP(c, u)
-	if errors.Is(err, errAlreadyEnrolled) {
-		return c.Redirect(http.StatusSeeOther, t.Base+"/login")
-	} else if err != nil {
-		return err
-	}
-	return s.renderStaffTOTP(c, http.StatusOK, u, token, secret, "")
+	return s.staffLinkPage(func(c echo.Context, u db.User, token string) error {
+		secret, err := s.startStaffTOTP(c, u)
+		if errors.Is(err, errAlreadyEnrolled) {
+			return c.Redirect(http.StatusSeeOther, tenants.FromContext(c.Request().Context()).Base+"/login")
+		} else if err != nil {
+			return err
+		}
+		return s.renderStaffTOTP(c, http.StatusOK, u, token, secret, "")
+	})(c)
 }
 
 func (s *Server) renderStaffTOTP(c echo.Context, status int, u db.User, token, secret, msg string) error {
@@ -161,15 +167,12 @@ func (s *Server) renderStaffTOTP(c echo.Context, status int, u db.User, token, s
 // handleStaffEnrollTOTP checks the first code; then the recovery codes, and
 // on to sign in.
 func (s *Server) handleStaffEnrollTOTP(c echo.Context) error {
+	return s.staffLinkPage(s.staffEnrollTOTP)(c)
+}
+
+func (s *Server) staffEnrollTOTP(c echo.Context, u db.User, token string) error {
 	t := tenants.FromContext(c.Request().Context())
-	token := c.Param("token")
 	p := s.page(c, "Set up your second factor")
-	u, err := s.staffByToken(c, token)
-	if e, status, ok := formError(c, err); ok {
-		return s.render(c, status, views.StaffEnrollPage(p, views.StaffEnrollView{Error: e.Message}))
-	} else if err != nil {
-		return err
-	}
 	codes, err := s.confirmStaffTOTP(c, u, token, c.FormValue("code"))
 	var e *Error
 	if errors.As(err, &e) && e.Status == http.StatusBadRequest {
