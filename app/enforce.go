@@ -180,7 +180,7 @@ func (s *Server) enrollView(c echo.Context, a *Auth) (views.EnrollView, Enforcem
 	v := views.EnrollView{
 		Deadline: mail.When(e.Deadline), DaysLeft: e.DaysLeft(), PastDeadline: e.PastDeadline(),
 		Unlocked: s.enrollUnlocked(c, a), Next: s.safeNext(t, c.QueryParam("next")),
-		AllowTOTP: e.Policy.Allows(db.MethodTOTP), AllowWebAuthn: e.Policy.Allows(db.MethodWebAuthn),
+		AllowTOTP: e.Policy.Allows(db.MethodTOTP), AllowWebAuthn: e.Policy.Allows(db.MethodWebAuthn), Reenroll: e.Reenroll,
 	}
 	return v, e, nil
 }

@@ -15,6 +15,9 @@ type Enforcement struct {
 	Compliant bool      // the member holds an allowed second factor
 	Deadline  time.Time // zero when not covered
 	Now       time.Time
+	// Reenroll: covered because a support reset or recovery by email
+	// removed the member's factors, whatever the policy.
+	Reenroll bool
 }
 
 // Pending reports whether the member must still enroll an allowed factor.
@@ -43,6 +46,14 @@ func (s *Server) enforcement(ctx context.Context, workspaceID int64, u db.User) 
 	}
 	e := Enforcement{Policy: p, Deadline: u.MFADeadline, Now: s.store.Now()}
 	e.Covered = !u.MFADeadline.IsZero() && p.AppliesTo(u.Role)
+	if !e.Covered && !u.MFADeadline.IsZero() {
+		// Reset by support or by recovery by email: they set up a factor
+		// again whatever the policy.
+		if e.Reenroll, err = s.store.MustReenroll(ctx, workspaceID, u.ID); err != nil {
+			return Enforcement{}, err
+		}
+		e.Covered = e.Reenroll
+	}
 	if e.Covered {
 		if e.Compliant, err = s.store.Compliant(ctx, workspaceID, u.ID, p); err != nil {
 			return Enforcement{}, err

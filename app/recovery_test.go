@@ -155,9 +155,23 @@ func TestSelfRecoveryWaitingPeriodAndReset(t *testing.T) {
 	if n := queryInt(t, env, `SELECT COUNT(*) FROM audit_events WHERE workspace_id = ? AND event = ?`, acme.ID, db.EventMFAResetBySelfRecovery); n != 1 {
 		t.Errorf("%d resets audited", n)
 	}
-	// The member signs in with the password alone now.
-	if res := env.Client().Login("acme", "alice@acme.test", pw); res.Header.Get("Location") == "/t/acme/login/mfa" {
-		t.Error("a challenge after the reset")
+	// The member must set up a factor again at the next sign-in, though
+	// acme's policy is only optional: pages lead to enrollment (behind an
+	// emailed link), the API gives no session.
+	ac := env.Client()
+	res = ac.Login("acme", "alice@acme.test", pw)
+	if loc := res.Header.Get("Location"); loc != "/t/acme/account/enroll?next=%2Ft%2Facme%2Faccount" {
+		t.Errorf("sign-in after the reset goes to %q, want the enrollment page", loc)
+	}
+	if res := ac.Get("/t/acme/account"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/t/acme/account/enroll" {
+		t.Errorf("the portal after the reset = %d %q, want confinement to enrollment", res.StatusCode, res.Header.Get("Location"))
+	}
+	if res := ac.Get("/t/acme/account/enroll"); res.Doc().Find("[data-testid=enroll-reset]").Length() != 1 {
+		t.Error("the enrollment page does not say the factors were reset")
+	}
+	res = env.Client().API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": pw})
+	if res.StatusCode != http.StatusForbidden || res.JSON()["error"] != "mfa_enrollment_required" {
+		t.Errorf("API sign-in after the reset = %d %s", res.StatusCode, res.Body)
 	}
 }
 

@@ -192,6 +192,11 @@ func TestSupportCaseLifecycle(t *testing.T) {
 	if n := outboxCount(t, env.Store, mail.KindSupportResetDone, "alice@acme.test"); n != 1 {
 		t.Errorf("%d reset-done emails, want 1", n)
 	}
+	// She must set up a factor again before anything else (acme's policy
+	// is only optional): no API session, pages confined to enrollment.
+	if res := env.Client().API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": pw}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("alice's API sign-in after the reset = %d %s", res.StatusCode, res.Body)
+	}
 	// The timeline, in order, with who did it.
 	res := env.Client().API(http.MethodGet, fmt.Sprintf("/support/api/v1/cases/%v", id), s.token(t, s.sam), nil)
 	var steps []string

@@ -428,6 +428,9 @@ func (s *Store) RunSupportCases(ctx context.Context, mail CaseMail) (executed, e
 			if err != nil {
 				return err
 			}
+			if err := s.requireReenroll(ctx, tx, c.WorkspaceID, c.UserID); err != nil {
+				return err
+			}
 			if err := s.caseStep(ctx, tx, c, User{}, "system", "executed", EventMFAResetBySupport, Meta{}, map[string]any{
 				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes, "sessions_ended": r.SessionsEnded}); err != nil {
 				return err

@@ -69,6 +69,30 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 	return r, err
 }
 
+// requireReenroll makes a member just reset by support or by recovery by
+// email set up a second factor at their next sign-in, whatever the policy:
+// the flag (cleared by enrolling, migration 0013) and a deadline that has
+// passed, so sign-in leads only to enrollment behind an emailed link.
+func (s *Store) requireReenroll(ctx context.Context, tx *sql.Tx, workspaceID, memberID int64) error {
+	now := s.now()
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_reenroll = 1, mfa_since = COALESCE(mfa_since, ?),
+			mfa_deadline = MIN(COALESCE(mfa_deadline, ?), ?) WHERE workspace_id = ? AND id = ?`,
+		now, now, now, workspaceID, memberID); err != nil {
+		return fmt.Errorf("require re-enrollment: %w", err)
+	}
+	return nil
+}
+
+// MustReenroll reports whether a member was reset by support or by
+// recovery by email and has not set up a second factor since.
+func (s *Store) MustReenroll(ctx context.Context, workspaceID, memberID int64) (bool, error) {
+	var v bool
+	if err := s.db.QueryRowContext(ctx, `SELECT mfa_reenroll FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID).Scan(&v); err != nil {
+		return false, notFound("must reenroll", err)
+	}
+	return v, nil
+}
+
 // resetFactors removes a member's second factors, recovery codes and
 // failure counters, revokes their trusted devices, ends their pending
 // challenges and, with endSessions, their sessions (reason recorded on

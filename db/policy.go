@@ -302,7 +302,7 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		}
 		// Members no longer covered lose their deadline.
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = NULL, mfa_deadline = NULL
-			WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND NOT `+p.coversSQL(), workspaceID); err != nil {
+			WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND mfa_reenroll = 0 AND NOT `+p.coversSQL(), workspaceID); err != nil {
 			return fmt.Errorf("set policy: clear deadlines: %w", err)
 		}
 		// A new grace period moves the grace-period deadlines (not the
@@ -455,7 +455,7 @@ func (s *Store) coverRole(ctx context.Context, tx *sql.Tx, workspaceID, actorID,
 		return fmt.Errorf("cover role: %w", err)
 	}
 	if !p.AppliesTo(role) {
-		_, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = NULL, mfa_deadline = NULL WHERE workspace_id = ? AND id = ?`, workspaceID, memberID)
+		_, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = NULL, mfa_deadline = NULL WHERE workspace_id = ? AND id = ? AND mfa_reenroll = 0`, workspaceID, memberID)
 		return err
 	}
 	now := s.now()

@@ -249,6 +249,9 @@ func (s *Store) RunSelfRecoveries(ctx context.Context, mail func(User, Workspace
 			if err != nil {
 				return err
 			}
+			if err := s.requireReenroll(ctx, tx, wid, uid); err != nil {
+				return err
+			}
 			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: wid, SubjectUserID: uid, Event: EventMFAResetBySelfRecovery,
 				Details: map[string]any{"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes, "sessions_ended": r.SessionsEnded}}); err != nil {
 				return err
