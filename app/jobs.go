@@ -94,14 +94,15 @@ func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 // resets carries out the support cases and self-service recoveries whose
 // delay has passed and expires unapproved cases, adding the counts to r.
 func (j *Jobs) resets(ctx context.Context, r *RunResult) error {
+	var errs []error
 	var err error
 	if r.CasesExecuted, r.CasesExpired, err = j.RunSupportCases(ctx); err != nil {
-		return fmt.Errorf("support cases: %w", err)
+		errs = append(errs, fmt.Errorf("support cases: %w", err))
 	}
 	if r.RecoveriesExecuted, err = j.RunSelfRecoveries(ctx); err != nil {
-		return fmt.Errorf("self-service recoveries: %w", err)
+		errs = append(errs, fmt.Errorf("self-service recoveries: %w", err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // cleanup removes expired sessions, stale throttles, expired challenges,

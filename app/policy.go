@@ -25,10 +25,15 @@ func (e Enforcement) Pending() bool { return e.Covered && !e.Compliant }
 
 // PastDeadline reports whether the member must enroll and their deadline has
 // passed: sign-in leads only to enrollment, which needs an emailed link.
-func (e Enforcement) PastDeadline() bool { return e.Pending() && !e.Now.Before(e.Deadline) }
+//
+// A member reset by support or by recovery by email is past it whatever
+// the date: no grace change or extension gives them back a grace period.
+func (e Enforcement) PastDeadline() bool {
+	return e.Pending() && (e.Reenroll || !e.Now.Before(e.Deadline))
+}
 
 // InGrace reports whether the member must enroll and still has time.
-func (e Enforcement) InGrace() bool { return e.Pending() && e.Now.Before(e.Deadline) }
+func (e Enforcement) InGrace() bool { return e.Pending() && !e.Reenroll && e.Now.Before(e.Deadline) }
 
 // DaysLeft is the number of days before the deadline, rounded up (0 past it).
 func (e Enforcement) DaysLeft() int {
@@ -45,15 +50,14 @@ func (s *Server) enforcement(ctx context.Context, workspaceID int64, u db.User) 
 		return Enforcement{}, err
 	}
 	e := Enforcement{Policy: p, Deadline: u.MFADeadline, Now: s.store.Now()}
-	e.Covered = !u.MFADeadline.IsZero() && p.AppliesTo(u.Role)
-	if !e.Covered && !u.MFADeadline.IsZero() {
+	if !u.MFADeadline.IsZero() {
 		// Reset by support or by recovery by email: they set up a factor
-		// again whatever the policy.
+		// again whatever the policy, at once.
 		if e.Reenroll, err = s.store.MustReenroll(ctx, workspaceID, u.ID); err != nil {
 			return Enforcement{}, err
 		}
-		e.Covered = e.Reenroll
 	}
+	e.Covered = !u.MFADeadline.IsZero() && (p.AppliesTo(u.Role) || e.Reenroll)
 	if e.Covered {
 		if e.Compliant, err = s.store.Compliant(ctx, workspaceID, u.ID, p); err != nil {
 			return Enforcement{}, err

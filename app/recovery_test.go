@@ -173,6 +173,45 @@ func TestSelfRecoveryWaitingPeriodAndReset(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden || res.JSON()["error"] != "mfa_enrollment_required" {
 		t.Errorf("API sign-in after the reset = %d %s", res.StatusCode, res.Body)
 	}
+	// No policy change gives her a grace period back: required, then a
+	// longer grace period, then an admin's extension.
+	ctx := context.Background()
+	for _, grace := range []int{30, 60} {
+		p, _ := env.Store.Policy(ctx, acme.ID)
+		p.Mode, p.GraceDays = db.PolicyRequired, grace
+		if _, _, err := env.Store.SetPolicy(ctx, acme.ID, 0, db.PolicyChange{Policy: p}, db.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := env.Store.ExtendDeadline(ctx, acme.ID, 0, alice.ID, 30, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if res := ac.Get("/t/acme/account"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/t/acme/account/enroll" {
+		t.Errorf("after policy changes the portal = %d %q, want confinement to enrollment", res.StatusCode, res.Header.Get("Location"))
+	}
+	if res := ac.API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": pw}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("after policy changes the API sign-in = %d", res.StatusCode)
+	}
+}
+
+// A workspace that turns recovery by email off stops the recoveries under
+// way: none of them resets anyone.
+func TestSelfRecoveryTurnedOff(t *testing.T) {
+	env, acme, alice := setup(t)
+	enrollAPI(t, env, "acme", "alice@acme.test", pw)
+	setRecovery(t, env, acme, true)
+	env.Client().PostForm(requestRecovery(t, env), nil)
+	if st := recoveryStatus(t, env); st != "waiting" {
+		t.Fatalf("status %s", st)
+	}
+	setRecovery(t, env, acme, false)
+	if st := recoveryStatus(t, env); st != "cancelled" {
+		t.Errorf("after turning it off the recovery is %s", st)
+	}
+	env.Clock.Advance(73 * time.Hour)
+	if n, _ := (&supportEnv{env: env}).jobs().RunSelfRecoveries(context.Background()); n != 0 || mfaRows(t, env, alice) != 11 {
+		t.Errorf("a recovery ran after the workspace turned it off (%d), alice has %d factor rows", n, mfaRows(t, env, alice))
+	}
 }
 
 func TestSelfRecoveryCancelled(t *testing.T) {

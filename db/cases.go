@@ -185,7 +185,10 @@ func (s *Store) CaseTimeline(ctx context.Context, id int64) ([]CaseEvent, error)
 // caseStep records one step of a case: its timeline line and both audit
 // trails. staff is the acting staff member (zero for the member or the
 // system).
-func (s *Store) caseStep(ctx context.Context, tx *sql.Tx, c Case, staff User, actor, step, event string, meta Meta, details map[string]any) error {
+//
+// private details go to the platform's trail only (the evidence of an
+// identity check is not the customer's to read).
+func (s *Store) caseStep(ctx context.Context, tx *sql.Tx, c Case, staff User, actor, step, event string, meta Meta, details map[string]any, private ...map[string]any) error {
 	if details == nil {
 		details = map[string]any{}
 	}
@@ -203,8 +206,10 @@ func (s *Store) caseStep(ctx context.Context, tx *sql.Tx, c Case, staff User, ac
 		return fmt.Errorf("case %s: platform workspace: %w", step, err)
 	}
 	platform := map[string]any{"workspace": c.WorkspaceSlug, "member_id": c.UserID, "actor": actor}
-	for k, v := range details {
-		platform[k] = v
+	for _, m := range append([]map[string]any{details}, private...) {
+		for k, v := range m {
+			platform[k] = v
+		}
 	}
 	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: platformID, ActorUserID: staff.ID, Event: event,
 		IP: meta.IP, UserAgent: meta.UserAgent, Details: platform}); err != nil {
@@ -245,7 +250,7 @@ func (s *Store) OpenCase(ctx context.Context, staff User, workspaceSlug string, 
 			return err
 		}
 		return s.caseStep(ctx, tx, c, staff, "", "opened", EventCaseOpened, meta, map[string]any{
-			"verification_method": v.Method, "evidence_ref": v.EvidenceRef})
+			"verification_method": v.Method}, map[string]any{"evidence_ref": v.EvidenceRef})
 	})
 	return c, err
 }
@@ -380,6 +385,7 @@ func (s *Store) expireCase(ctx context.Context, tx *sql.Tx, c Case) error {
 // this at once.
 func (s *Store) RunSupportCases(ctx context.Context, mail CaseMail) (executed, expired int, err error) {
 	now := s.now()
+	var errs []error
 	ids := func(status, col string) ([]int64, error) {
 		rows, err := s.db.QueryContext(ctx, `SELECT id FROM support_cases WHERE status = ? AND `+col+` <= ? ORDER BY id`, status, now)
 		if err != nil {
@@ -392,22 +398,26 @@ func (s *Store) RunSupportCases(ctx context.Context, mail CaseMail) (executed, e
 		return 0, 0, err
 	}
 	for _, id := range stale {
+		counted := false
 		if err := s.tx(ctx, func(tx *sql.Tx) error {
 			c, err := s.caseTx(ctx, tx, id)
 			if err != nil {
 				return err
 			}
-			if c.Status == CaseAwaitingApproval {
-				expired++
-			}
+			counted = c.Status == CaseAwaitingApproval
 			return s.expireCase(ctx, tx, c)
 		}); err != nil {
-			return executed, expired, err
+			// One bad case must not hold up the others: go on, report all.
+			errs = append(errs, fmt.Errorf("expire case %d: %w", id, err))
+			continue
+		}
+		if counted {
+			expired++
 		}
 	}
 	due, err := ids(CaseScheduled, "executes_at")
 	if err != nil {
-		return executed, expired, err
+		return executed, expired, errors.Join(append(errs, err)...)
 	}
 	for _, id := range due {
 		done := false
@@ -442,11 +452,12 @@ func (s *Store) RunSupportCases(ctx context.Context, mail CaseMail) (executed, e
 			done = true
 			return s.enqueue(ctx, tx, c.WorkspaceID, msg)
 		}); err != nil {
-			return executed, expired, err
+			errs = append(errs, fmt.Errorf("execute case %d: %w", id, err))
+			continue
 		}
 		if done {
 			executed++
 		}
 	}
-	return executed, expired, nil
+	return executed, expired, errors.Join(errs...)
 }

@@ -309,8 +309,15 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		// zero-grace deadlines of members who joined under the rule).
 		if delta := int64(p.GraceDays-old.GraceDays) * 86400; delta != 0 && old.Requires() {
 			if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_deadline = mfa_deadline + ?
-				WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND mfa_deadline > mfa_since`, delta, workspaceID); err != nil {
+				WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND mfa_deadline > mfa_since AND mfa_reenroll = 0`, delta, workspaceID); err != nil {
 				return fmt.Errorf("set policy: move deadlines: %w", err)
+			}
+		}
+		// Recovery by email turned off: the links and waiting periods open
+		// now stop (a workspace may turn it off because it is abused).
+		if oldRecovery.SelfService && !recovery.SelfService {
+			if err := s.cancelWorkspaceRecoveriesTx(ctx, tx, workspaceID); err != nil {
+				return err
 			}
 		}
 		// Members newly covered get their deadline.

@@ -213,6 +213,32 @@ func (s *Store) cancelRecoveriesTx(ctx context.Context, tx *sql.Tx, workspaceID,
 		Details: map[string]any{"reason": reason}})
 }
 
+// cancelWorkspaceRecoveriesTx cancels every open recovery of a workspace
+// that turned recovery by email off, audited per member.
+func (s *Store) cancelWorkspaceRecoveriesTx(ctx context.Context, tx *sql.Tx, workspaceID int64) error {
+	rows, err := tx.QueryContext(ctx, `UPDATE self_recoveries SET status = 'cancelled', closed_at = ?, closed_reason = 'turned_off'
+		WHERE workspace_id = ? AND status IN ('requested', 'waiting') RETURNING user_id`, s.now(), workspaceID)
+	if err != nil {
+		return fmt.Errorf("cancel recoveries: %w", err)
+	}
+	users, err := scanIDs(rows)
+	if err != nil {
+		return fmt.Errorf("cancel recoveries: %w", err)
+	}
+	seen := map[int64]bool{}
+	for _, uid := range users {
+		if seen[uid] {
+			continue
+		}
+		seen[uid] = true
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: uid, Event: EventRecoveryCancelled,
+			Details: map[string]any{"reason": "turned_off"}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RunSelfRecoveries resets the members whose waiting period has passed,
 // one transaction each with a conditional update (a recovery executes
 // once, however many processes run this), queuing mail's email.
@@ -226,12 +252,15 @@ func (s *Store) RunSelfRecoveries(ctx context.Context, mail func(User, Workspace
 		return 0, fmt.Errorf("self recoveries: %w", err)
 	}
 	executed := 0
+	var errs []error
 	for _, id := range ids {
 		done := false
 		if err := s.tx(ctx, func(tx *sql.Tx) error {
 			var wid, uid int64
 			err := tx.QueryRowContext(ctx, `UPDATE self_recoveries SET status = 'executed', closed_at = ?
-				WHERE id = ? AND status = 'waiting' AND executes_at <= ? RETURNING workspace_id, user_id`, s.now(), id, s.now()).Scan(&wid, &uid)
+				WHERE id = ? AND status = 'waiting' AND executes_at <= ?
+				AND EXISTS (SELECT 1 FROM workspaces w WHERE w.id = self_recoveries.workspace_id AND w.self_recovery = 1)
+				RETURNING workspace_id, user_id`, s.now(), id, s.now()).Scan(&wid, &uid)
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil // cancelled, or another process ran it
 			} else if err != nil {
@@ -263,11 +292,12 @@ func (s *Store) RunSelfRecoveries(ctx context.Context, mail func(User, Workspace
 			done = true
 			return s.enqueue(ctx, tx, wid, msg)
 		}); err != nil {
-			return executed, err
+			errs = append(errs, fmt.Errorf("self recovery %d: %w", id, err))
+			continue
 		}
 		if done {
 			executed++
 		}
 	}
-	return executed, nil
+	return executed, errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,5 +43,32 @@ func TestReenrollFlag(t *testing.T) {
 	}
 	if v, _ := store.MustReenroll(ctx, acme.ID, alice.ID); v {
 		t.Error("enrolling a key did not clear the re-enrollment")
+	}
+	// Not covered by the policy: the deadline went with the flag, so a
+	// later requirement gives alice a grace period like everyone else.
+	if n := count(t, store, `SELECT COUNT(*) FROM users WHERE id = `+fmt.Sprint(alice.ID)+` AND mfa_deadline IS NULL AND mfa_since IS NULL`); n != 1 {
+		t.Error("re-enrolling kept the reset's deadline")
+	}
+	if _, err := store.DB().Exec(`DELETE FROM webauthn_credentials WHERE user_id = ?`, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	p.Mode, p.GraceDays = db.PolicyRequired, 14
+	if _, _, err := store.SetPolicy(ctx, acme.ID, 0, db.PolicyChange{Policy: p}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, store, `SELECT mfa_deadline FROM users WHERE id = `+fmt.Sprint(alice.ID)); n != clock.Now().Add(14*24*time.Hour).Unix() {
+		t.Errorf("deadline under the new requirement = %d, want now + 14 days", n)
+	}
+
+	// Under a requirement that covers her, the reset's deadline stays.
+	if _, err := store.DB().Exec(`UPDATE users SET mfa_reenroll = 1, mfa_deadline = ? WHERE id = ?`, clock.Now().Unix(), alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.DB().Exec(`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, sign_count, created_at)
+		VALUES (?, ?, 'key', x'03', x'02', 0, ?)`, acme.ID, alice.ID, clock.Now().Unix()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, store, `SELECT COUNT(*) FROM users WHERE id = `+fmt.Sprint(alice.ID)+` AND mfa_reenroll = 0 AND mfa_deadline = `+fmt.Sprint(clock.Now().Unix())); n != 1 {
+		t.Error("under a requirement re-enrolling dropped the deadline or kept the flag")
 	}
 }

@@ -8,9 +8,17 @@
 ALTER TABLE users ADD COLUMN mfa_reenroll INTEGER NOT NULL DEFAULT 0;
 
 -- +goose StatementBegin
+-- Re-enrolled: the flag goes, and so does the deadline it set unless the
+-- workspace's policy covers the member (a later requirement then gives
+-- them a grace period like everyone else).
 CREATE TRIGGER users_reenroll_done AFTER UPDATE OF mfa_factors ON users
 WHEN NEW.mfa_factors <> 0 AND NEW.mfa_reenroll = 1 BEGIN
-    UPDATE users SET mfa_reenroll = 0 WHERE id = NEW.id;
+    UPDATE users SET mfa_reenroll = 0,
+        mfa_since = CASE WHEN covered THEN mfa_since END,
+        mfa_deadline = CASE WHEN covered THEN mfa_deadline END
+    FROM (SELECT (w.mfa_policy = 'required' OR (w.mfa_policy = 'required_for_admins' AND NEW.role IN ('owner', 'admin'))) AS covered
+          FROM workspaces w WHERE w.id = NEW.workspace_id)
+    WHERE users.id = NEW.id;
 END;
 -- +goose StatementEnd
 
