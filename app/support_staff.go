@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -100,12 +101,12 @@ func (s *Server) confirmStaffTOTP(c echo.Context, u db.User, token, code string)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.ConfirmTOTPEnrollment(ctx, u.WorkspaceID, u.ID, cred.ID, step, hashes, meta(c), msg); errors.Is(err, db.ErrNotFound) {
+	err = s.store.EnrollStaffTOTP(ctx, u, s.keys.TokenHashes(staffEnrollPurpose, token), cred.ID, step, hashes, meta(c), msg)
+	if errors.Is(err, db.ErrEnrollmentLink) {
+		return nil, errInvalidEnrollmentToken
+	} else if errors.Is(err, db.ErrNotFound) {
 		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code was already used. Wait for the next one.")
 	} else if err != nil {
-		return nil, err
-	}
-	if err := s.store.SpendStaffEnrollment(ctx, u.ID, s.keys.TokenHashes(staffEnrollPurpose, token), db.MethodTOTP, meta(c)); err != nil && !errors.Is(err, db.ErrEnrollmentLink) {
 		return nil, err
 	}
 	return codes, nil
@@ -341,11 +342,14 @@ func (s *Server) handleStaffEnrollKeyFinish(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cred, codes, err := s.registerKey(c, u, req.Ceremony, req.Credential)
-	if err != nil {
-		return err
-	}
-	if err := s.store.SpendStaffEnrollment(c.Request().Context(), u.ID, s.keys.TokenHashes(staffEnrollPurpose, token), db.MethodWebAuthn, meta(c)); err != nil && !errors.Is(err, db.ErrEnrollmentLink) {
+	hashes := s.keys.TokenHashes(staffEnrollPurpose, token)
+	cred, codes, err := s.registerKey(c, u, req.Ceremony, req.Credential,
+		func(ctx context.Context, k db.WebAuthnCredential, rh []string, m db.Meta, msg db.OutboxMessage) (db.WebAuthnCredential, error) {
+			return s.store.EnrollStaffKey(ctx, u, hashes, k, rh, m, msg)
+		})
+	if errors.Is(err, db.ErrEnrollmentLink) {
+		return errInvalidEnrollmentToken
+	} else if err != nil {
 		return err
 	}
 	body := map[string]any{"id": cred.ID, "name": cred.Name, "synced": cred.Synced()}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -234,7 +235,7 @@ func (s *Server) beginRegistration(c echo.Context, a *Auth, name string) (string
 // finishRegistration verifies the new key and stores it. For the member's
 // first second factor it returns new recovery codes.
 func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, credential json.RawMessage) (db.WebAuthnCredential, []string, error) {
-	stored, codes, err := s.registerKey(c, a.User, ceremony, credential)
+	stored, codes, err := s.registerKey(c, a.User, ceremony, credential, s.store.AddWebAuthnCredential)
 	if err != nil {
 		return db.WebAuthnCredential{}, nil, err
 	}
@@ -245,10 +246,15 @@ func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, cr
 	return stored, codes, nil
 }
 
+// saveKey stores a verified key with its recovery codes, audit and notice
+// in one transaction (db.Store.AddWebAuthnCredential, or the staff
+// enrollment's variant that also spends the link).
+type saveKey func(ctx context.Context, c db.WebAuthnCredential, recoveryHashes []string, meta db.Meta, msg db.OutboxMessage) (db.WebAuthnCredential, error)
+
 // registerKey verifies a new key of member u (the registration ceremony
-// they began) and stores it, with new recovery codes for a first second
-// factor. It touches no session: staff enrollment has none.
-func (s *Server) registerKey(c echo.Context, u db.User, ceremony string, credential json.RawMessage) (db.WebAuthnCredential, []string, error) {
+// they began) and stores it with save, with new recovery codes for a first
+// second factor. It touches no session: staff enrollment has none.
+func (s *Server) registerKey(c echo.Context, u db.User, ceremony string, credential json.RawMessage, save saveKey) (db.WebAuthnCredential, []string, error) {
 	a := &Auth{User: u}
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
@@ -301,7 +307,7 @@ func (s *Server) registerKey(c echo.Context, u db.User, ceremony string, credent
 	if err != nil {
 		return db.WebAuthnCredential{}, nil, err
 	}
-	stored, err := s.store.AddWebAuthnCredential(ctx, db.WebAuthnCredential{
+	stored, err := save(ctx, db.WebAuthnCredential{
 		WorkspaceID: t.ID, UserID: a.User.ID, Name: cer.Name, CredentialID: cred.ID, PublicKey: cred.PublicKey,
 		SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID, Transports: transports,
 		BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState, UserVerified: cred.Flags.UserVerified,

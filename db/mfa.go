@@ -145,32 +145,36 @@ func (s *Store) TOTPCredential(ctx context.Context, workspaceID, userID int64) (
 // is gone, expired, already confirmed or the step was used.
 func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		now := s.now()
-		res, err := tx.ExecContext(ctx, `
-			UPDATE totp_credentials SET confirmed_at = ?, expires_at = NULL, last_step = ?, last_used_at = ?
-			WHERE id = ? AND workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?
-			  AND (last_step IS NULL OR last_step < ?)`, now, step, now, credID, workspaceID, userID, now, step)
-		if err != nil {
-			return fmt.Errorf("confirm totp: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("confirm totp: %w", ErrNotFound)
-		}
-		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-			Event: EventTOTPEnrolled, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"credential_id": credID}}); err != nil {
+		return s.confirmTOTPTx(ctx, tx, workspaceID, userID, credID, step, recoveryHashes, meta, msg)
+	})
+}
+
+func (s *Store) confirmTOTPTx(ctx context.Context, tx *sql.Tx, workspaceID, userID, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
+	now := s.now()
+	res, err := tx.ExecContext(ctx, `
+		UPDATE totp_credentials SET confirmed_at = ?, expires_at = NULL, last_step = ?, last_used_at = ?
+		WHERE id = ? AND workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?
+		  AND (last_step IS NULL OR last_step < ?)`, now, step, now, credID, workspaceID, userID, now, step)
+	if err != nil {
+		return fmt.Errorf("confirm totp: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("confirm totp: %w", ErrNotFound)
+	}
+	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+		Event: EventTOTPEnrolled, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"credential_id": credID}}); err != nil {
+		return err
+	}
+	if recoveryHashes != nil {
+		if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, recoveryHashes); err != nil {
 			return err
 		}
-		if recoveryHashes != nil {
-			if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, recoveryHashes); err != nil {
-				return err
-			}
-			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-				Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
-				return err
-			}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
+			return err
 		}
-		return s.enqueue(ctx, tx, workspaceID, msg)
-	})
+	}
+	return s.enqueue(ctx, tx, workspaceID, msg)
 }
 
 // UseTOTPStep consumes a time step of a confirmed credential: one

@@ -148,30 +148,56 @@ func (s *Store) StaffEnrollment(ctx context.Context, tokenHashes []string) (User
 	return u, nil
 }
 
-// SpendStaffEnrollment marks the link used, on condition that it still is
-// usable, and audits the enrollment; ErrEnrollmentLink when another
-// request spent it first or it expired meanwhile.
-func (s *Store) SpendStaffEnrollment(ctx context.Context, userID int64, tokenHashes []string, method string, meta Meta) error {
-	p, err := s.PlatformWorkspace(ctx)
-	if err != nil {
-		return err
+// spendStaffEnrollmentTx marks the link used inside tx, on condition that
+// it still is usable, and audits the enrollment; ErrEnrollmentLink when
+// another request spent it first or it expired meanwhile.
+func (s *Store) spendStaffEnrollmentTx(ctx context.Context, tx *sql.Tx, u User, tokenHashes []string, method string, meta Meta) error {
+	if len(tokenHashes) == 0 {
+		return ErrEnrollmentLink
 	}
+	args := []any{s.now(), u.WorkspaceID, u.ID, s.now()}
+	for _, h := range tokenHashes {
+		args = append(args, h)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE staff_enrollments SET used_at = ?
+		WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL AND expires_at > ? AND token_hash IN (?`+strings.Repeat(", ?", len(tokenHashes)-1)+`)
+		AND workspace_id = (SELECT id FROM workspaces WHERE platform = 1)`, args...)
+	if err != nil {
+		return fmt.Errorf("spend staff enrollment: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrEnrollmentLink
+	}
+	return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: u.WorkspaceID, ActorUserID: u.ID, SubjectUserID: u.ID, Event: EventStaffEnrolled,
+		IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"method": method}})
+}
+
+// EnrollStaffTOTP turns a staff member's authenticator app on with its
+// first code and spends their enrollment link, in one transaction: of two
+// requests racing with one link, one binds a factor and the other gets
+// ErrEnrollmentLink. The rest is as ConfirmTOTPEnrollment.
+func (s *Store) EnrollStaffTOTP(ctx context.Context, u User, tokenHashes []string, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		args := []any{s.now(), p.ID, userID, s.now()}
-		for _, h := range tokenHashes {
-			args = append(args, h)
+		if err := s.spendStaffEnrollmentTx(ctx, tx, u, tokenHashes, MethodTOTP, meta); err != nil {
+			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE staff_enrollments SET used_at = ?
-			WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL AND expires_at > ? AND token_hash IN (?`+strings.Repeat(", ?", len(tokenHashes)-1)+`)`, args...)
-		if err != nil {
-			return fmt.Errorf("spend staff enrollment: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return ErrEnrollmentLink
-		}
-		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: p.ID, ActorUserID: userID, SubjectUserID: userID, Event: EventStaffEnrolled,
-			IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"method": method}})
+		return s.confirmTOTPTx(ctx, tx, u.WorkspaceID, u.ID, credID, step, recoveryHashes, meta, msg)
 	})
+}
+
+// EnrollStaffKey stores a staff member's new key and spends their
+// enrollment link in one transaction, as EnrollStaffTOTP.
+func (s *Store) EnrollStaffKey(ctx context.Context, u User, tokenHashes []string, c WebAuthnCredential, recoveryHashes []string, meta Meta, msg OutboxMessage) (WebAuthnCredential, error) {
+	var out WebAuthnCredential
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.spendStaffEnrollmentTx(ctx, tx, u, tokenHashes, MethodWebAuthn, meta); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.addWebAuthnTx(ctx, tx, c, recoveryHashes, meta, msg)
+		return err
+	})
+	return out, err
 }
 
 // FoundMember is a customer workspace's member as the support console

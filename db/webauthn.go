@@ -202,6 +202,16 @@ func (s *Store) UseCeremony(ctx context.Context, workspaceID int64, id, kind str
 func (s *Store) AddWebAuthnCredential(ctx context.Context, c WebAuthnCredential, recoveryHashes []string, meta Meta, msg OutboxMessage) (WebAuthnCredential, error) {
 	var out WebAuthnCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.addWebAuthnTx(ctx, tx, c, recoveryHashes, meta, msg)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) addWebAuthnTx(ctx context.Context, tx *sql.Tx, c WebAuthnCredential, recoveryHashes []string, meta Meta, msg OutboxMessage) (WebAuthnCredential, error) {
+	var out WebAuthnCredential
+	err := func() error {
 		row := tx.QueryRowContext(ctx, `
 			INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, sign_count, aaguid, transports,
 				backup_eligible, backup_state, user_verified, attestation_format, attestation_type, created_at)
@@ -231,7 +241,7 @@ func (s *Store) AddWebAuthnCredential(ctx context.Context, c WebAuthnCredential,
 			}
 		}
 		return s.enqueue(ctx, tx, c.WorkspaceID, msg)
-	})
+	}()
 	return out, err
 }
 
