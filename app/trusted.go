@@ -103,6 +103,14 @@ func (s *Server) signInTrusted(c echo.Context, t *tenants.Tenant, u db.User) (bo
 	if e, err := s.enforcement(c.Request().Context(), t.ID, u); err != nil || e.Pending() {
 		return false, err
 	}
+	// Second-factor sign-in blocked after 100 wrong codes stays blocked
+	// until a reset or recovery (DESIGN): a trusted browser does not get
+	// around it.
+	if g, err := s.store.MFAGuard(c.Request().Context(), t.ID, u.ID); err != nil {
+		return false, err
+	} else if !g.DisabledAt.IsZero() {
+		return false, nil
+	}
 	d, err := s.store.UseTrustedDevice(c.Request().Context(), t.ID, u.ID, s.keys.TokenHashes(trustedPurpose(t.ID), ck.Value), meta(c))
 	if errors.Is(err, db.ErrNotFound) {
 		return false, nil

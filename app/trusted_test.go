@@ -263,6 +263,10 @@ func TestTrustedDeviceRefused(t *testing.T) {
 			c.SetCookie("gh_td_acme", "' OR 1=1 --")
 			return "acme", "alice@acme.test", pw
 		}},
+		{"BlockedAfter100WrongCodes", func(t *testing.T, te trustEnv, c *apptest.Client, tok string) (string, string, string) {
+			lockOut(t, te.env, te.alice)
+			return "acme", "alice@acme.test", pw
+		}},
 		{"TurnedOff", func(t *testing.T, te trustEnv, c *apptest.Client, tok string) (string, string, string) {
 			setTrustedDays(t, te.env, "acme", 0)
 			return "acme", "alice@acme.test", pw
