@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/gatehouse/gatehouse/app/mfa"
-	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
 )
 
@@ -122,29 +121,9 @@ func (s *Server) handleAPIMFA(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	a := authFrom(c)
-	factors := []apiFactor{}
-	cred, err := s.store.TOTPCredential(ctx, t.ID, a.User.ID)
-	if err == nil {
-		f := apiFactor{Type: "totp", ID: cred.ID, Name: cred.Name, CreatedAt: rfc3339(cred.ConfirmedAt)}
-		if !cred.LastUsedAt.IsZero() {
-			used := rfc3339(cred.LastUsedAt)
-			f.LastUsedAt = &used
-		}
-		factors = append(factors, f)
-	} else if !errors.Is(err, db.ErrNotFound) {
-		return err
-	}
-	keys, err := s.store.WebAuthnCredentials(ctx, t.ID, a.User.ID)
+	factors, err := s.memberFactors(ctx, t.ID, a.User.ID)
 	if err != nil {
 		return err
-	}
-	for _, k := range keys {
-		f := apiFactor{Type: "webauthn", ID: k.ID, Name: k.Name, CreatedAt: rfc3339(k.CreatedAt), Synced: new(k.Synced())}
-		if !k.LastUsedAt.IsZero() {
-			used := rfc3339(k.LastUsedAt)
-			f.LastUsedAt = &used
-		}
-		factors = append(factors, f)
 	}
 	left, err := s.store.RecoveryCodesRemaining(ctx, t.ID, a.User.ID)
 	if err != nil {
