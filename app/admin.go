@@ -151,5 +151,5 @@ func (s *Server) reinvite(c echo.Context, inv db.Invitation) (db.Invitation, err
 
 // absoluteURL is a link for emails: always on GATEHOUSE_BASE_URL.
 func (s *Server) absoluteURL(t *tenants.Tenant, path string) string {
-	return strings.TrimRight(s.cfg.BaseURL.String(), "/") + "/t/" + t.Slug + path
+	return workspaceURL(s.cfg.BaseURL, t.Slug, path)
 }

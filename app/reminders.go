@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"net/url"
-	"strings"
 
 	"github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
@@ -35,7 +33,7 @@ func (j *Jobs) composeReminder(d db.ReminderDue) (db.OutboxMessage, error) {
 		"Workspace": d.Workspace.Name,
 		"Email":     d.User.Email,
 		"Deadline":  mail.When(d.Deadline),
-		"Link":      reminderLink(j.BaseURL, d.Workspace.Slug),
+		"Link":      workspaceURL(j.BaseURL, d.Workspace.Slug, "/account/mfa"),
 	}
 	if d.Days == db.AnnounceDays {
 		return mail.Compose(mail.KindMFAEnforced, d.User.Email, data)
@@ -45,10 +43,4 @@ func (j *Jobs) composeReminder(d db.ReminderDue) (db.OutboxMessage, error) {
 	// out with the true count), rounded up like the banner's.
 	data["DaysLeft"] = max(1, int(math.Ceil(d.Deadline.Sub(d.Now).Hours()/24)))
 	return mail.Compose(mail.KindMFAReminder, d.User.Email, data)
-}
-
-// reminderLink is the absolute URL of a workspace's two-step verification
-// page.
-func reminderLink(base *url.URL, slug string) string {
-	return strings.TrimRight(base.String(), "/") + "/t/" + slug + "/account/mfa"
 }
