@@ -94,7 +94,8 @@ func parseExtendDays(raw string) (int, bool) {
 
 // handleAdminMemberExtend gives a covered member more days to set up a
 // second factor (memberAction has scoped the member and checked step-up).
-func (s *Server) handleAdminMemberExtend(c echo.Context, m db.User) error {
+func (s *Server) handleAdminMemberExtend(c echo.Context) error {
+	m := targetMember(c)
 	t := tenants.FromContext(c.Request().Context())
 	days, ok := parseExtendDays(c.FormValue("days"))
 	if !ok {
@@ -122,19 +123,13 @@ var errInvalidDays = errorf(http.StatusBadRequest, "invalid_days", "days is a wh
 // workspaces), then the body (400, nothing changes), then step-up (403),
 // and 409 not_covered when the requirement does not apply to the member.
 func (s *Server) handleAPIAdminExtendDeadline(c echo.Context) error {
-	m, err := s.loadMember(c)
-	if err != nil {
-		return err
-	}
+	m := targetMember(c)
 	var req apiExtendRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
 	if req.Days == nil || *req.Days < 1 || *req.Days > db.MaxExtendDays {
 		return errInvalidDays
-	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
-		return err
 	}
 	t := tenants.FromContext(c.Request().Context())
 	d, err := s.store.ExtendDeadline(c.Request().Context(), t.ID, authFrom(c).User.ID, m.ID, *req.Days, meta(c))

@@ -49,28 +49,11 @@ func (s *Server) loadMember(c echo.Context) (db.User, error) {
 	return s.store.UserByID(c.Request().Context(), tenants.FromContext(c.Request().Context()).ID, id)
 }
 
-// memberAction guards an admin's change to one member: the member must be
-// in the workspace (404 first, whatever the step-up state, so that the
-// answer says nothing about other workspaces' ids), then the admin needs a
-// fresh second factor (withStepUp) and comes back to the member's page.
-func (s *Server) memberAction(h func(c echo.Context, m db.User) error) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		m, err := s.loadMember(c)
-		if err != nil {
-			return err
-		}
-		return s.withStepUp("/admin/members/"+strconv.FormatInt(m.ID, 10), func(c echo.Context) error { return h(c, m) })(c)
-	}
-}
-
 // handleAdminMember shows one member: factors, recovery codes left,
 // sessions, trusted browsers and recent security events, with the admin's
 // actions.
 func (s *Server) handleAdminMember(c echo.Context) error {
-	m, err := s.loadMember(c)
-	if err != nil {
-		return err
-	}
+	m := targetMember(c)
 	p := s.page(c, m.Email)
 	p.Notice = adminNotices[c.QueryParam("notice")]
 	return s.renderAdminMember(c, http.StatusOK, p, m, "")
@@ -196,7 +179,8 @@ func (s *Server) resetMFA(c echo.Context, m db.User, endSessions bool) error {
 // handleAdminMemberResetMFA is the reset form: it needs the confirmation
 // box, and ends the member's sessions unless "also sign them out" was
 // unticked.
-func (s *Server) handleAdminMemberResetMFA(c echo.Context, m db.User) error {
+func (s *Server) handleAdminMemberResetMFA(c echo.Context) error {
+	m := targetMember(c)
 	t := tenants.FromContext(c.Request().Context())
 	if c.FormValue("confirm") != "yes" {
 		return s.renderAdminMember(c, http.StatusUnprocessableEntity, s.page(c, m.Email), m,
@@ -215,7 +199,8 @@ func (s *Server) handleAdminMemberResetMFA(c echo.Context, m db.User) error {
 
 // handleAdminMemberEndSessions signs the member out everywhere. An admin
 // who does this to themself is signed out too.
-func (s *Server) handleAdminMemberEndSessions(c echo.Context, m db.User) error {
+func (s *Server) handleAdminMemberEndSessions(c echo.Context) error {
+	m := targetMember(c)
 	t := tenants.FromContext(c.Request().Context())
 	if _, _, err := s.store.EndMemberSessions(c.Request().Context(), t.ID, authFrom(c).User.ID, m.ID, meta(c)); err != nil {
 		return err
@@ -225,7 +210,8 @@ func (s *Server) handleAdminMemberEndSessions(c echo.Context, m db.User) error {
 
 // handleAdminMemberRole changes the member's role. The store enforces the
 // rules (only owners make or demote owners; the last owner stays).
-func (s *Server) handleAdminMemberRole(c echo.Context, m db.User) error {
+func (s *Server) handleAdminMemberRole(c echo.Context) error {
+	m := targetMember(c)
 	t := tenants.FromContext(c.Request().Context())
 	role := c.FormValue("role")
 	if !db.ValidRole(role) {
@@ -350,18 +336,12 @@ type apiResetMFARequest struct {
 // is looked up first (404 across workspaces), then the caller's step-up is
 // checked (403 step_up_required). end_sessions defaults to true.
 func (s *Server) handleAPIAdminResetMFA(c echo.Context) error {
-	m, err := s.loadMember(c)
-	if err != nil {
-		return err
-	}
+	m := targetMember(c)
 	var req apiResetMFARequest
 	if c.Request().ContentLength != 0 {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
-		return err
 	}
 	endSessions := req.EndSessions == nil || *req.EndSessions
 	if err := s.resetMFA(c, m, endSessions); err != nil {

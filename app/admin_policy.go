@@ -191,7 +191,7 @@ func (s *Server) policyError(err error, v *views.SecuritySettingsView) (int, boo
 	return 0, false
 }
 
-// handleAdminSecuritySave saves the settings (withStepUp has checked the
+// handleAdminSecuritySave saves the settings (the route's step-up has checked the
 // admin's fresh second factor).
 func (s *Server) handleAdminSecuritySave(c echo.Context) error {
 	cur, err := s.loadPolicySettings(c)
@@ -296,24 +296,17 @@ func invalidPolicy(msg string) *Error {
 // values. ?dry_run=true computes the impact and saves nothing; a dry run
 // skips the step-up check because it changes nothing (it reveals only
 // counts an admin can already see), while a real change needs a fresh
-// second factor (403 step_up_required).
+// second factor (403 step_up_required): stepUpUnless(dryRun) in routes.
 func (s *Server) handleAPIAdminPolicyPut(c echo.Context) error {
-	dryRun := false
 	if raw := c.QueryParam("dry_run"); raw != "" {
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
+		if _, err := strconv.ParseBool(raw); err != nil {
 			return invalidPolicy("dry_run is true or false.")
 		}
-		dryRun = b
 	}
+	dryRun := dryRun(c) // as the route's step-up read it
 	var req apiPolicyPut
 	if err := decodePolicyJSON(c, &req); err != nil {
 		return err
-	}
-	if !dryRun {
-		if err := s.apiStepUp(c, authFrom(c)); err != nil {
-			return err
-		}
 	}
 	ps, err := s.loadPolicySettings(c)
 	if err != nil {

@@ -23,9 +23,11 @@ import (
 var (
 	errInvalidRole = errorf(http.StatusBadRequest, "invalid_role", "role is one of member, admin, owner.")
 	errOwnerOnly   = errorf(http.StatusForbidden, "owner_only", "Only an owner can make someone an owner or change an owner's role.")
-	errLastOwner   = errorf(http.StatusConflict, "last_owner", "This is the workspace's only owner. Make someone else an owner first.")
-	errInvalidMail = errorf(http.StatusBadRequest, "invalid_email", "email must be an address like name@example.com.")
-	errIsMember    = errorf(http.StatusConflict, "already_member", "This address is already a member.")
+	// errOwnerProtected refuses an admin's change to an owner (db.MayManage).
+	errOwnerProtected = errorf(http.StatusForbidden, "owner_only", "Only an owner can change an owner's second factors, sessions, trusted browsers, deadline or role.")
+	errLastOwner      = errorf(http.StatusConflict, "last_owner", "This is the workspace's only owner. Make someone else an owner first.")
+	errInvalidMail    = errorf(http.StatusBadRequest, "invalid_email", "email must be an address like name@example.com.")
+	errIsMember       = errorf(http.StatusConflict, "already_member", "This address is already a member.")
 )
 
 type apiSession struct {
@@ -67,10 +69,7 @@ func (s *Server) memberFactors(ctx context.Context, workspaceID, userID int64) (
 func (s *Server) handleAPIAdminMember(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	m, err := s.loadMember(c)
-	if err != nil {
-		return err
-	}
+	m := targetMember(c)
 	factors, err := s.memberFactors(ctx, t.ID, m.ID)
 	if err != nil {
 		return err
@@ -130,13 +129,7 @@ func (s *Server) handleAPIAdminMember(c echo.Context) error {
 func (s *Server) handleAPIAdminEndSessions(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	m, err := s.loadMember(c)
-	if err != nil {
-		return err
-	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
-		return err
-	}
+	m := targetMember(c)
 	n, _, err := s.store.EndMemberSessions(ctx, t.ID, authFrom(c).User.ID, m.ID, meta(c))
 	if err != nil {
 		return err
@@ -152,19 +145,13 @@ type apiRoleRequest struct {
 func (s *Server) handleAPIAdminRole(c echo.Context) error {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	m, err := s.loadMember(c)
-	if err != nil {
-		return err
-	}
+	m := targetMember(c)
 	var req apiRoleRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
 	if !db.ValidRole(req.Role) {
 		return errInvalidRole
-	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
-		return err
 	}
 	u, err := s.store.ChangeRole(ctx, t.ID, authFrom(c).User.ID, m.ID, req.Role, meta(c))
 	switch {
@@ -209,9 +196,6 @@ func (s *Server) handleAPIAdminInvite(c echo.Context) error {
 	if req.Role == db.RoleOwner && authFrom(c).User.Role != db.RoleOwner {
 		return errOwnerOnly
 	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
-		return err
-	}
 	inv, err := s.invite(c, req.Email, req.Role)
 	if errors.Is(err, db.ErrConflict) {
 		return errIsMember
@@ -237,9 +221,6 @@ func (s *Server) handleAPIAdminInviteResend(c echo.Context) error {
 	}
 	if inv.Role == db.RoleOwner && authFrom(c).User.Role != db.RoleOwner {
 		return errOwnerOnly
-	}
-	if err := s.apiStepUp(c, authFrom(c)); err != nil {
-		return err
 	}
 	inv, err = s.reinvite(c, inv)
 	if errors.Is(err, db.ErrConflict) {

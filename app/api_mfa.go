@@ -17,28 +17,12 @@ type apiCodeRequest struct {
 	RecoveryCode string `json:"recovery_code"`
 }
 
-// apiStepUp answers 403 step_up_required unless the session passed a
-// second factor within the step-up window.
-func (s *Server) apiStepUp(c echo.Context, a *Auth) error {
-	step, err := s.needsStepUp(c, a)
-	if err != nil {
-		return err
-	}
-	if step {
-		return errStepUpRequired
-	}
-	return nil
-}
-
 // handleAPITOTPSetup is POST /mfa/totp/setup.
 func (s *Server) handleAPITOTPSetup(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	a := authFrom(c)
 	if _, err := s.store.TOTPCredential(c.Request().Context(), t.ID, a.User.ID); err == nil {
 		return errAlreadyEnrolled
-	}
-	if err := s.apiStepUp(c, a); err != nil {
-		return err
 	}
 	secret, err := s.startTOTPEnrollment(c, a)
 	if err != nil {
@@ -78,9 +62,6 @@ func (s *Server) handleAPITOTPDelete(c echo.Context) error {
 		return err
 	}
 	a := authFrom(c)
-	if err := s.apiStepUp(c, a); err != nil {
-		return err
-	}
 	err := s.removeTOTP(c, a, req.Code)
 	var e *Error
 	if errors.As(err, &e) && e.Code == "invalid_code" {
@@ -94,9 +75,6 @@ func (s *Server) handleAPITOTPDelete(c echo.Context) error {
 // handleAPIRecoveryCodes is POST /mfa/recovery-codes.
 func (s *Server) handleAPIRecoveryCodes(c echo.Context) error {
 	a := authFrom(c)
-	if err := s.apiStepUp(c, a); err != nil {
-		return err
-	}
 	codes, err := s.regenerateRecoveryCodes(c, a)
 	if err != nil {
 		return err

@@ -61,39 +61,6 @@ const (
 	enrollLinkPurpose = "enroll_link"
 )
 
-// enrollRoutes are the routes that enroll a second factor, with the method.
-var enrollRoutes = map[string]string{
-	"POST /t/:slug/account/mfa/totp/setup":               db.MethodTOTP,
-	"GET /t/:slug/account/mfa/totp":                      db.MethodTOTP,
-	"POST /t/:slug/account/mfa/totp":                     db.MethodTOTP,
-	"POST /t/:slug/account/mfa/webauthn/register/begin":  db.MethodWebAuthn,
-	"POST /t/:slug/account/mfa/webauthn/register/finish": db.MethodWebAuthn,
-	"POST /t/:slug/api/v1/mfa/totp/setup":                db.MethodTOTP,
-	"POST /t/:slug/api/v1/mfa/totp/verify-setup":         db.MethodTOTP,
-	"POST /t/:slug/api/v1/mfa/webauthn/register/begin":   db.MethodWebAuthn,
-	"POST /t/:slug/api/v1/mfa/webauthn/register/finish":  db.MethodWebAuthn,
-}
-
-// pageJSONRoutes are the pages' JSON endpoints (the WebAuthn ceremonies'
-// fetch calls) that enforce guards: their refusals must be JSON too, which
-// the script shows, not an HTML page or a redirect it cannot follow.
-var pageJSONRoutes = map[string]bool{
-	"POST /t/:slug/account/mfa/webauthn/register/begin":  true,
-	"POST /t/:slug/account/mfa/webauthn/register/finish": true,
-	"POST /t/:slug/account/verify/webauthn/begin":        true,
-	"POST /t/:slug/account/verify/webauthn/finish":       true,
-}
-
-// confinedOpen are the routes a confined session may always use.
-var confinedOpen = map[string]bool{
-	"GET /t/:slug/account/enroll":              true,
-	"POST /t/:slug/account/enroll/link":        true,
-	"GET /t/:slug/account/enroll/link/:token":  true,
-	"POST /t/:slug/account/enroll/link/:token": true,
-	"POST /t/:slug/logout":                     true,
-	"POST /t/:slug/api/v1/logout":              true,
-}
-
 // enrollUnlocked reports whether a confined session may enroll: it
 // followed the emailed link (or began with an invitation), or it passed a
 // second factor the policy no longer allows.
@@ -101,16 +68,14 @@ func (s *Server) enrollUnlocked(c echo.Context, a *Auth) bool {
 	return a.AAL == AAL2 || s.sessions.GetBool(c.Request().Context(), keyEnrollOK)
 }
 
-// enforce applies the workspace's policy to a signed-in request: methods
-// the policy does not allow cannot be enrolled, and a covered member past
-// the deadline without an allowed factor is confined to enrollment.
-func (s *Server) enforce(c echo.Context, a *Auth) error {
-	route := c.Request().Method + " " + c.Path()
-	method, isEnroll := enrollRoutes[route]
-	if pageJSONRoutes[route] {
-		c.Set("json_errors", true) // before jsonErrors would set it
-	}
-	if a.User.MFADeadline.IsZero() && !isEnroll {
+// enforce applies the workspace's policy to a signed-in request, by the
+// route's facts: methods the policy does not allow cannot be enrolled
+// (enrolls), and a covered member past the deadline without an allowed
+// factor is confined to the routes declared confined, and to those that
+// enroll (and the MFA page: unlocked) once the emailed link unlocked
+// enrollment.
+func (s *Server) enforce(c echo.Context, rt *route, a *Auth) error {
+	if a.User.MFADeadline.IsZero() && rt.enrolls == "" {
 		return nil // not covered: nothing to read
 	}
 	ctx := c.Request().Context()
@@ -119,16 +84,16 @@ func (s *Server) enforce(c echo.Context, a *Auth) error {
 	if err != nil {
 		return err
 	}
-	if isEnroll && e.Policy.Requires() && e.Policy.AppliesTo(a.User.Role) && !e.Policy.Allows(method) {
+	if rt.enrolls != "" && e.Policy.Requires() && e.Policy.AppliesTo(a.User.Role) && !e.Policy.Allows(rt.enrolls) {
 		return errMethodNotAllowed
 	}
-	if !e.PastDeadline() || confinedOpen[route] {
+	if !e.PastDeadline() || rt.confined {
 		return nil
 	}
-	if (isEnroll || route == "GET /t/:slug/account/mfa") && s.enrollUnlocked(c, a) {
+	if rt.unlocked && s.enrollUnlocked(c, a) {
 		return nil
 	}
-	if isAPI(c) || pageJSONRoutes[route] {
+	if rt.api || rt.json {
 		return errEnrollmentRequired
 	}
 	return c.Redirect(http.StatusSeeOther, t.Base+"/account/enroll")

@@ -263,7 +263,7 @@ func TestEnforceAPIConfined(t *testing.T) {
 }
 
 func TestEnforceOnboarding(t *testing.T) {
-	env, acme, admin := adminSetup(t)
+	env, acme, admin := inviterSetup(t)
 	requireMFA(t, env, acme)
 	path := invite(t, env, admin, "newbie@acme.test", db.RoleMember)
 	n := env.Client()

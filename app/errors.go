@@ -89,11 +89,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	s.render(c, e.Status, views.ErrorPage(s.page(c, http.StatusText(e.Status)), e.Status, e.Message))
 }
 
-// isAPI reports whether the request is for a JSON API.
-func isAPI(c echo.Context) bool {
-	return strings.Contains(c.Path(), "/api/v1") || strings.Contains(c.Request().URL.Path, "/api/v1/")
-}
-
 func setRetryAfter(c echo.Context, e *Error) {
 	if e.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
@@ -115,13 +110,4 @@ func formError(c echo.Context, err error) (*Error, int, bool) {
 		status = http.StatusUnprocessableEntity
 	}
 	return e, status, true
-}
-
-// wantsJSON reports whether errors are answered as JSON: on the API, and on
-// the pages' JSON endpoints (the WebAuthn ceremonies' fetch calls).
-func wantsJSON(c echo.Context) bool {
-	if j, _ := c.Get("json_errors").(bool); j {
-		return true
-	}
-	return isAPI(c)
 }

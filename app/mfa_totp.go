@@ -25,39 +25,6 @@ const EnrollmentLifetime = 15 * time.Minute
 
 var errAlreadyEnrolled = errorf(http.StatusConflict, "already_enrolled", "An authenticator app is already set up. Remove it first to set up another.")
 
-// needsStepUp reports whether a security change must wait for a fresh
-// second factor: when the member has one and has not used it within the
-// step-up window. A member without a second factor re-verifies with the
-// password where the action asks for it.
-func (s *Server) needsStepUp(c echo.Context, a *Auth) (bool, error) {
-	if a.StepUpFresh(s.now()) {
-		return false, nil
-	}
-	if isAdminRoute(c.Path()) {
-		// An admin action on another member's security always needs a
-		// fresh second factor: an admin without one must enroll first.
-		return true, nil
-	}
-	return s.store.HasSecondFactor(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
-}
-
-// withStepUp guards a page action that changes the member's security: a
-// member whose last second factor is older than the step-up window goes to
-// re-verify first, and then back to the page at back.
-func (s *Server) withStepUp(back string, h echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		step, err := s.needsStepUp(c, authFrom(c))
-		if err != nil {
-			return err
-		}
-		if step {
-			t := tenants.FromContext(c.Request().Context())
-			return c.Redirect(http.StatusSeeOther, t.Base+"/account/verify?next="+urlQueryEscape(t.Base+back))
-		}
-		return h(c)
-	}
-}
-
 // upgradeSession records a second factor just passed in the current
 // session: aal2 now, one more AMR entry, and a new token (API bearer
 // sessions keep theirs unless rotate: the client must learn a new token).

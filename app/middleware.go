@@ -106,9 +106,11 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 		name = "__Host-gh_csrf"
 	}
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		// The API has no forms (bearer tokens, JSON bodies); health
+		// checks and static files set no cookie.
 		Skipper: func(c echo.Context) bool {
-			p := c.Path()
-			return isAPI(c) || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/assets/")
+			rt := routeOf(c)
+			return isAPI(c) || rt != nil && rt.noCookies
 		},
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     name,
@@ -123,25 +125,26 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 	})
 }
 
-// tenant resolves the workspace of routes under /t/:slug. An unknown
-// workspace is a 404 page. On a workspace's own host, other workspaces'
-// paths are 404 too.
+// tenant resolves the workspace of routes under /t/:slug (and /support,
+// the platform workspace). An unknown workspace is a 404 page, and so is a
+// route that does not exist where it was asked for (the route's where). On
+// a workspace's own host, other workspaces' paths are 404 too.
 func (s *Server) tenant(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !strings.HasPrefix(c.Path(), "/t/:slug") {
+		rt := routeOf(c)
+		if rt == nil || rt.where == inGlobal {
 			if hs, _ := c.Get("host_slug").(string); hs != "" && strings.HasPrefix(c.Request().URL.Path, "/t/") {
 				return errNotFound
 			}
-			return next(c)
+			return next(c) // outside workspaces, or Echo's 404 or 405
 		}
-		route := c.Request().Method + " " + c.Path()
 		if support, _ := c.Get("support").(bool); support {
+			if rt.where != inSupport && rt.where != inBoth {
+				return errNotFound
+			}
 			t, err := s.supportTenant(c)
 			if err != nil {
 				return err
-			}
-			if !routeAllowed(t, route) {
-				return errNotFound
 			}
 			c.SetRequest(c.Request().WithContext(tenants.NewContext(c.Request().Context(), t)))
 			return next(c)
@@ -157,45 +160,16 @@ func (s *Server) tenant(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err // ErrNotFound is a 404
 		}
-		t := &tenants.Tenant{Workspace: ws, Base: "/t/" + slug}
-		if !routeAllowed(t, route) {
+		if rt.where != inWorkspaces && rt.where != inBoth {
 			return errNotFound
 		}
+		t := &tenants.Tenant{Workspace: ws, Base: "/t/" + slug}
 		if onHost, _ := c.Get("on_host").(bool); onHost {
 			t.Base, t.OnHost = "", true
 		}
 		c.SetRequest(c.Request().WithContext(tenants.NewContext(c.Request().Context(), t)))
 		return next(c)
 	}
-}
-
-// authorize is the default-deny gate: routes not on the public list need a
-// member session of the request's workspace, and admin routes need an owner
-// or admin.
-func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if c.Path() == "" || s.public[c.Request().Method+" "+c.Path()] {
-			return next(c)
-		}
-		a := authFrom(c)
-		if a == nil {
-			if isAPI(c) || tenants.FromContext(c.Request().Context()) == nil {
-				return errUnauthenticated
-			}
-			return s.redirectToLogin(c)
-		}
-		if err := s.enforce(c, a); err != nil || c.Response().Committed {
-			return err
-		}
-		if isAdminRoute(c.Path()) && !a.User.IsAdmin() {
-			return errForbidden
-		}
-		return next(c)
-	}
-}
-
-func isAdminRoute(path string) bool {
-	return strings.HasPrefix(path, "/t/:slug/admin") || strings.HasPrefix(path, "/t/:slug/api/v1/admin")
 }
 
 // redirectToLogin sends an anonymous visitor to the sign-in page, to come

@@ -1,159 +1,173 @@
 package app
 
 import (
-	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/gatehouse/gatehouse/assets"
+	"github.com/gatehouse/gatehouse/db"
 )
 
-// routes lists every route. Authentication sits on the root (authorize);
-// the routes that need no session are declared with pub, and only those.
+// routes lists every route with its facts (route.go): who may call it,
+// whether it needs a fresh second factor, whether a member confined to
+// enrollment may use it, whether it answers JSON, where it exists.
+// Authentication sits on the root (authorize) and reads those facts; a
+// route declared without saying who may call it stops the server.
 func (s *Server) routes() {
 	e := s.echo
-	s.public = map[string]bool{}
-	pub := func(method, path string, h echo.HandlerFunc) {
-		e.Add(method, path, h)
-		s.public[method+" "+path] = true
-	}
+	r := &router{e: e, routes: map[string]*route{}}
+	s.routeTable = r.routes
 
 	e.Pre(s.securityHeaders, s.hostRewrite, s.supportRewrite)
-	e.Use(s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
+	e.Use(s.matchRoute, s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
 
 	// Operations and static files.
-	pub(http.MethodGet, "/healthz", s.handleHealthz)
-	pub(http.MethodGet, "/readyz", s.handleReadyz)
-	pub(http.MethodGet, "/assets/*", echo.WrapHandler(assets.Handler()))
-	pub(http.MethodGet, "/", s.handleHome)
+	r.get("/healthz", s.handleHealthz, public, global, noCookies)
+	r.get("/readyz", s.handleReadyz, public, global, noCookies)
+	r.get("/assets/*", echo.WrapHandler(assets.Handler()), public, global, noCookies)
+	r.get("/", s.handleHome, public, global)
 
-	// Sign-in, invitations (public).
-	pub(http.MethodGet, "/t/:slug/login", s.handleLoginShow)
-	pub(http.MethodPost, "/t/:slug/login", s.handleLoginCheck)
-	pub(http.MethodGet, "/t/:slug/login/mfa", s.handleChallengeShow)
-	pub(http.MethodPost, "/t/:slug/login/mfa", s.handleChallengeCheck)
-	pub(http.MethodPost, "/t/:slug/login/mfa/cancel", s.handleChallengeCancel)
-	pub(http.MethodPost, "/t/:slug/login/mfa/webauthn/begin", jsonErrors(s.handleChallengeWebAuthnBegin))
-	pub(http.MethodPost, "/t/:slug/login/mfa/webauthn/finish", jsonErrors(s.handleChallengeWebAuthnFinish))
-	pub(http.MethodPost, "/t/:slug/login/passkey/begin", jsonErrors(s.handlePasskeyBegin))
-	pub(http.MethodPost, "/t/:slug/login/passkey/finish", jsonErrors(s.handlePasskeyFinish))
-	pub(http.MethodGet, "/t/:slug/invite/:token", s.handleInviteShow)
-	pub(http.MethodPost, "/t/:slug/invite/:token", s.handleInviteAccept)
+	// Sign-in, the challenge, invitations. Public: each handler checks its
+	// own pending state or token.
+	r.get("/t/:slug/login", s.handleLoginShow, public, alsoSupport)
+	r.post("/t/:slug/login", s.handleLoginCheck, public, alsoSupport)
+	r.get("/t/:slug/login/mfa", s.handleChallengeShow, public, alsoSupport)
+	r.post("/t/:slug/login/mfa", s.handleChallengeCheck, public, alsoSupport)
+	r.post("/t/:slug/login/mfa/cancel", s.handleChallengeCancel, public, alsoSupport)
+	r.post("/t/:slug/login/mfa/webauthn/begin", s.handleChallengeWebAuthnBegin, public, alsoSupport, jsonOut)
+	r.post("/t/:slug/login/mfa/webauthn/finish", s.handleChallengeWebAuthnFinish, public, alsoSupport, jsonOut)
+	r.post("/t/:slug/login/passkey/begin", s.handlePasskeyBegin, public, alsoSupport, jsonOut)
+	r.post("/t/:slug/login/passkey/finish", s.handlePasskeyFinish, public, alsoSupport, jsonOut)
+	r.get("/t/:slug/invite/:token", s.handleInviteShow, public)
+	r.post("/t/:slug/invite/:token", s.handleInviteAccept, public)
+	// Self-service recovery by email (workspaces that allow it) and the
+	// member's link to cancel a scheduled support reset.
+	r.post("/t/:slug/login/mfa/recover", s.handleRecoveryRequest, public)
+	r.get("/t/:slug/recover/:token", s.handleRecoverShow, public)
+	r.post("/t/:slug/recover/:token", s.handleRecoverStart, public)
+	r.get("/t/:slug/reset/cancel/:token", s.handleResetCancelShow, public)
+	r.post("/t/:slug/reset/cancel/:token", s.handleResetCancel, public)
 
-	// Member pages. Security changes are wrapped in withStepUp.
-	e.GET("/t/:slug", s.handleWorkspaceHome)
-	e.GET("/t/:slug/", s.handleWorkspaceHome)
-	e.POST("/t/:slug/logout", s.handleLogout)
-	e.GET("/t/:slug/account", s.handleAccount)
-	e.POST("/t/:slug/account/password", s.withStepUp("/account", s.handlePasswordChange))
-	e.POST("/t/:slug/account/sessions/:id/end", s.handleSessionEnd)
-	e.POST("/t/:slug/account/sessions/end-others", s.handleSessionsEndOthers)
-	e.GET("/t/:slug/account/verify", s.handleStepUpShow)
-	e.POST("/t/:slug/account/verify", s.handleStepUpCheck)
-	e.POST("/t/:slug/account/verify/webauthn/begin", jsonErrors(s.handleStepUpWebAuthnBegin))
-	e.POST("/t/:slug/account/verify/webauthn/finish", jsonErrors(s.handleStepUpWebAuthnFinish))
-	e.GET("/t/:slug/account/mfa", s.handleMFA)
-	e.POST("/t/:slug/account/mfa/totp/setup", s.withStepUp("/account/mfa", s.handleTOTPSetupStart))
-	e.GET("/t/:slug/account/mfa/totp", s.handleTOTPSetupShow)
-	e.POST("/t/:slug/account/mfa/totp", s.handleTOTPSetupConfirm)
-	e.POST("/t/:slug/account/mfa/totp/remove", s.withStepUp("/account/mfa", s.handleTOTPRemove))
-	e.POST("/t/:slug/account/mfa/webauthn/register/begin", jsonErrors(s.handleWebAuthnRegisterBegin))
-	e.POST("/t/:slug/account/mfa/webauthn/register/finish", jsonErrors(s.handleWebAuthnRegisterFinish))
-	e.POST("/t/:slug/account/mfa/webauthn/:id/remove", s.withStepUp("/account/mfa", s.handleWebAuthnRemove))
-	e.POST("/t/:slug/account/mfa/webauthn/:id/rename", s.withStepUp("/account/mfa", s.handleWebAuthnRename))
-	e.POST("/t/:slug/account/mfa/recovery-codes", s.withStepUp("/account/mfa", s.handleRecoveryCodesRegenerate))
+	// Member pages.
+	r.get("/t/:slug", s.handleWorkspaceHome, member, alsoSupport)
+	r.get("/t/:slug/", s.handleWorkspaceHome, member, alsoSupport)
+	r.post("/t/:slug/logout", s.handleLogout, member, alsoSupport, confined)
+	r.get("/t/:slug/account", s.handleAccount, member, alsoSupport)
+	r.post("/t/:slug/account/password", s.handlePasswordChange, member, alsoSupport, stepUp, back("/account"))
+	r.post("/t/:slug/account/sessions/:id/end", s.handleSessionEnd, member, alsoSupport)
+	r.post("/t/:slug/account/sessions/end-others", s.handleSessionsEndOthers, member, alsoSupport)
+	r.get("/t/:slug/account/verify", s.handleStepUpShow, member, alsoSupport)
+	r.post("/t/:slug/account/verify", s.handleStepUpCheck, member, alsoSupport)
+	r.post("/t/:slug/account/verify/webauthn/begin", s.handleStepUpWebAuthnBegin, member, alsoSupport, jsonOut)
+	r.post("/t/:slug/account/verify/webauthn/finish", s.handleStepUpWebAuthnFinish, member, alsoSupport, jsonOut)
+	r.get("/t/:slug/account/mfa", s.handleMFA, member, alsoSupport, unlocked)
+	r.post("/t/:slug/account/mfa/totp/setup", s.handleTOTPSetupStart, member, alsoSupport, stepUp, back("/account/mfa"), enrolls(db.MethodTOTP))
+	// Showing and confirming a pending enrollment: bound to the session
+	// and step-up that started it (no second step-up in between).
+	r.get("/t/:slug/account/mfa/totp", s.handleTOTPSetupShow, member, alsoSupport, enrolls(db.MethodTOTP))
+	r.post("/t/:slug/account/mfa/totp", s.handleTOTPSetupConfirm, member, alsoSupport, enrolls(db.MethodTOTP))
+	r.post("/t/:slug/account/mfa/totp/remove", s.handleTOTPRemove, member, alsoSupport, stepUp, back("/account/mfa"))
+	r.post("/t/:slug/account/mfa/webauthn/register/begin", s.handleWebAuthnRegisterBegin, member, alsoSupport, jsonOut, stepUp, enrolls(db.MethodWebAuthn))
+	r.post("/t/:slug/account/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish, member, alsoSupport, jsonOut, enrolls(db.MethodWebAuthn))
+	r.post("/t/:slug/account/mfa/webauthn/:id/remove", s.handleWebAuthnRemove, member, alsoSupport, stepUp, back("/account/mfa"))
+	r.post("/t/:slug/account/mfa/webauthn/:id/rename", s.handleWebAuthnRename, member, alsoSupport, stepUp, back("/account/mfa"))
+	r.post("/t/:slug/account/mfa/recovery-codes", s.handleRecoveryCodesRegenerate, member, alsoSupport, stepUp, back("/account/mfa"))
+	r.post("/t/:slug/account/trusted/:id/revoke", s.handleTrustedRevoke, member, stepUp, back("/account"))
+	r.post("/t/:slug/account/trusted/revoke-all", s.handleTrustedRevokeAll, member, stepUp, back("/account"))
 	// Enforcement: the interstitial after sign-in for members who must
-	// enroll, and (past the deadline) the emailed link that unlocks enrollment.
-	e.GET("/t/:slug/account/enroll", s.handleEnrollShow)
-	e.POST("/t/:slug/account/enroll/link", s.handleEnrollLinkSend)
-	e.GET("/t/:slug/account/enroll/link/:token", s.handleEnrollLinkShow)
-	e.POST("/t/:slug/account/enroll/link/:token", s.handleEnrollLinkConfirm)
+	// enroll, and (past the deadline) the emailed link that unlocks
+	// enrollment in this session.
+	r.get("/t/:slug/account/enroll", s.handleEnrollShow, member, confined)
+	r.post("/t/:slug/account/enroll/link", s.handleEnrollLinkSend, member, confined)
+	r.get("/t/:slug/account/enroll/link/:token", s.handleEnrollLinkShow, member, confined)
+	r.post("/t/:slug/account/enroll/link/:token", s.handleEnrollLinkConfirm, member, confined)
 
-	// Admin console (owners and admins; see authorize).
-	e.GET("/t/:slug/admin", s.handleAdminDashboard)
-	e.GET("/t/:slug/admin/members", s.handleAdminMembers)
-	e.GET("/t/:slug/admin/settings/security", s.handleAdminSecurity)
-	e.POST("/t/:slug/admin/settings/security", s.withStepUp("/admin/settings/security", s.handleAdminSecuritySave))
-	e.GET("/t/:slug/api/v1/admin/policy", s.handleAPIAdminPolicy)
-	e.PUT("/t/:slug/api/v1/admin/policy", s.handleAPIAdminPolicyPut)
-	e.POST("/t/:slug/admin/invitations", s.handleInvitationCreate)
-	e.POST("/t/:slug/admin/invitations/:id/resend", s.withStepUp("/admin", s.handleInvitationResend))
-	e.GET("/t/:slug/admin/members/:id", s.handleAdminMember)
-	e.POST("/t/:slug/admin/members/:id/reset-mfa", s.memberAction(s.handleAdminMemberResetMFA))
-	e.POST("/t/:slug/admin/members/:id/end-sessions", s.memberAction(s.handleAdminMemberEndSessions))
-	e.POST("/t/:slug/admin/members/:id/role", s.memberAction(s.handleAdminMemberRole))
-	e.POST("/t/:slug/admin/members/:id/extend-deadline", s.memberAction(s.handleAdminMemberExtend))
-	e.POST("/t/:slug/api/v1/admin/members/:id/extend-deadline", s.handleAPIAdminExtendDeadline)
-	e.GET("/t/:slug/api/v1/admin/members", s.handleAPIAdminMembers)
-	e.POST("/t/:slug/api/v1/admin/members/:id/reset-mfa", s.handleAPIAdminResetMFA)
-	e.GET("/t/:slug/api/v1/admin/members/:id", s.handleAPIAdminMember)
-	e.POST("/t/:slug/api/v1/admin/members/:id/end-sessions", s.handleAPIAdminEndSessions)
-	e.POST("/t/:slug/api/v1/admin/members/:id/role", s.handleAPIAdminRole)
-	e.POST("/t/:slug/api/v1/admin/invitations", s.handleAPIAdminInvite)
-	e.POST("/t/:slug/api/v1/admin/invitations/:id/resend", s.handleAPIAdminInviteResend)
-	e.GET("/t/:slug/admin/audit", s.handleAdminAudit)
-	e.GET("/t/:slug/admin/audit.csv", s.handleAdminAuditCSV)
-	e.GET("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit)
+	// Admin console: owners and admins; every change needs a fresh second
+	// factor, and a change to a member is scoped to the workspace and
+	// guarded for owners (onMember).
+	r.get("/t/:slug/admin", s.handleAdminDashboard, admin)
+	r.get("/t/:slug/admin/members", s.handleAdminMembers, admin)
+	r.get("/t/:slug/admin/settings/security", s.handleAdminSecurity, admin)
+	r.post("/t/:slug/admin/settings/security", s.handleAdminSecuritySave, admin, stepUp, back("/admin/settings/security"))
+	r.post("/t/:slug/admin/invitations", s.handleInvitationCreate, admin, stepUp, back("/admin/members"))
+	r.post("/t/:slug/admin/invitations/:id/resend", s.handleInvitationResend, admin, stepUp, back("/admin/members"))
+	r.get("/t/:slug/admin/members/:id", s.handleAdminMember, admin, onMember)
+	r.post("/t/:slug/admin/members/:id/reset-mfa", s.handleAdminMemberResetMFA, admin, onMember, stepUp, back("/admin/members/:id"))
+	r.post("/t/:slug/admin/members/:id/end-sessions", s.handleAdminMemberEndSessions, admin, onMember, stepUp, back("/admin/members/:id"))
+	r.post("/t/:slug/admin/members/:id/role", s.handleAdminMemberRole, admin, onMember, stepUp, back("/admin/members/:id"))
+	r.post("/t/:slug/admin/members/:id/extend-deadline", s.handleAdminMemberExtend, admin, onMember, stepUp, back("/admin/members/:id"))
+	r.post("/t/:slug/admin/members/:id/trusted/:device/revoke", s.handleAdminMemberTrustedRevoke, admin, onMember, stepUp, back("/admin/members/:id"))
+	r.get("/t/:slug/admin/audit", s.handleAdminAudit, admin)
+	r.get("/t/:slug/admin/audit.csv", s.handleAdminAuditCSV, admin)
 
-	// JSON API v1.
-	pub(http.MethodPost, "/t/:slug/api/v1/login", s.handleAPILogin)
-	pub(http.MethodPost, "/t/:slug/api/v1/login/mfa", s.handleAPILoginMFA)
-	pub(http.MethodPost, "/t/:slug/api/v1/login/webauthn/begin", s.handleAPIWebAuthnLoginBegin)
-	pub(http.MethodPost, "/t/:slug/api/v1/login/webauthn/finish", s.handleAPIWebAuthnLoginFinish)
-	e.GET("/t/:slug/api/v1/session", s.handleAPISession)
-	e.POST("/t/:slug/api/v1/logout", s.handleAPILogout)
-	e.POST("/t/:slug/api/v1/step-up", s.handleAPIStepUp)
-	e.POST("/t/:slug/api/v1/step-up/webauthn/begin", s.handleStepUpWebAuthnBegin)
-	e.POST("/t/:slug/api/v1/step-up/webauthn/finish", s.handleStepUpWebAuthnFinish)
-	e.GET("/t/:slug/api/v1/mfa", s.handleAPIMFA)
-	e.POST("/t/:slug/api/v1/mfa/totp/setup", s.handleAPITOTPSetup)
-	e.POST("/t/:slug/api/v1/mfa/totp/verify-setup", s.handleAPITOTPVerifySetup)
-	e.DELETE("/t/:slug/api/v1/mfa/totp", s.handleAPITOTPDelete)
-	e.POST("/t/:slug/api/v1/mfa/recovery-codes", s.handleAPIRecoveryCodes)
-	e.POST("/t/:slug/api/v1/mfa/webauthn/register/begin", s.handleWebAuthnRegisterBegin)
-	e.POST("/t/:slug/api/v1/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish)
-	e.DELETE("/t/:slug/api/v1/mfa/webauthn/:id", s.handleAPIWebAuthnDelete)
+	// JSON API v1: bearer tokens, never cookies; JSON answers.
+	r.post("/t/:slug/api/v1/login", s.handleAPILogin, public, api, alsoSupport)
+	r.post("/t/:slug/api/v1/login/mfa", s.handleAPILoginMFA, public, api, alsoSupport)
+	r.post("/t/:slug/api/v1/login/webauthn/begin", s.handleAPIWebAuthnLoginBegin, public, api, alsoSupport)
+	r.post("/t/:slug/api/v1/login/webauthn/finish", s.handleAPIWebAuthnLoginFinish, public, api, alsoSupport)
+	r.get("/t/:slug/api/v1/session", s.handleAPISession, member, api, alsoSupport)
+	r.post("/t/:slug/api/v1/logout", s.handleAPILogout, member, api, alsoSupport, confined)
+	r.post("/t/:slug/api/v1/step-up", s.handleAPIStepUp, member, api, alsoSupport)
+	r.post("/t/:slug/api/v1/step-up/webauthn/begin", s.handleStepUpWebAuthnBegin, member, api, alsoSupport)
+	r.post("/t/:slug/api/v1/step-up/webauthn/finish", s.handleStepUpWebAuthnFinish, member, api, alsoSupport)
+	r.get("/t/:slug/api/v1/mfa", s.handleAPIMFA, member, api)
+	r.post("/t/:slug/api/v1/mfa/totp/setup", s.handleAPITOTPSetup, member, api, stepUp, enrolls(db.MethodTOTP))
+	r.post("/t/:slug/api/v1/mfa/totp/verify-setup", s.handleAPITOTPVerifySetup, member, api, enrolls(db.MethodTOTP))
+	r.delete("/t/:slug/api/v1/mfa/totp", s.handleAPITOTPDelete, member, api, stepUp)
+	r.post("/t/:slug/api/v1/mfa/recovery-codes", s.handleAPIRecoveryCodes, member, api, stepUp)
+	r.post("/t/:slug/api/v1/mfa/webauthn/register/begin", s.handleWebAuthnRegisterBegin, member, api, stepUp, enrolls(db.MethodWebAuthn))
+	r.post("/t/:slug/api/v1/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish, member, api, enrolls(db.MethodWebAuthn))
+	r.delete("/t/:slug/api/v1/mfa/webauthn/:id", s.handleAPIWebAuthnDelete, member, api, stepUp)
+	r.delete("/t/:slug/api/v1/trusted-devices/:id", s.handleAPITrustedDelete, member, api, stepUp)
+	r.get("/t/:slug/api/v1/admin/policy", s.handleAPIAdminPolicy, admin, api)
+	r.put("/t/:slug/api/v1/admin/policy", s.handleAPIAdminPolicyPut, admin, api, stepUpUnless(dryRun))
+	r.get("/t/:slug/api/v1/admin/members", s.handleAPIAdminMembers, admin, api)
+	r.get("/t/:slug/api/v1/admin/members/:id", s.handleAPIAdminMember, admin, api, onMember)
+	r.post("/t/:slug/api/v1/admin/members/:id/reset-mfa", s.handleAPIAdminResetMFA, admin, api, onMember, stepUp)
+	r.post("/t/:slug/api/v1/admin/members/:id/end-sessions", s.handleAPIAdminEndSessions, admin, api, onMember, stepUp)
+	r.post("/t/:slug/api/v1/admin/members/:id/role", s.handleAPIAdminRole, admin, api, onMember, stepUp)
+	r.post("/t/:slug/api/v1/admin/members/:id/extend-deadline", s.handleAPIAdminExtendDeadline, admin, api, onMember, stepUp)
+	r.post("/t/:slug/api/v1/admin/invitations", s.handleAPIAdminInvite, admin, api, stepUp)
+	r.post("/t/:slug/api/v1/admin/invitations/:id/resend", s.handleAPIAdminInviteResend, admin, api, stepUp)
+	r.get("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit, admin, api)
 
-	// Trusted browsers (trusted.go): the member's (step-up), an admin's
-	// revoke (memberAction: scoped, step-up) and the API's (step-up inside).
-	e.POST("/t/:slug/account/trusted/:id/revoke", s.withStepUp("/account", s.handleTrustedRevoke))
-	e.POST("/t/:slug/account/trusted/revoke-all", s.withStepUp("/account", s.handleTrustedRevokeAll))
-	e.POST("/t/:slug/admin/members/:id/trusted/:device/revoke", s.memberAction(s.handleAdminMemberTrustedRevoke))
-	e.DELETE("/t/:slug/api/v1/trusted-devices/:id", s.handleAPITrustedDelete)
-
-	// Support console (/support is the platform workspace: see support.go;
-	// these routes exist only there).
-	pub(http.MethodGet, "/t/:slug/enroll/:token", s.handleStaffEnrollShow)
-	pub(http.MethodPost, "/t/:slug/enroll/:token", s.handleStaffEnrollStart)
-	pub(http.MethodPost, "/t/:slug/enroll/:token/totp", s.handleStaffEnrollTOTP)
-	pub(http.MethodPost, "/t/:slug/enroll/:token/webauthn/begin", jsonErrors(s.handleStaffEnrollKeyBegin))
-	pub(http.MethodPost, "/t/:slug/enroll/:token/webauthn/finish", jsonErrors(s.handleStaffEnrollKeyFinish))
-	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/setup", s.handleAPIStaffEnrollSetup)
-	pub(http.MethodPost, "/t/:slug/api/v1/enroll/totp/verify", s.handleAPIStaffEnrollVerify)
-	e.GET("/t/:slug/members", s.handleSupportMembers)
-	e.GET("/t/:slug/api/v1/members", s.handleAPISupportMembers)
-	e.GET("/t/:slug/cases", s.handleSupportCases)
-	e.GET("/t/:slug/cases/new", s.handleSupportCaseNew)
-	e.POST("/t/:slug/cases", s.withStepUp("/cases", s.handleSupportCaseOpen))
-	e.GET("/t/:slug/cases/:id", s.handleSupportCase)
-	e.POST("/t/:slug/cases/:id/approve", s.handleSupportCaseApprove)
-	e.POST("/t/:slug/cases/:id/reject", s.handleSupportCaseReject)
-	e.POST("/t/:slug/api/v1/cases", s.handleAPISupportCaseOpen)
-	e.GET("/t/:slug/api/v1/cases/:id", s.handleAPISupportCase)
-	e.POST("/t/:slug/api/v1/cases/:id/approve", s.handleAPISupportCaseApprove)
-	e.POST("/t/:slug/api/v1/cases/:id/reject", s.handleAPISupportCaseReject)
-	// Self-service recovery by email (workspaces that allow it).
-	pub(http.MethodPost, "/t/:slug/login/mfa/recover", s.handleRecoveryRequest)
-	pub(http.MethodGet, "/t/:slug/recover/:token", s.handleRecoverShow)
-	pub(http.MethodPost, "/t/:slug/recover/:token", s.handleRecoverStart)
-	// The member's link to cancel a scheduled support reset (workspaces).
-	pub(http.MethodGet, "/t/:slug/reset/cancel/:token", s.handleResetCancelShow)
-	pub(http.MethodPost, "/t/:slug/reset/cancel/:token", s.handleResetCancel)
+	// Support console (support.go): the platform workspace's own routes.
+	// The staff enrollment link is public: it needs its token.
+	r.get("/t/:slug/enroll/:token", s.handleStaffEnrollShow, public, supportOnly)
+	r.post("/t/:slug/enroll/:token", s.handleStaffEnrollStart, public, supportOnly)
+	r.post("/t/:slug/enroll/:token/totp", s.handleStaffEnrollTOTP, public, supportOnly)
+	r.post("/t/:slug/enroll/:token/webauthn/begin", s.handleStaffEnrollKeyBegin, public, supportOnly, jsonOut)
+	r.post("/t/:slug/enroll/:token/webauthn/finish", s.handleStaffEnrollKeyFinish, public, supportOnly, jsonOut)
+	r.post("/t/:slug/api/v1/enroll/totp/setup", s.handleAPIStaffEnrollSetup, public, supportOnly, api)
+	r.post("/t/:slug/api/v1/enroll/totp/verify", s.handleAPIStaffEnrollVerify, public, supportOnly, api)
+	r.get("/t/:slug/members", s.handleSupportMembers, staff)
+	r.get("/t/:slug/cases", s.handleSupportCases, staff)
+	r.get("/t/:slug/cases/new", s.handleSupportCaseNew, staff)
+	r.post("/t/:slug/cases", s.handleSupportCaseOpen, staff, stepUp, back("/cases"))
+	r.get("/t/:slug/cases/:id", s.handleSupportCase, staff)
+	r.post("/t/:slug/cases/:id/approve", s.handleSupportCaseApprove, staff, stepUp, back("/cases/:id"))
+	r.post("/t/:slug/cases/:id/reject", s.handleSupportCaseReject, staff, stepUp, back("/cases/:id"))
+	r.get("/t/:slug/api/v1/members", s.handleAPISupportMembers, staff, api)
+	r.post("/t/:slug/api/v1/cases", s.handleAPISupportCaseOpen, staff, api, stepUp)
+	r.get("/t/:slug/api/v1/cases/:id", s.handleAPISupportCase, staff, api)
+	r.post("/t/:slug/api/v1/cases/:id/approve", s.handleAPISupportCaseApprove, staff, api, stepUp)
+	r.post("/t/:slug/api/v1/cases/:id/reject", s.handleAPISupportCaseReject, staff, api, stepUp)
 
 	// Dev mailbox: registered only in dev mode.
 	if s.cfg.Dev {
-		pub(http.MethodGet, "/dev/mailbox", s.handleMailbox)
-		pub(http.MethodGet, "/dev/mailbox/:id", s.handleMailboxMessage)
+		r.get("/dev/mailbox", s.handleMailbox, public, global)
+		r.get("/dev/mailbox/:id", s.handleMailboxMessage, public, global)
 	}
+}
+
+// dryRun reports whether a PUT /admin/policy is a dry run
+// (?dry_run=true): it computes the impact and saves nothing. The handler
+// reads the parameter through this function too, so the route's step-up
+// and the handler never disagree; an unparseable value is no dry run (and
+// the handler refuses it).
+func dryRun(c echo.Context) bool {
+	b, err := strconv.ParseBool(c.QueryParam("dry_run"))
+	return err == nil && b
 }

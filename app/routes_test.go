@@ -59,7 +59,7 @@ func TestRoutesDefaultDeny(t *testing.T) {
 			if !wantPublic[key] {
 				t.Errorf("route %s is public but not on the reviewed list", key)
 			}
-			if _, only := app.SupportRoute(r.Method, r.Path); only {
+			if f, _ := env.Server.Route(r.Method, r.Path); f.Support && !f.InWorkspaces {
 				path := strings.NewReplacer(":slug", "acme", ":token", "x").Replace(r.Path)
 				if res := c.Do(anonymousRequest(r.Method, c.URL(path))); res.StatusCode != http.StatusNotFound {
 					t.Errorf("%s %s = %d, want 404 (a support-only route)", r.Method, path, res.StatusCode)
@@ -67,7 +67,8 @@ func TestRoutesDefaultDeny(t *testing.T) {
 			}
 			continue
 		}
-		inSupport, onlySupport := app.SupportRoute(r.Method, r.Path)
+		f, _ := env.Server.Route(r.Method, r.Path)
+		inSupport, onlySupport := f.Support, f.Support && !f.InWorkspaces
 		if strings.HasPrefix(r.Path, "/t/:slug") {
 			// In the support console the route is either there (and
 			// refuses the anonymous) or a 404; elsewhere the console's own

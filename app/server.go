@@ -30,9 +30,8 @@ type Server struct {
 	sessions *scs.SessionManager
 	echo     *echo.Echo
 	rps      relyingParties
-	// public lists the routes ("METHOD /path") that need no session; every
-	// other route is denied to anonymous requests.
-	public map[string]bool
+	// routeTable holds every route's facts by "METHOD /pattern" (routes.go).
+	routeTable map[string]*route
 }
 
 // NewServer wires the application. The store's clock is the server's clock.
@@ -139,6 +138,8 @@ func meta(c echo.Context) db.Meta {
 	return db.Meta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 }
 
-// IsPublic reports whether a route (method and pattern) is on the list of
-// routes that need no session.
-func (s *Server) IsPublic(method, path string) bool { return s.public[method+" "+path] }
+// IsPublic reports whether a route (method and pattern) needs no session.
+func (s *Server) IsPublic(method, path string) bool {
+	rt := s.routeTable[method+" "+path]
+	return rt != nil && rt.access == accessPublic
+}

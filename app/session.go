@@ -372,3 +372,5 @@ func (s *Server) commitToken(c echo.Context) (string, error) {
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+func urlPathEscape(s string) string { return url.PathEscape(s) }

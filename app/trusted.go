@@ -195,7 +195,7 @@ func deviceIDParam(c echo.Context, name string) (int64, error) {
 }
 
 // handleTrustedRevoke is the portal's Revoke of one trusted browser
-// (step-up: withStepUp in routes).
+// (step-up declared in routes).
 func (s *Server) handleTrustedRevoke(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	a := authFrom(c)
@@ -222,9 +222,10 @@ func (s *Server) handleTrustedRevokeAll(c echo.Context) error {
 }
 
 // handleAdminMemberTrustedRevoke is an admin's Revoke of one of a member's
-// trusted browsers (memberAction: scoped member, step-up).
-func (s *Server) handleAdminMemberTrustedRevoke(c echo.Context, m db.User) error {
+// trusted browsers (routes: onMember, step-up).
+func (s *Server) handleAdminMemberTrustedRevoke(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
+	m := targetMember(c)
 	id, err := deviceIDParam(c, "device")
 	if err != nil {
 		return err
@@ -242,9 +243,6 @@ func (s *Server) handleAPITrustedDelete(c echo.Context) error {
 	a := authFrom(c)
 	id, err := deviceIDParam(c, "id")
 	if err != nil {
-		return err
-	}
-	if err := s.apiStepUp(c, a); err != nil {
 		return err
 	}
 	if _, err := s.store.RevokeTrustedDevice(c.Request().Context(), t.ID, a.User.ID, a.User.ID, id, db.TrustedRevokedByMember, meta(c)); err != nil {

@@ -23,15 +23,6 @@ type ceremonyRequest struct {
 	Credential json.RawMessage `json:"credential"`
 }
 
-// jsonErrors marks a page endpoint that answers fetch calls: its errors are
-// JSON too.
-func jsonErrors(h echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Set("json_errors", true)
-		return h(c)
-	}
-}
-
 // methods lists the second factors a member can use, most convenient first.
 func (s *Server) methods(c echo.Context, u db.User) ([]string, error) {
 	ctx := c.Request().Context()
@@ -62,13 +53,7 @@ func (s *Server) handleWebAuthnRegisterBegin(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	a := authFrom(c)
-	if step, err := s.needsStepUp(c, a); err != nil {
-		return err
-	} else if step {
-		return errStepUpRequired
-	}
-	id, options, err := s.beginRegistration(c, a, req.Name)
+	id, options, err := s.beginRegistration(c, authFrom(c), req.Name)
 	if err != nil {
 		return err
 	}
@@ -95,9 +80,6 @@ func (s *Server) handleWebAuthnRegisterFinish(c echo.Context) error {
 // handleAPIWebAuthnDelete is DELETE /mfa/webauthn/{id}.
 func (s *Server) handleAPIWebAuthnDelete(c echo.Context) error {
 	a := authFrom(c)
-	if err := s.apiStepUp(c, a); err != nil {
-		return err
-	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		return errNotFound

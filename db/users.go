@@ -38,6 +38,17 @@ type User struct {
 // IsAdmin reports whether the user may use the admin console.
 func (u User) IsAdmin() bool { return u.Role == RoleOwner || u.Role == RoleAdmin }
 
+// MayManage reports whether actor may change target's second factors,
+// sessions, trusted browsers, deadline or role: an owner may act on anyone
+// of the workspace, an admin on anyone but an owner (SECURITY rule 13).
+// Pages, the API and the store's transactions all ask this.
+func MayManage(actor, target User) bool {
+	if actor.WorkspaceID != target.WorkspaceID || !actor.IsAdmin() {
+		return false
+	}
+	return actor.Role == RoleOwner || target.Role != RoleOwner
+}
+
 // EmailKey is the form of an email used for lookups and uniqueness.
 func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 

@@ -446,10 +446,33 @@ func TestBrowserInvitation(t *testing.T) {
 	ws := env.Workspace("acme", "Acme Corp")
 	env.User(ws, "owner@acme.test", "owner", password)
 
+	secret := enrollByAPI(t, env, "acme", "owner@acme.test")
+
 	admin := newBrowser(t, 1024, 768)
 	admin.signIn(base, "acme", "owner@acme.test", password)
+	admin.challengePage()
+	admin.do("code", chromedp.SendKeys(chromedp.ID("code"), totpCode(t, env, secret)))
+	admin.submit(`[data-testid=verify]`)
 	admin.do("portal", chromedp.WaitVisible(chromedp.CSS(`[data-testid=account-email]`)))
+	// An invitation is an admin change: 15 minutes after the sign-in the
+	// owner confirms with a fresh code first, then the form is sent.
+	env.Clock.Advance(15 * time.Minute)
 	admin.navigate(base + "/t/acme/admin/members")
+	admin.do("invite form",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=members]`)),
+		chromedp.SendKeys(chromedp.ID("email"), "bob@acme.test"),
+	)
+	admin.submit(`form[action$="/admin/invitations"] button[type=submit]`)
+	admin.do("step-up page", chromedp.WaitVisible(chromedp.ID("code")))
+	if got := admin.path(); !strings.HasPrefix(got, "/t/acme/account/verify") {
+		t.Errorf("inviting with a stale second factor went to %s, want the verify page", got)
+	}
+	if msgs, _ := env.Store.OutboxMessages(context.Background(), 10); len(msgs) != 1 || msgs[0].Kind != "totp_enabled" {
+		t.Errorf("outbox after an invitation without a fresh second factor = %+v, want only the enrollment's notice", msgs)
+	}
+	admin.screenshot("c-invite-step-up")
+	admin.do("fresh code", chromedp.SendKeys(chromedp.ID("code"), totpCode(t, env, secret)))
+	admin.submit(`[data-testid=verify]`)
 	admin.do("invite form",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=members]`)),
 		chromedp.SendKeys(chromedp.ID("email"), "bob@acme.test"),
