@@ -113,6 +113,7 @@ func (s *Server) renderAdminMember(c echo.Context, status int, p views.Page, m d
 		v.Activity = append(v.Activity, views.ActivityRow{At: ev.CreatedAt, What: describeAdminEvent(ev), IP: ev.IP, Device: describeUserAgent(ev.UserAgent)})
 	}
 	v.Roles = assignableRoles(a.User, m)
+	v.Manage = db.MayManage(a.User, m)
 	pol, err := s.store.Policy(ctx, t.ID)
 	if err != nil {
 		return err

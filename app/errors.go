@@ -60,6 +60,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.As(err, &e):
 	case errors.Is(err, db.ErrNotFound):
 		e = errNotFound
+	case errors.Is(err, db.ErrNotAllowed):
+		e = errOwnerProtected // the store's own check of db.MayManage
 	case errors.As(err, &he):
 		e = &Error{Status: he.Code, Code: strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), Message: http.StatusText(he.Code)}
 		if he.Code == http.StatusNotFound {

@@ -183,7 +183,8 @@ func TestSelfRecoveryWaitingPeriodAndReset(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := env.Store.ExtendDeadline(ctx, acme.ID, 0, alice.ID, 30, db.Meta{}); err != nil {
+	owner := env.User(acme, "owner@acme.test", db.RoleOwner, "owner password 1")
+	if _, err := env.Store.ExtendDeadline(ctx, acme.ID, owner.ID, alice.ID, 30, db.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	if res := ac.Get("/t/acme/account"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/t/acme/account/enroll" {

@@ -53,6 +53,9 @@ type ResetResult struct {
 func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int64, endSessions bool, meta Meta, msg OutboxMessage) (ResetResult, error) {
 	var r ResetResult
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.mayManage(ctx, tx, workspaceID, adminID, memberID); err != nil {
+			return fmt.Errorf("reset mfa: %w", err)
+		}
 		var err error
 		if r, err = s.resetFactors(ctx, tx, workspaceID, memberID, endSessions, "mfa_reset_by_admin"); err != nil {
 			return err
@@ -67,6 +70,27 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 		return s.enqueue(ctx, tx, workspaceID, msg)
 	})
 	return r, err
+}
+
+// mayManage refuses (ErrNotAllowed) an admin's change to a member that
+// MayManage forbids, both roles read inside tx: the route checked it
+// before, and this decides when a role changed in between. ErrNotFound
+// when either is not of the workspace.
+func (s *Store) mayManage(ctx context.Context, tx *sql.Tx, workspaceID, actorID, memberID int64) error {
+	var actor, member User
+	for _, u := range []struct {
+		id  int64
+		out *User
+	}{{actorID, &actor}, {memberID, &member}} {
+		var err error
+		if *u.out, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, u.id)); err != nil {
+			return notFound("may manage", err)
+		}
+	}
+	if !MayManage(actor, member) {
+		return ErrNotAllowed
+	}
+	return nil
 }
 
 // requireReenroll makes a member just reset by support or by recovery by
@@ -158,6 +182,9 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 // ended and the new epoch, or ErrNotFound for another workspace's member.
 func (s *Store) EndMemberSessions(ctx context.Context, workspaceID, adminID, memberID int64, meta Meta) (n int, epoch int64, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.mayManage(ctx, tx, workspaceID, adminID, memberID); err != nil {
+			return fmt.Errorf("end member sessions: %w", err)
+		}
 		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
 			workspaceID, memberID).Scan(&epoch); err != nil {
 			return notFound("end member sessions", err)

@@ -86,3 +86,43 @@ func TestChangeRoleLastOwnerRace(t *testing.T) {
 		}
 	}
 }
+
+// An admin's change to an owner is refused inside the store's own
+// transaction too (db.MayManage, ErrNotAllowed), whatever the caller
+// checked before; an owner's is not.
+func TestAdminActionsOnOwnerRefusedInTransaction(t *testing.T) {
+	ctx := context.Background()
+	store, _ := dbtest.New(t)
+	acme, _ := store.CreateWorkspace(ctx, "acme", "Acme")
+	owner, _ := store.CreateUser(ctx, acme.ID, "owner@acme.test", db.RoleOwner, "x", db.Meta{}, 0)
+	second, _ := store.CreateUser(ctx, acme.ID, "second@acme.test", db.RoleOwner, "x", db.Meta{}, 0)
+	admin, _ := store.CreateUser(ctx, acme.ID, "admin@acme.test", db.RoleAdmin, "x", db.Meta{}, 0)
+	member, _ := store.CreateUser(ctx, acme.ID, "member@acme.test", db.RoleMember, "x", db.Meta{}, 0)
+	msg := db.OutboxMessage{Kind: "x", To: "owner@acme.test"}
+	if _, err := store.ResetMFA(ctx, acme.ID, admin.ID, owner.ID, true, db.Meta{}, msg); !errors.Is(err, db.ErrNotAllowed) {
+		t.Errorf("admin's ResetMFA of an owner = %v, want ErrNotAllowed", err)
+	}
+	if _, _, err := store.EndMemberSessions(ctx, acme.ID, admin.ID, owner.ID, db.Meta{}); !errors.Is(err, db.ErrNotAllowed) {
+		t.Errorf("admin's EndMemberSessions of an owner = %v, want ErrNotAllowed", err)
+	}
+	if _, err := store.ExtendDeadline(ctx, acme.ID, admin.ID, owner.ID, 3, db.Meta{}); !errors.Is(err, db.ErrNotAllowed) {
+		t.Errorf("admin's ExtendDeadline of an owner = %v, want ErrNotAllowed", err)
+	}
+	if _, err := store.RevokeTrustedDevice(ctx, acme.ID, admin.ID, owner.ID, 1, db.TrustedRevokedByAdmin, db.Meta{}); !errors.Is(err, db.ErrNotAllowed) {
+		t.Errorf("admin's RevokeTrustedDevice of an owner = %v, want ErrNotAllowed", err)
+	}
+	// A member is no admin: refused on anyone.
+	if _, _, err := store.EndMemberSessions(ctx, acme.ID, member.ID, admin.ID, db.Meta{}); !errors.Is(err, db.ErrNotAllowed) {
+		t.Errorf("member's EndMemberSessions of an admin = %v, want ErrNotAllowed", err)
+	}
+	if u, _ := store.UserByID(ctx, acme.ID, owner.ID); u.SessionEpoch != owner.SessionEpoch {
+		t.Errorf("owner's session epoch moved: %d -> %d", owner.SessionEpoch, u.SessionEpoch)
+	}
+	// Owners manage owners; admins manage members.
+	if _, _, err := store.EndMemberSessions(ctx, acme.ID, second.ID, owner.ID, db.Meta{}); err != nil {
+		t.Errorf("owner's EndMemberSessions of an owner = %v", err)
+	}
+	if _, _, err := store.EndMemberSessions(ctx, acme.ID, admin.ID, member.ID, db.Meta{}); err != nil {
+		t.Errorf("admin's EndMemberSessions of a member = %v", err)
+	}
+}

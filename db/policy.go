@@ -434,6 +434,9 @@ func (s *Store) ExtendDeadline(ctx context.Context, workspaceID, actorID, member
 	}
 	var out int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.mayManage(ctx, tx, workspaceID, actorID, memberID); err != nil {
+			return fmt.Errorf("extend deadline: %w", err)
+		}
 		var deadline sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT mfa_deadline FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID).Scan(&deadline); err != nil {
 			return notFound("extend deadline", err)

@@ -157,6 +157,11 @@ func (s *Store) TrustedDevices(ctx context.Context, workspaceID, userID int64) (
 func (s *Store) RevokeTrustedDevice(ctx context.Context, workspaceID, actorID, userID, id int64, reason string, meta Meta) (TrustedDevice, error) {
 	var d TrustedDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if actorID != userID {
+			if err := s.mayManage(ctx, tx, workspaceID, actorID, userID); err != nil {
+				return fmt.Errorf("revoke trusted device: %w", err)
+			}
+		}
 		row := tx.QueryRowContext(ctx, `
 			UPDATE trusted_devices SET revoked_at = ?, revoked_reason = ?
 			WHERE workspace_id = ? AND user_id = ? AND id = ? AND revoked_at IS NULL

@@ -16,6 +16,9 @@ type AdminMemberView struct {
 	Sessions          []SessionRow
 	Activity          []ActivityRow
 	Roles             []string // the roles the signed-in admin may give this member
+	// Manage: the signed-in admin may change this member's factors,
+	// sessions, trusted browsers and deadline (an admin may not an owner's).
+	Manage bool
 	Error             string
 }
 
