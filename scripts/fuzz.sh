@@ -9,17 +9,28 @@
 #   scripts/fuzz.sh FuzzSafeNext ...     only the targets named
 #   scripts/fuzz.sh -l                   list the targets (package and name)
 #
+# Each package's test binary is built once, instrumented as by
+# `go test -fuzz`, and run per target with the flags go test would pass
+# (-test.fuzz '^FuzzXxx$' -test.fuzztime ... in the package's folder): the
+# same as `go test -run '^$' -fuzz '^FuzzXxx$' -fuzztime $FUZZTIME ./pkg`
+# without linking a big binary again for every target.
+#
 # FUZZ_PARALLEL sets the workers per target (default 1: CI and developers
-# share 2 cores). A failing target does not stop the others; the script
-# exits 1 at the end if any failed, after a summary of every run (time,
-# executions, new corpus entries). Failing inputs are written by go test to
-# the package's testdata/fuzz/FuzzXxx/: commit them with the fix.
+# share 2 cores). FUZZ_CACHEDIR is where the generated corpus is kept
+# (default go test's, $GOCACHE/fuzz, so long runs build on each other);
+# FUZZ_CACHEDIR=fresh uses an empty one that is thrown away, as make test
+# does, so that its time does not grow with what earlier runs found.
+# A failing target does not stop the others; the script exits 1 at the end
+# if any failed, after a summary of every run (time, executions, corpus).
+# Failing inputs are written to the package's testdata/fuzz/FuzzXxx/:
+# commit them with the fix (they then run in every plain go test).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-10m}
 FUZZ_PARALLEL=${FUZZ_PARALLEL:-1}
+FUZZ_CACHEDIR=${FUZZ_CACHEDIR:-$("$GO" env GOCACHE)/fuzz}
 
 # targets prints "./pkg FuzzName" for every fuzz target, sorted.
 targets() {
@@ -52,16 +63,33 @@ else
 	run=("${all[@]}")
 fi
 
+started=$(date +%s)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ "$FUZZ_CACHEDIR" = fresh ]; then
+	FUZZ_CACHEDIR=$work/cache
+fi
+
+# One instrumented test binary per package.
+declare -A bin
+for t in "${run[@]}"; do
+	pkg=${t% *}
+	[ -z "${bin[$pkg]:-}" ] || continue
+	bin[$pkg]=$work/$(echo "$pkg" | tr '/.' '__').test
+	printf '==> build %s\n' "$pkg"
+	"$GO" test -c -fuzz '^Fuzz' -o "${bin[$pkg]}" "$pkg"
+done
+
 summary=()
 failed=0
-started=$(date +%s)
 for t in "${run[@]}"; do
 	pkg=${t% *} name=${t##* }
 	printf '==> %s %s (%s)\n' "$pkg" "$name" "$FUZZTIME"
-	log=$(mktemp)
+	log=$work/log
 	t0=$(date +%s)
 	status=ok
-	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZ_PARALLEL" "$pkg" 2>&1 | tee "$log"; then
+	if ! (cd "$pkg" && "${bin[$pkg]}" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
+		-test.parallel "$FUZZ_PARALLEL" -test.fuzzcachedir "$FUZZ_CACHEDIR") 2>&1 | tee "$log"; then
 		status=FAIL
 		failed=1
 	fi
@@ -69,7 +97,6 @@ for t in "${run[@]}"; do
 	execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
 	interesting=$(sed -nE 's/.*new interesting: ([0-9]+) \(total: ([0-9]+)\).*/\1 new, \2 in corpus/p' <<<"$last")
 	summary+=("$(printf '%-4s %-12s %-22s %5ss  %10s execs  %s' "$status" "$pkg" "$name" "$(($(date +%s) - t0))" "${execs:-?}" "${interesting:-}")")
-	rm -f "$log"
 done
 
 printf '\nfuzz summary (FUZZTIME=%s, %d workers each, %ds in all):\n' "$FUZZTIME" "$FUZZ_PARALLEL" "$(($(date +%s) - started))"
