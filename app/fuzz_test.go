@@ -492,3 +492,18 @@ func TestDecodeJSONRefusesNonObjects(t *testing.T) {
 		}
 	}
 }
+
+// safeNext accepted a next of at most 2048 bytes whose escaped form, the
+// redirect it answered, was three times longer, and then refused that
+// answer itself (found by FuzzSafeNext in the long run; the input is also
+// in testdata/fuzz/FuzzSafeNext).
+func TestSafeNextBoundsTheEscapedTarget(t *testing.T) {
+	ten := fuzzTenants[0]
+	next := ten.Base + "/" + strings.Repeat("\xfa", 2000)
+	if got := (&Server{}).safeNext(ten, next); len(got) > 2048 {
+		t.Errorf("safeNext(%d bytes) = %d bytes", len(next), len(got))
+	}
+	if got := (&Server{}).safeNext(ten, ten.Base+"/account/mfa?x=%C3%BC"); got != ten.Base+"/account/mfa?x=%C3%BC" {
+		t.Errorf("safeNext refused a plain target: %q", got)
+	}
+}
