@@ -4,7 +4,7 @@ BIN     ?= bin/gatehouse
 ADDR    ?= 127.0.0.1:8080
 DATA    ?= ./data
 
-.PHONY: all build run test test-short bench generate check-generated lint fmt clean
+.PHONY: all build run test test-short fuzz fuzz-short bench generate check-generated lint fmt clean
 
 all: build
 
@@ -20,9 +20,23 @@ BASE_URL ?= http://localhost:$(lastword $(subst :, ,$(ADDR)))
 run: build
 	GATEHOUSE_DEV=1 GATEHOUSE_DATA=$(DATA) GATEHOUSE_BASE_URL=$(BASE_URL) ./$(BIN) serve --addr $(ADDR) --demo
 
-## test: every test, browser tests included (they need /usr/bin/chromium).
+## test: every test, browser tests included (they need /usr/bin/chromium),
+## each fuzz target's seed corpus among them, then a short fuzz of each target.
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz-short
+
+## fuzz: every fuzz target (found by scripts/fuzz.sh), one after the other,
+## FUZZTIME each with one worker: make fuzz FUZZTIME=30s. docs/FUZZING.md.
+FUZZTIME ?= 10m
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+## fuzz-short: every fuzz target for FUZZTIME_SHORT (3s) from its seeds
+## alone (a fresh corpus cache), as part of make test.
+FUZZTIME_SHORT ?= 3s
+fuzz-short:
+	GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZ_CACHEDIR=fresh ./scripts/fuzz.sh
 
 ## bench: Go benchmarks plus a load run of concurrent sign-ins against a real server.
 bench: build

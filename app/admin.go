@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -76,9 +77,13 @@ func (s *Server) renderMembers(c echo.Context, code int, p views.Page, inv views
 }
 
 // ValidEmail checks an address typed into a form: one plain address, no
-// display name, at most 254 characters.
+// display name, at most 254 characters. net/mail lets any non-ASCII rune
+// through, so white space, control and format characters (U+0085 and
+// U+2028 end a line, U+202E reverses text in an admin's list) are refused
+// here.
 func ValidEmail(s string) bool {
-	if s == "" || len(s) > maxEmailLength || strings.ContainsAny(s, " <>\"\r\n") {
+	if s == "" || len(s) > maxEmailLength || strings.ContainsAny(s, " <>\"\r\n") ||
+		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
 		return false
 	}
 	a, err := mail.ParseAddress(s)

@@ -368,8 +368,7 @@ func decodePolicyJSON(c echo.Context, v any) error {
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeObject(dec, v, true); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return invalidPolicy(te.Field + " has the wrong type.")

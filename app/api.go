@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,13 +27,34 @@ func decodeJSON(c echo.Context, v any) error {
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
 	}
 	dec := json.NewDecoder(c.Request().Body)
-	if err := dec.Decode(v); err != nil {
+	if err := decodeObject(dec, v, false); err != nil {
 		return errInvalidJSON
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errInvalidJSON
 	}
 	return nil
+}
+
+// errNotObject is a body that is valid JSON but not an object.
+var errNotObject = errors.New("not a JSON object")
+
+// decodeObject decodes the next value of dec into v if it is an object
+// (encoding/json alone reads null into a struct as if it were {}); strict
+// refuses unknown fields.
+func decodeObject(dec *json.Decoder, v any, strict bool) error {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return errNotObject
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		d.DisallowUnknownFields()
+	}
+	return d.Decode(v)
 }
 
 type apiLoginRequest struct {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/db"
 )
 
 func TestAPISessionLifecycle(t *testing.T) {
@@ -88,5 +90,25 @@ func TestAPIUnknownWorkspace(t *testing.T) {
 	res := env.Client().API(http.MethodPost, "/t/nowhere/api/v1/login", "", map[string]string{"email": "a@b.test", "password": "x"})
 	if res.StatusCode != http.StatusNotFound || res.JSON()["error"] != "not_found" {
 		t.Fatalf("unknown workspace = %d %s", res.StatusCode, res.Body)
+	}
+}
+
+// A JSON body that is not an object (null, an array, a string) is a 400;
+// null used to be read as {}, so a null policy was a 200 (found by
+// FuzzDecodeJSON).
+func TestAPIBodyNotAnObject(t *testing.T) {
+	env, acme, _ := setup(t)
+	env.User(acme, "olive@acme.test", db.RoleOwner, pw)
+	c := env.Client()
+	tok := c.APILogin("acme", "olive@acme.test", pw)
+	for _, body := range []string{"null", " null\n", "[]", `"x"`} {
+		res := c.API(http.MethodPut, "/t/acme/api/v1/admin/policy?dry_run=true", tok, body)
+		if res.StatusCode != http.StatusBadRequest || res.JSON()["error"] != "invalid_policy" {
+			t.Errorf("PUT /admin/policy %q = %d %s, want 400 invalid_policy", body, res.StatusCode, res.Body)
+		}
+		res = c.API(http.MethodPost, "/t/acme/api/v1/login", "", body)
+		if res.StatusCode != http.StatusBadRequest || res.JSON()["error"] != "invalid_request" {
+			t.Errorf("POST /login %q = %d %s, want 400 invalid_request", body, res.StatusCode, res.Body)
+		}
 	}
 }

@@ -246,7 +246,11 @@ func (s *Server) safeNext(t *tenants.Tenant, next string) string {
 	if !strings.HasPrefix(u.Path, t.Base+"/") || strings.HasPrefix(u.Path, t.Base+"/login") || strings.Contains(u.Path, "/api/") {
 		return home
 	}
-	return u.RequestURI()
+	// Escaping can triple the length: the bound holds for what is sent.
+	if out := u.RequestURI(); len(out) <= 2048 {
+		return out
+	}
+	return home
 }
 
 func truncateRunes(s string, n int) string {

@@ -363,3 +363,20 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	}
 }
+
+// ValidEmail refuses what net/mail lets through outside ASCII: line
+// separators, other white space, control and format characters (found by
+// FuzzValidEmail).
+func TestValidEmailRefusesUnicodeSpaceAndControls(t *testing.T) {
+	for _, s := range []string{"a\u0085b@acme.test", "a\u2028b@acme.test", "a\u2029b@acme.test", "a\u00a0b@acme.test",
+		"a\u202eb@acme.test", "a\u200bb@acme.test", "a\u3000b@acme.test"} {
+		if app.ValidEmail(s) {
+			t.Errorf("ValidEmail(%q) = true", s)
+		}
+	}
+	for _, s := range []string{"alice@acme.test", "ユーザー@例え.テスト", "bob+mfa@acme.test"} {
+		if !app.ValidEmail(s) {
+			t.Errorf("ValidEmail(%q) = false", s)
+		}
+	}
+}

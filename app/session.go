@@ -101,10 +101,17 @@ func scsHash(token string) string {
 }
 
 // wellFormedToken reports whether s looks like an scs token (43 characters
-// of base64url), so junk never reaches the store.
+// of base64url), so junk never reaches the store. The alphabet is checked
+// byte by byte: the base64 decoder alone skips CR and LF.
 func wellFormedToken(s string) bool {
 	if len(s) != 43 {
 		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
 	}
 	_, err := base64.RawURLEncoding.DecodeString(s)
 	return err == nil

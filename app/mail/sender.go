@@ -176,7 +176,7 @@ func ParseSMTPURL(raw string) (*SMTP, error) {
 		s.TLS = t
 	}
 	if p := u.Port(); p != "" {
-		if s.Port, err = strconv.Atoi(p); err != nil {
+		if s.Port, err = strconv.Atoi(p); err != nil || s.Port < 1 || s.Port > 65535 {
 			return nil, errors.New("GATEHOUSE_SMTP_URL: bad port")
 		}
 	}
@@ -193,6 +193,11 @@ func ParseSMTPURL(raw string) (*SMTP, error) {
 	if u.User != nil {
 		s.Username = u.User.Username()
 		s.Password, _ = u.User.Password()
+		// A control character is a typo, and a NUL would split SASL PLAIN's
+		// "authzid\x00user\x00password" differently than meant.
+		if strings.ContainsFunc(s.Username+s.Password, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return nil, errors.New("GATEHOUSE_SMTP_URL: control character in the user name or password")
+		}
 	}
 	return s, nil
 }

@@ -510,6 +510,12 @@ func TestParseSMTPURL(t *testing.T) {
 		{"ErrTLSWithSMTPS", "smtps://relay.example.com?from=a@example.com&tls=none", mail.SMTP{}, "tls="},
 		{"ErrNoHost", "smtp://?from=a@example.com", mail.SMTP{}, "host"},
 		{"ErrPort", "smtp://relay.example.com:smtp?from=a@example.com", mail.SMTP{}, "port"},
+		// Found by FuzzParseSMTPURL: ports outside 1–65535 and control
+		// characters in the credentials were accepted at start-up.
+		{"ErrPortZero", "smtp://relay.example.com:0?from=a@example.com", mail.SMTP{}, "port"},
+		{"ErrPortTooLarge", "smtp://relay.example.com:65536?from=a@example.com", mail.SMTP{}, "port"},
+		{"ErrControlInUser", "smtp://u%0D%0A:p@relay.example.com?from=a@example.com", mail.SMTP{}, "control character"},
+		{"ErrNULInPassword", "smtp://u:p%00admin@relay.example.com?from=a@example.com", mail.SMTP{}, "control character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

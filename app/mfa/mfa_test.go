@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
+
 	"github.com/gatehouse/gatehouse/app/mfa"
 )
 
@@ -183,5 +185,19 @@ func TestURIAndGroup(t *testing.T) {
 	}
 	if g := mfa.GroupSecret("JBSWY3DPEHPK3PXP"); g != "JBSW Y3DP EHPK 3PXP" {
 		t.Errorf("GroupSecret = %q", g)
+	}
+}
+
+// A workspace name with a colon stays the issuer and does not leak into the
+// account name apps read from the label (found by FuzzOTPAuthURI: "Acme:
+// Ops" gave the account " Ops:alice@acme.test").
+func TestURIIssuerWithColon(t *testing.T) {
+	u := mfa.URI("Acme: Ops", "alice@acme.test", "JBSWY3DPEHPK3PXP")
+	k, err := otp.NewKeyFromURL(u)
+	if err != nil {
+		t.Fatalf("NewKeyFromURL(%q): %v", u, err)
+	}
+	if k.Issuer() != "Acme: Ops" || k.AccountName() != "alice@acme.test" {
+		t.Errorf("URI %q reads as issuer %q, account %q", u, k.Issuer(), k.AccountName())
 	}
 }

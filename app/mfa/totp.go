@@ -83,7 +83,10 @@ func WellFormedCode(s string) (string, bool) {
 }
 
 // URI is the otpauth:// URI an authenticator app reads from the QR code:
-// issuer is the workspace name, the account the member's email.
+// issuer is the workspace name, the account the member's email. Apps split
+// the label "issuer:account" at its first colon, so the label's issuer
+// drops any colon of the name (the issuer parameter keeps it whole):
+// "Acme: Ops" must not turn the account into " Ops:alice@…".
 func URI(issuer, account, secret string) string {
 	v := url.Values{}
 	v.Set("secret", secret)
@@ -91,7 +94,7 @@ func URI(issuer, account, secret string) string {
 	v.Set("algorithm", "SHA1")
 	v.Set("digits", fmt.Sprint(Digits))
 	v.Set("period", fmt.Sprint(Period))
-	label := url.PathEscape(issuer) + ":" + url.PathEscape(account)
+	label := url.PathEscape(strings.ReplaceAll(issuer, ":", "")) + ":" + url.PathEscape(account)
 	return "otpauth://totp/" + label + "?" + v.Encode()
 }
 
