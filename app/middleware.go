@@ -101,17 +101,13 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 // browsers that send it). The JSON API is exempt: it authenticates with a
 // bearer header only, never with cookies, and accepts only JSON bodies.
 func (s *Server) csrf() echo.MiddlewareFunc {
-	name := "gh_csrf"
-	if s.cfg.SecureCookies() {
-		name = "__Host-gh_csrf"
-	}
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
 		Skipper: func(c echo.Context) bool {
 			p := c.Path()
 			return isAPI(c) || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/assets/")
 		},
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
-		CookieName:     name,
+		CookieName:     s.cookieName(cookieCSRF, ""),
 		CookiePath:     "/",
 		CookieSecure:   s.cfg.SecureCookies(),
 		CookieHTTPOnly: true,

@@ -34,12 +34,7 @@ const trustedField = "trust_device"
 func trustedPurpose(workspaceID int64) string { return fmt.Sprintf("trusted_device:%d", workspaceID) }
 
 // trustedCookieName is per workspace, like the session cookie.
-func (s *Server) trustedCookieName(slug string) string {
-	if s.cfg.SecureCookies() {
-		return "__Host-gh_td_" + slug
-	}
-	return "gh_td_" + slug
-}
+func (s *Server) trustedCookieName(slug string) string { return s.cookieName(cookieTrusted, slug) }
 
 // trustedDays is how long the workspace lets a browser be trusted, 0 when
 // it does not (always 0 on the support console).

@@ -103,7 +103,7 @@ func signInAgain(t *testing.T, c *apptest.Client, slug, email, password string) 
 // session's token works as a bearer token).
 func pageSession(t *testing.T, c *apptest.Client, slug string) *apptest.Response {
 	t.Helper()
-	res := c.Env.Client().API(http.MethodGet, "/t/"+slug+"/api/v1/session", c.Cookie("gh_"+slug), nil)
+	res := c.Env.Client().API(http.MethodGet, "/t/"+slug+"/api/v1/session", c.Cookie("gh_s_"+slug), nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET session = %d %s", res.StatusCode, res.Body)
 	}
@@ -210,7 +210,7 @@ func TestTrustedDeviceSkipsChallenge(t *testing.T) {
 		t.Errorf("revoke all on a trusted session = %d %q, want the step-up page", res.StatusCode, location(res))
 	}
 	ids := deviceIDs(t, env, alice)
-	res = env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", ids[0]), c.Cookie("gh_acme"), nil)
+	res = env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", ids[0]), c.Cookie("gh_s_acme"), nil)
 	wantErr(t, "DELETE trusted device on a trusted session", res, "step_up_required", http.StatusForbidden)
 	if n := queryInt(t, env, `SELECT COUNT(*) FROM trusted_devices WHERE revoked_at IS NOT NULL`); n != 0 {
 		t.Errorf("%d devices revoked without step-up", n)
@@ -290,7 +290,7 @@ func TestTrustedDeviceRefused(t *testing.T) {
 		}},
 		{"RevokedThroughAPI", func(t *testing.T, te trustEnv, c *apptest.Client, tok string) (string, string, string) {
 			id := deviceIDs(t, te.env, te.alice)[0]
-			res := te.env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", id), c.Cookie("gh_acme"), nil)
+			res := te.env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", id), c.Cookie("gh_s_acme"), nil)
 			if res.StatusCode != http.StatusNoContent {
 				t.Fatalf("DELETE trusted device = %d %s", res.StatusCode, res.Body)
 			}
@@ -424,7 +424,7 @@ func TestTrustedDeviceLists(t *testing.T) {
 	if rows.Length() != 1 || !strings.Contains(rows.Text(), "Chrome on Linux") || rows.AttrOr("data-device", "") != fmt.Sprint(id) {
 		t.Errorf("portal lists %d trusted browsers: %q", rows.Length(), rows.Text())
 	}
-	tok := c.Cookie("gh_acme")
+	tok := c.Cookie("gh_s_acme")
 	res := env.Client().API(http.MethodGet, "/t/acme/api/v1/mfa", tok, nil)
 	list, _ := res.JSON()["trusted_devices"].([]any)
 	if res.StatusCode != http.StatusOK || len(list) != 1 {
@@ -578,7 +578,7 @@ func TestTrustedDeviceCookieProduction(t *testing.T) {
 	}
 	login := url.Values{"email": {"alice@acme.test"}, "password": {pw}}
 	res := post("/t/acme/login", login)
-	pending := findCookie(res, "__Host-gh_acme")
+	pending := findCookie(res, "__Host-gh_s_acme")
 	if res.StatusCode != http.StatusSeeOther || pending == nil || !strings.HasPrefix(location(res), "/t/acme/login/mfa") {
 		t.Fatalf("password step = %d %q", res.StatusCode, location(res))
 	}
