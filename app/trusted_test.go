@@ -625,3 +625,47 @@ func TestTrustedDeviceAndPolicy(t *testing.T) {
 		t.Error("a member who must enroll skipped the challenge on a trusted browser")
 	}
 }
+
+// Locked means locked (issue 12, defect 7): while ten wrong codes have
+// paused second-factor sign-in, a trusted browser is refused like the
+// challenge (429 with Retry-After), its device is not used, and it skips
+// the challenge again once the pause is over.
+func TestTrustedDeviceRefusedWhileLocked(t *testing.T) {
+	te := trustSetup(t)
+	env, alice := te.env, te.alice
+	c := env.Client()
+	trustBrowser(t, env, c, "acme", "alice@acme.test", pw, te.secret)
+	c.PostForm("/t/acme/logout", nil)
+
+	// Ten wrong codes in two API challenges (five end one) lock it.
+	for range 2 {
+		mt := mfaToken(t, env, "acme", "alice@acme.test", pw)
+		for range 5 {
+			loginMFA(env, "acme", map[string]string{"mfa_token": mt, "code": wrongCode(t, env, te.secret)})
+		}
+	}
+	if g := mfaGuard(t, env, alice); !g.LockedUntil.After(env.Clock.Now()) {
+		t.Fatalf("guard after 10 wrong codes: %+v, want locked", g)
+	}
+	used := auditCount(t, env, alice, db.EventTrustedDeviceUsed)
+
+	res := c.PostForm("/t/acme/login", url.Values{"email": {"alice@acme.test"}, "password": {pw}})
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("trusted browser while locked = %d %q (Retry-After %q), want 429 with Retry-After",
+			res.StatusCode, location(res), res.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(string(res.Body), "Too many wrong codes") {
+		t.Errorf("locked answer does not say why:\n%s", res.Body)
+	}
+	if signedIn(t, c, "acme") {
+		t.Fatal("signed in on a trusted browser while the second factor is locked")
+	}
+	if n := auditCount(t, env, alice, db.EventTrustedDeviceUsed); n != used {
+		t.Errorf("the device was used while locked (%d uses audited, want %d)", n, used)
+	}
+
+	env.Clock.Advance(db.GuardLockFor)
+	if !signInAgain(t, c, "acme", "alice@acme.test", pw) {
+		t.Fatal("the trusted browser did not skip the challenge after the pause")
+	}
+}

@@ -88,7 +88,9 @@ func (s *Store) CreateTrustedDevice(ctx context.Context, workspaceID, userID int
 // one of tokenHashes (the token under each key, for rotation), records its
 // use and audits the sign-in it allows, in one transaction. Anything else
 // — another member's or workspace's token, an expired or revoked device,
-// trusted devices turned off — is ErrNotFound and changes nothing.
+// trusted devices turned off, the member's second factor locked or
+// blocked (read in the same statement, so a lock committed after the
+// caller looked still holds) — is ErrNotFound and changes nothing.
 func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64, tokenHashes []string, meta Meta) (TrustedDevice, error) {
 	if len(tokenHashes) == 0 {
 		return TrustedDevice{}, fmt.Errorf("use trusted device: %w", ErrNotFound)
@@ -100,7 +102,9 @@ func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64,
 		row := tx.QueryRowContext(ctx, `
 			UPDATE trusted_devices SET last_used_at = ?1
 			WHERE id = (SELECT d.id FROM trusted_devices d JOIN workspaces w ON w.id = d.workspace_id
-				WHERE d.workspace_id = ?2 AND d.user_id = ?3 AND `+usableTrusted+` AND d.token_hash IN (`+numbered(4, len(args))+`))
+				WHERE d.workspace_id = ?2 AND d.user_id = ?3 AND `+usableTrusted+` AND d.token_hash IN (`+numbered(4, len(args))+`)
+				AND NOT EXISTS (SELECT 1 FROM mfa_guards g WHERE g.workspace_id = d.workspace_id AND g.user_id = d.user_id
+					AND (g.locked_until > ?1 OR g.disabled_at IS NOT NULL)))
 			RETURNING `+trustedColumns, append([]any{now, workspaceID, userID}, args...)...)
 		var err error
 		if d, err = scanTrusted(row); err != nil {
