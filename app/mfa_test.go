@@ -90,6 +90,10 @@ func enrollAPI(t *testing.T, env *apptest.Env, slug, email, password string) (se
 	if len(codes) != mfa.RecoveryCodeCount {
 		t.Fatalf("%d recovery codes", len(codes))
 	}
+	// Reaching aal2 rotated the token.
+	if token, _ = res.JSON()["session_token"].(string); token == "" {
+		t.Fatalf("verify-setup %s: no session_token in %s", email, res.Body)
+	}
 	env.Clock.Advance(30 * time.Second)
 	return secret, codes, token
 }
