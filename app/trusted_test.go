@@ -669,3 +669,55 @@ func TestTrustedDeviceRefusedWhileLocked(t *testing.T) {
 		t.Fatal("the trusted browser did not skip the challenge after the pause")
 	}
 }
+
+// Adding a factor voids every trusted browser of the member, the one that
+// made the change included, as a password change or a factor removal does
+// (DESIGN: "void after any … factor change"; issue 12, defect 9): a key,
+// an authenticator app, and new recovery codes.
+func TestTrustedDeviceVoidedByFactorAdded(t *testing.T) {
+	voided := func(t *testing.T, env *apptest.Env, c *apptest.Client, u db.User, reason string) {
+		t.Helper()
+		if n := queryInt(t, env, `SELECT COUNT(*) FROM trusted_devices WHERE user_id = ? AND revoked_reason = ?`, u.ID, reason); n != 1 {
+			t.Errorf("%d devices voided as %s, want 1", n, reason)
+		}
+		if signInAgain(t, c, "acme", "alice@acme.test", pw) {
+			t.Fatal("the trusted browser skipped the challenge after a factor was added")
+		}
+	}
+	t.Run("KeyAdded", func(t *testing.T) {
+		env, _, alice := waSetup(t)
+		setTrustedDays(t, env, "acme", trustDays)
+		secret, _, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
+		c := env.Client()
+		trustBrowser(t, env, c, "acme", "alice@acme.test", pw, secret)
+		register(t, env, "acme", tok, "YubiKey", virtualwebauthn.AuthenticatorOptions{})
+		voided(t, env, c, alice, db.TrustedVoidedFactorAdded)
+	})
+	t.Run("TOTPAdded", func(t *testing.T) {
+		env, _, alice := waSetup(t)
+		setTrustedDays(t, env, "acme", trustDays)
+		k, res := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "YubiKey", virtualwebauthn.AuthenticatorOptions{})
+		tok := rotated(t, res)
+		c := env.Client()
+		c.Login("acme", "alice@acme.test", pw)
+		if res := pageAssertion(t, c, "/t/acme/login/mfa/webauthn/begin", "/t/acme/login/mfa/webauthn/finish?next=/t/acme/account&trust_device=1", k); res.StatusCode != http.StatusOK {
+			t.Fatalf("key challenge with trust = %d %s", res.StatusCode, res.Body)
+		}
+		res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/setup", tok, nil)
+		secret, _ := res.JSON()["secret"].(string)
+		if res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/verify-setup", tok, map[string]string{"code": nowCode(t, env, secret)}); res.StatusCode != http.StatusOK {
+			t.Fatalf("verify-setup = %d %s", res.StatusCode, res.Body)
+		}
+		voided(t, env, c, alice, db.TrustedVoidedFactorAdded)
+	})
+	t.Run("RecoveryCodesRegenerated", func(t *testing.T) {
+		te := trustSetup(t)
+		c := te.env.Client()
+		trustBrowser(t, te.env, c, "acme", "alice@acme.test", pw, te.secret)
+		// The trusted browser itself, fresh from its challenge.
+		if res := c.PostForm("/t/acme/account/mfa/recovery-codes", nil); res.StatusCode != http.StatusOK {
+			t.Fatalf("regenerate = %d %q", res.StatusCode, location(res))
+		}
+		voided(t, te.env, c, te.alice, db.TrustedVoidedCodesRegenerated)
+	})
+}

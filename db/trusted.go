@@ -13,7 +13,8 @@ const (
 	EventTrustedDeviceUsed    = "mfa.trusted_device.used"
 	EventTrustedDeviceRevoked = "mfa.trusted_device.revoked"
 	// EventTrustedDevicesVoided records the devices a reset, password
-	// change or factor removal voided, in that change's transaction.
+	// change or factor change (removed, added, recovery codes regenerated)
+	// voided, in that change's transaction.
 	EventTrustedDevicesVoided = "mfa.trusted_devices.voided"
 )
 
@@ -21,6 +22,11 @@ const (
 const (
 	TrustedRevokedByMember = "revoked_by_member"
 	TrustedRevokedByAdmin  = "revoked_by_admin"
+	// Factor changes that void every device of the member, the browser
+	// that made the change included (like a password change or a factor
+	// removal): its trust was given under the old set of factors.
+	TrustedVoidedFactorAdded      = "factor_added"
+	TrustedVoidedCodesRegenerated = "recovery_codes_regenerated"
 )
 
 // TrustedDevice is a browser a member trusts to skip the second factor at
@@ -190,8 +196,9 @@ func (s *Store) RevokeTrustedDevices(ctx context.Context, workspaceID, actorID, 
 
 // voidTrustedDevices revokes every unrevoked device of the member inside
 // tx, with the reason, and audits how many when any were. Resets,
-// password changes and factor removals call it in their own transaction,
-// so a device trusted before the change never skips a challenge after it.
+// password changes and factor changes (removal, addition, recovery-code
+// regeneration) call it in their own transaction, so a device trusted
+// before the change never skips a challenge after it.
 func (s *Store) voidTrustedDevices(ctx context.Context, tx *sql.Tx, workspaceID, actorID, userID int64, reason string, meta Meta) (int, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE trusted_devices SET revoked_at = ?, revoked_reason = ?
 		WHERE workspace_id = ? AND user_id = ? AND revoked_at IS NULL`, s.now(), reason, workspaceID, userID)
