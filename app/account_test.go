@@ -12,7 +12,7 @@ func TestPasswordChange(t *testing.T) {
 	c, other := env.Client(), env.Client()
 	c.Login("acme", "alice@acme.test", pw)
 	other.Login("acme", "alice@acme.test", pw)
-	before := c.Cookie("gh_acme")
+	before := c.Cookie("gh_s_acme")
 
 	for name, f := range map[string]url.Values{
 		"WrongCurrent": {"current_password": {"not my password"}, "new_password": {"a new passphrase"}, "confirm_password": {"a new passphrase"}},
@@ -40,7 +40,7 @@ func TestPasswordChange(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("change = %d: %s", res.StatusCode, res.Body)
 	}
-	after := c.Cookie("gh_acme")
+	after := c.Cookie("gh_s_acme")
 	if after == before || after == "" {
 		t.Fatal("the session token was not renewed")
 	}
@@ -51,7 +51,7 @@ func TestPasswordChange(t *testing.T) {
 		t.Fatal("another session survived a password change")
 	}
 	old := env.Client()
-	old.SetCookie("gh_acme", before)
+	old.SetCookie("gh_s_acme", before)
 	if signedIn(t, old, "acme") {
 		t.Fatal("the pre-change token still works")
 	}

@@ -341,13 +341,18 @@ func TestAdminChangeRole(t *testing.T) {
 	if res := a.c.PostForm(memberPath(alice, "role"), url.Values{"role": {"superuser"}}); res.StatusCode != http.StatusUnprocessableEntity {
 		t.Errorf("bad role = %d, want 422", res.StatusCode)
 	}
-	// An admin makes a member an admin; the role applies at her next request.
+	// An admin makes a member an admin; her sessions end with the change
+	// and she has the console once she signs in again.
 	if res := a.c.PostForm(memberPath(alice, "role"), url.Values{"role": {"admin"}}); res.StatusCode != http.StatusSeeOther || role(alice) != db.RoleAdmin {
 		t.Fatalf("admin promoting alice = %d, role %s", res.StatusCode, role(alice))
 	}
 	if n := auditCount(t, env, alice, db.EventMemberRoleChanged); n != 1 {
 		t.Errorf("%d role change events, want 1", n)
 	}
+	if signedIn(t, aliceBrowser, "acme") {
+		t.Error("alice's session survived her promotion")
+	}
+	aliceBrowser.Login("acme", "alice@acme.test", pw)
 	if res := aliceBrowser.Get("/t/acme/admin"); res.StatusCode != http.StatusOK {
 		t.Errorf("alice, now admin, GET admin = %d", res.StatusCode)
 	}
@@ -381,13 +386,24 @@ func TestAdminChangeRole(t *testing.T) {
 	if res := oc.PostForm(memberPath(owner, "role"), url.Values{"role": {"member"}}); res.StatusCode != http.StatusSeeOther || role(owner) != db.RoleMember {
 		t.Fatalf("second-to-last owner stepping down = %d, role %s", res.StatusCode, role(owner))
 	}
-	// Demoted: the former owner has no admin console at the next request.
+	// Demoted: the former owner's own session ended with the change;
+	// signed in again, they have no admin console.
+	if signedIn(t, oc, "acme") {
+		t.Error("the demoted owner's session survived the change")
+	}
+	oc = pendingPage(t, env, "acme", "owner@acme.test", "owner password 1")
+	if res := challengeWith(env, oc, "acme", nextCode(t, env, ownerSecret)); !passed(res, "acme") {
+		t.Fatalf("former owner challenge = %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
 	if res := oc.Get("/t/acme/admin"); res.StatusCode != http.StatusForbidden {
 		t.Errorf("demoted owner GET admin = %d, want 403", res.StatusCode)
 	}
-	// Alice, now the last owner but without a second factor, is sent to
-	// set one up before any admin change; her role stays.
-	if res := aliceBrowser.PostForm(memberPath(alice, "role"), url.Values{"role": {"admin"}}); res.StatusCode != http.StatusSeeOther || role(alice) != db.RoleOwner {
+	// Alice, now the last owner but without a second factor (signed in
+	// again after her promotion), is sent to set one up before any admin
+	// change; her role stays.
+	aliceBrowser.Login("acme", "alice@acme.test", pw)
+	if res := aliceBrowser.PostForm(memberPath(alice, "role"), url.Values{"role": {"admin"}}); res.StatusCode != http.StatusSeeOther ||
+		!strings.Contains(location(res), "/account/verify") || role(alice) != db.RoleOwner {
 		t.Errorf("the last owner (no second factor) demoting themself = %d, role %s", res.StatusCode, role(alice))
 	}
 }

@@ -51,7 +51,7 @@ func TestPolicyRefused(t *testing.T) {
 	}
 	// Its session cookie presented to acme.
 	borrowed := env.Client()
-	borrowed.SetCookie("gh_acme", gadmin.Cookie("gh_globex"))
+	borrowed.SetCookie("gh_s_acme", gadmin.Cookie("gh_s_globex"))
 
 	acmeBefore, globexBefore := policyState(t, env, a.acme), policyState(t, env, globex)
 	change := map[string]any{"policy": "required", "grace_days": 1, "passkeys_satisfy_mfa": false}

@@ -78,7 +78,7 @@ func TestAdminCrossWorkspace(t *testing.T) {
 	if res := c.Get("/t/globex/admin"); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("acme admin GET globex admin = %d, want a redirect to globex sign-in", res.StatusCode)
 	}
-	c.SetCookie("gh_globex", c.Cookie("gh_acme"))
+	c.SetCookie("gh_s_globex", c.Cookie("gh_s_acme"))
 	if res := c.PostForm("/t/globex/admin/invitations", url.Values{"email": {"x@globex.test"}, "role": {"owner"}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("acme admin inviting into globex = %d, want a redirect to sign-in", res.StatusCode)
 	}

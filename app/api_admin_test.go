@@ -103,6 +103,17 @@ func TestAdminAPIEndSessionsAndRole(t *testing.T) {
 		t.Fatalf("step-up = %d %s", res.StatusCode, res.Body)
 	}
 
+	res = a.c.API(http.MethodPost, apiMemberPath(a.alice.ID, "end-sessions"), token, nil)
+	if res.StatusCode != http.StatusOK || res.JSON()["sessions_ended"] != float64(before) {
+		t.Fatalf("end-sessions = %d %s, want %d ended", res.StatusCode, res.Body, before)
+	}
+	if n := activeSessions(t, env, a.alice); n != 0 {
+		t.Errorf("alice has %d sessions after end-sessions", n)
+	}
+	if res := a.c.API(http.MethodGet, "/t/acme/api/v1/session", aliceToken, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("alice's ended token = %d, want 401", res.StatusCode)
+	}
+
 	// The policy covers admins: promoting alice starts her deadline... she
 	// is enrolled, so she is compliant; the response carries the deadline.
 	if _, _, err := env.Store.SetPolicy(context.Background(), a.acme.ID, 0, db.PolicyChange{Policy: db.Policy{
@@ -116,17 +127,6 @@ func TestAdminAPIEndSessionsAndRole(t *testing.T) {
 	}
 	if n := queryInt(t, env, `SELECT COUNT(*) FROM audit_events WHERE event = ? AND subject_user_id = ?`, db.EventMemberRoleChanged, a.alice.ID); n != 1 {
 		t.Errorf("%d role-change events, want 1", n)
-	}
-
-	res = a.c.API(http.MethodPost, apiMemberPath(a.alice.ID, "end-sessions"), token, nil)
-	if res.StatusCode != http.StatusOK || res.JSON()["sessions_ended"] != float64(before) {
-		t.Fatalf("end-sessions = %d %s, want %d ended", res.StatusCode, res.Body, before)
-	}
-	if n := activeSessions(t, env, a.alice); n != 0 {
-		t.Errorf("alice has %d sessions after end-sessions", n)
-	}
-	if res := a.c.API(http.MethodGet, "/t/acme/api/v1/session", aliceToken, nil); res.StatusCode != http.StatusUnauthorized {
-		t.Errorf("alice's ended token = %d, want 401", res.StatusCode)
 	}
 }
 

@@ -52,6 +52,10 @@ func (s *Server) handleAPITOTPVerifySetup(c echo.Context) error {
 	if codes != nil {
 		body["recovery_codes"] = codes
 	}
+	// The session is now aal2 under a new token: the old one is dead.
+	if body["session_token"], err = s.commitToken(c); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, body)
 }
 

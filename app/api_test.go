@@ -20,7 +20,7 @@ func TestAPISessionLifecycle(t *testing.T) {
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("content type %q", ct)
 	}
-	if findCookie(res, "gh_acme") != nil {
+	if findCookie(res, "gh_s_acme") != nil {
 		t.Error("the API login set a session cookie")
 	}
 	tok := body["session_token"].(string)

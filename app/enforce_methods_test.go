@@ -103,7 +103,8 @@ func removalState(t *testing.T, env *apptest.Env, u db.User) string {
 func TestEnforceLastKeyRequired(t *testing.T) {
 	env, acme, alice := waSetup(t)
 	secret, _, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
-	k, _ := register(t, env, "acme", tok, "Key", virtualwebauthn.AuthenticatorOptions{})
+	k, res := register(t, env, "acme", tok, "Key", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	requireSystem(t, env, acme, db.MethodWebAuthn)
 	page := pendingPage(t, env, "acme", "alice@acme.test", pw)
 	if res := challengeWith(env, page, "acme", nextCode(t, env, secret)); res.StatusCode != http.StatusSeeOther {
@@ -111,7 +112,7 @@ func TestEnforceLastKeyRequired(t *testing.T) {
 	}
 	before := removalState(t, env, alice)
 
-	res := env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/mfa/webauthn/%d", k.id), tok, nil)
+	res = env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/mfa/webauthn/%d", k.id), tok, nil)
 	wantErr(t, "DELETE the last allowed key", res, "factor_required_by_policy", http.StatusConflict)
 	if res.JSON()["message"] == "" {
 		t.Errorf("no message in %s", res.Body)

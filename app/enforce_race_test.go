@@ -88,7 +88,8 @@ func TestEnforceRemovalRaceKeys(t *testing.T) {
 			tok = keyLogin(t, env, "acme", "alice@acme.test", pw, keys[creds[0].ID])
 		}
 		if len(creds) < 2 {
-			k, _ := register(t, env, "acme", tok, fmt.Sprintf("Key %d", i+1), virtualwebauthn.AuthenticatorOptions{})
+			k, res := register(t, env, "acme", tok, fmt.Sprintf("Key %d", i+1), virtualwebauthn.AuthenticatorOptions{})
+			tok = rotated(t, res) // registering raised the session to aal2 under a new token
 			keys[k.id] = k
 			creds, _ = env.Store.WebAuthnCredentials(context.Background(), acme.ID, alice.ID)
 		}
@@ -138,7 +139,9 @@ func TestEnforceRemovalRaceTOTPAndKey(t *testing.T) {
 			}
 		}
 		if keyCount(t, env, alice) == 0 {
-			k, _ = register(t, env, "acme", tok, fmt.Sprintf("Key %d", i), virtualwebauthn.AuthenticatorOptions{})
+			var res *apptest.Response
+			k, res = register(t, env, "acme", tok, fmt.Sprintf("Key %d", i), virtualwebauthn.AuthenticatorOptions{})
+			tok = rotated(t, res) // registering raised the session to aal2 under a new token
 		}
 		if !hasTOTP(t, env, alice) {
 			res := env.Client().API(http.MethodPost, "/t/acme/api/v1/mfa/totp/setup", tok, nil)
@@ -147,6 +150,7 @@ func TestEnforceRemovalRaceTOTPAndKey(t *testing.T) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("iteration %d: enroll the app = %d %s", i, res.StatusCode, res.Body)
 			}
+			tok = rotated(t, res)
 		}
 		code := nextCode(t, env, secret)
 		codes := race(2, func(j int) (*http.Request, *http.Client) {

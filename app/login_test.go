@@ -107,7 +107,7 @@ func TestLoginThrottlePerAccount(t *testing.T) {
 	if !strings.Contains(res.Doc().Find("[role=alert]").Text(), "Too many attempts") {
 		t.Errorf("429 page says %q", res.Doc().Find("[role=alert]").Text())
 	}
-	if findCookie(res, "gh_acme") != nil {
+	if findCookie(res, "gh_s_acme") != nil {
 		t.Error("a throttled attempt set a session cookie")
 	}
 	api := c.API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": pw})
@@ -246,8 +246,8 @@ func TestLoginMalformedInput(t *testing.T) {
 		"Array":        {"email": {"alice@acme.test", "bob@acme.test"}, "password": {"x", pw}},
 	} {
 		res := env.Client().PostForm("/t/acme/login", f)
-		if res.StatusCode != http.StatusUnprocessableEntity || findCookie(res, "gh_acme") != nil {
-			t.Errorf("%s: status %d (cookie %v), want 422 and no session", name, res.StatusCode, findCookie(res, "gh_acme"))
+		if res.StatusCode != http.StatusUnprocessableEntity || findCookie(res, "gh_s_acme") != nil {
+			t.Errorf("%s: status %d (cookie %v), want 422 and no session", name, res.StatusCode, findCookie(res, "gh_s_acme"))
 		}
 	}
 	for name, body := range map[string]string{
@@ -357,7 +357,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if !strings.Contains(logs, "/t/:slug/login") {
 		t.Fatalf("logs lack request lines: %.300s", logs)
 	}
-	for _, secret := range []string{pw, "wrong password!", "next secret phrase", tok, c.Cookie("gh_acme"), c.CSRF()} {
+	for _, secret := range []string{pw, "wrong password!", "next secret phrase", tok, c.Cookie("gh_s_acme"), c.CSRF()} {
 		if secret != "" && strings.Contains(logs, secret) {
 			t.Errorf("logs contain a secret %q", secret)
 		}

@@ -61,11 +61,12 @@ func mfaBenchEnv(b *testing.B) (*apptest.Env, *apptest.Client, []*mfaBenchMember
 		res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/verify-setup", m.token, map[string]string{"code": code})
 		var body struct {
 			RecoveryCodes []string `json:"recovery_codes"`
+			Token         string   `json:"session_token"` // aal2 now, under a new token
 		}
 		if res.StatusCode != http.StatusOK || json.Unmarshal(res.Body, &body) != nil || len(body.RecoveryCodes) != 10 {
 			b.Fatalf("verify-setup = %d %s", res.StatusCode, res.Body)
 		}
-		m.recovery = body.RecoveryCodes
+		m.recovery, m.token = body.RecoveryCodes, body.Token
 		members[i] = m
 	}
 	// The code that confirmed enrollment consumed the current step.

@@ -323,16 +323,16 @@ func TestStepUp(t *testing.T) {
 	if r := page.PostForm("/t/acme/account/verify", url.Values{"recovery_code": {codes[0]}, "next": {"/t/acme/account/mfa"}}); r.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("step-up with a voided recovery code = %d", r.StatusCode)
 	}
-	old := page.Cookie("gh_acme")
+	old := page.Cookie("gh_s_acme")
 	r := page.PostForm("/t/acme/account/verify", url.Values{"code": {nextCode(t, env, secret)}, "next": {"/t/acme/account/mfa"}})
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/t/acme/account/mfa" {
 		t.Fatalf("page step-up = %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
-	if page.Cookie("gh_acme") == old || page.Cookie("gh_acme") == "" {
+	if page.Cookie("gh_s_acme") == old || page.Cookie("gh_s_acme") == "" {
 		t.Fatal("the session token was not renewed at step-up")
 	}
 	stale := env.Client()
-	stale.SetCookie("gh_acme", old)
+	stale.SetCookie("gh_s_acme", old)
 	if signedIn(t, stale, "acme") {
 		t.Fatal("the pre-step-up token still works")
 	}

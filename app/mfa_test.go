@@ -89,6 +89,10 @@ func enrollAPI(t *testing.T, env *apptest.Env, slug, email, password string) (se
 	if len(codes) != mfa.RecoveryCodeCount {
 		t.Fatalf("%d recovery codes", len(codes))
 	}
+	// Reaching aal2 rotated the token.
+	if token, _ = res.JSON()["session_token"].(string); token == "" {
+		t.Fatalf("verify-setup %s: no session_token in %s", email, res.Body)
+	}
 	env.Clock.Advance(30 * time.Second)
 	return secret, codes, token
 }
@@ -343,7 +347,7 @@ func TestPendingStateRefusedEverywhere(t *testing.T) {
 	tok := mfaToken(t, env, "acme", "alice@acme.test", pw)
 	// The mfa_token as a page cookie too.
 	tokenCookie := env.Client()
-	tokenCookie.SetCookie("gh_acme", tok)
+	tokenCookie.SetCookie("gh_s_acme", tok)
 
 	// Straight to the portal, skipping the challenge.
 	for _, p := range []string{"/t/acme/account", "/t/acme/account/mfa", "/t/acme/account/mfa/totp", "/t/acme/account/verify", "/t/acme", "/t/acme/admin"} {
@@ -456,7 +460,7 @@ func TestMFATokenLifecycle(t *testing.T) {
 		}
 		// And the page: acme's pending cookie is nothing in globex.
 		p := pendingPage(t, env, "acme", "alice@acme.test", pw)
-		p.SetCookie("gh_globex", p.Cookie("gh_acme"))
+		p.SetCookie("gh_s_globex", p.Cookie("gh_s_acme"))
 		if res := p.Get("/t/globex/login/mfa"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/t/globex/login") {
 			t.Fatalf("acme pending cookie at globex's challenge = %d %q", res.StatusCode, res.Header.Get("Location"))
 		}

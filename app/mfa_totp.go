@@ -221,8 +221,9 @@ func (s *Server) confirmTOTP(c echo.Context, a *Auth, code string) ([]string, er
 	} else if err != nil {
 		return nil, err
 	}
-	// Confirming proves the factor: the session is aal2 from now on.
-	if err := s.upgradeSession(c, a, "totp", false); err != nil {
+	// Confirming proves the factor: the session is aal2 from now on, under
+	// a new token (API too: the handler returns it).
+	if err := s.upgradeSession(c, a, "totp", true); err != nil {
 		return nil, err
 	}
 	return codes, nil

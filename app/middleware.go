@@ -101,10 +101,6 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 // browsers that send it). The JSON API is exempt: it authenticates with a
 // bearer header only, never with cookies, and accepts only JSON bodies.
 func (s *Server) csrf() echo.MiddlewareFunc {
-	name := "gh_csrf"
-	if s.cfg.SecureCookies() {
-		name = "__Host-gh_csrf"
-	}
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
 		// The API has no forms (bearer tokens, JSON bodies); health
 		// checks and static files set no cookie.
@@ -113,7 +109,7 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 			return isAPI(c) || rt != nil && rt.noCookies
 		},
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
-		CookieName:     name,
+		CookieName:     s.cookieName(cookieCSRF, ""),
 		CookiePath:     "/",
 		CookieSecure:   s.cfg.SecureCookies(),
 		CookieHTTPOnly: true,

@@ -85,14 +85,9 @@ func authFrom(c echo.Context) *Auth {
 	return a
 }
 
-// cookieName is per workspace, so that signing in to one workspace never
-// replaces the session of another on the same host.
-func (s *Server) cookieName(slug string) string {
-	if s.cfg.SecureCookies() {
-		return "__Host-gh_" + slug
-	}
-	return "gh_" + slug
-}
+// sessionCookieName is per workspace, so that signing in to one workspace
+// never replaces the session of another on the same host.
+func (s *Server) sessionCookieName(slug string) string { return s.cookieName(cookieSession, slug) }
 
 // scsHash is the hash under which scs stores a token (HashTokenInStore).
 func scsHash(token string) string {
@@ -132,7 +127,7 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			if h := c.Request().Header.Get(echo.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 				token = strings.TrimSpace(h[7:])
 			}
-		} else if ck, err := c.Cookie(s.cookieName(t.Slug)); err == nil {
+		} else if ck, err := c.Cookie(s.sessionCookieName(t.Slug)); err == nil {
 			token = ck.Value
 		}
 		if !wellFormedToken(token) {
@@ -176,7 +171,7 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 // cookie. It runs just before the response headers go out.
 func (s *Server) writeSessionCookie(c echo.Context, t *tenants.Tenant) {
 	ctx := c.Request().Context()
-	ck := &http.Cookie{Name: s.cookieName(t.Slug), Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies(), SameSite: http.SameSiteLaxMode}
+	ck := &http.Cookie{Name: s.sessionCookieName(t.Slug), Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies(), SameSite: http.SameSiteLaxMode}
 	switch s.sessions.Status(ctx) {
 	case scs.Modified:
 		token, _, err := s.sessions.Commit(ctx)

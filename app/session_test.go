@@ -50,9 +50,9 @@ func TestSessionCookieAttributes(t *testing.T) {
 	t.Run("Dev", func(t *testing.T) {
 		env, _, _ := setup(t)
 		res := env.Client().Login("acme", "alice@acme.test", pw)
-		ck := findCookie(res, "gh_acme")
+		ck := findCookie(res, "gh_s_acme")
 		if ck == nil {
-			t.Fatalf("no gh_acme cookie in %v", res.Header["Set-Cookie"])
+			t.Fatalf("no gh_s_acme cookie in %v", res.Header["Set-Cookie"])
 		}
 		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.MaxAge != 0 || !ck.Expires.IsZero() {
 			t.Errorf("dev cookie = %+v, want HttpOnly, SameSite=Lax, Path=/, not persistent", ck)
@@ -81,7 +81,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("login = %d, want 303", res.StatusCode)
 		}
-		ck := findCookie(res, "__Host-gh_acme")
+		ck := findCookie(res, "__Host-gh_s_acme")
 		if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" || ck.MaxAge != 0 || !ck.Expires.IsZero() {
 			t.Fatalf("session cookie = %+v, want __Host- prefixed, Secure, HttpOnly, Lax, Path=/, no Domain, not persistent", ck)
 		}
@@ -107,12 +107,12 @@ func TestSessionFixation(t *testing.T) {
 	env.User(acme, "mallory@acme.test", db.RoleMember, "mallory password")
 	attacker := env.Client()
 	attacker.Login("acme", "mallory@acme.test", "mallory password")
-	planted := attacker.Cookie("gh_acme")
+	planted := attacker.Cookie("gh_s_acme")
 
 	victim := env.Client()
-	victim.SetCookie("gh_acme", planted)
+	victim.SetCookie("gh_s_acme", planted)
 	victim.Login("acme", "alice@acme.test", pw)
-	got := victim.Cookie("gh_acme")
+	got := victim.Cookie("gh_s_acme")
 	if got == planted || got == "" {
 		t.Fatalf("session token after sign-in = %q, planted %q: want a new one", got, planted)
 	}
@@ -130,7 +130,7 @@ func TestSessionCrossWorkspace(t *testing.T) {
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
-	c.SetCookie("gh_globex", c.Cookie("gh_acme"))
+	c.SetCookie("gh_s_globex", c.Cookie("gh_s_acme"))
 	if signedIn(t, c, "globex") {
 		t.Fatal("acme's session opened globex's portal")
 	}
@@ -150,7 +150,7 @@ func TestSessionTamperedCookie(t *testing.T) {
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
-	good := c.Cookie("gh_acme")
+	good := c.Cookie("gh_s_acme")
 	flipped := []byte(good)
 	if flipped[5] == 'A' {
 		flipped[5] = 'B'
@@ -167,7 +167,7 @@ func TestSessionTamperedCookie(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			bad := env.Client()
-			bad.SetCookie("gh_acme", v)
+			bad.SetCookie("gh_s_acme", v)
 			if signedIn(t, bad, "acme") {
 				t.Fatalf("tampered cookie %q was accepted", v)
 			}
@@ -316,7 +316,7 @@ func TestSessionWriteBackAfterRevocation(t *testing.T) {
 	// A rotation that bumps nothing else: only the register's token hash
 	// tells the old token from the new one.
 	cases["RotationAlone"] = func(t *testing.T, env *apptest.Env, victim, other *apptest.Client) {
-		token := victim.Cookie("gh_acme")
+		token := victim.Cookie("gh_s_acme")
 		var id string
 		var ws int64
 		if err := env.Store.DB().QueryRow(`SELECT id, workspace_id FROM user_sessions WHERE token_hash = ?`, scsHash(token)).Scan(&id, &ws); err != nil {
@@ -332,12 +332,12 @@ func TestSessionWriteBackAfterRevocation(t *testing.T) {
 			victim, other := env.Client(), env.Client()
 			victim.Login("acme", "alice@acme.test", pw)
 			other.Login("acme", "alice@acme.test", pw)
-			token := victim.Cookie("gh_acme")
+			token := victim.Cookie("gh_s_acme")
 			data, expiry := sessionRow(t, env, token)
 			revoke(t, env, victim, other)
 			writeBack(t, env, token, data, expiry)
 			stale := env.Client()
-			stale.SetCookie("gh_acme", token)
+			stale.SetCookie("gh_s_acme", token)
 			if signedIn(t, stale, "acme") {
 				t.Fatal("a session written back after revocation is alive")
 			}
@@ -396,16 +396,16 @@ func TestSignOut(t *testing.T) {
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
-	token := c.Cookie("gh_acme")
+	token := c.Cookie("gh_s_acme")
 	res := c.PostForm("/t/acme/logout", nil)
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/t/acme/login?notice=signed_out" {
 		t.Fatalf("logout = %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
-	if ck := findCookie(res, "gh_acme"); ck == nil || ck.MaxAge >= 0 {
+	if ck := findCookie(res, "gh_s_acme"); ck == nil || ck.MaxAge >= 0 {
 		t.Fatalf("logout cookie = %+v, want it cleared", ck)
 	}
 	old := env.Client()
-	old.SetCookie("gh_acme", token)
+	old.SetCookie("gh_s_acme", token)
 	if signedIn(t, old, "acme") {
 		t.Fatal("token still valid after sign-out")
 	}

@@ -34,12 +34,7 @@ const trustedField = "trust_device"
 func trustedPurpose(workspaceID int64) string { return fmt.Sprintf("trusted_device:%d", workspaceID) }
 
 // trustedCookieName is per workspace, like the session cookie.
-func (s *Server) trustedCookieName(slug string) string {
-	if s.cfg.SecureCookies() {
-		return "__Host-gh_td_" + slug
-	}
-	return "gh_td_" + slug
-}
+func (s *Server) trustedCookieName(slug string) string { return s.cookieName(cookieTrusted, slug) }
 
 // trustedDays is how long the workspace lets a browser be trusted, 0 when
 // it does not (always 0 on the support console).
@@ -88,7 +83,8 @@ func (s *Server) trustDevice(c echo.Context, t *tenants.Tenant, u db.User) error
 // browser presents a usable device token of u in this workspace, and
 // reports whether it did. Any other token (another member's or
 // workspace's, expired, revoked, voided, malformed, or trusted devices
-// off) is ignored without a word: the challenge follows as usual.
+// off) is ignored without a word: the challenge follows as usual. While
+// the member's second factor is locked it returns the lock's *Error.
 func (s *Server) signInTrusted(c echo.Context, t *tenants.Tenant, u db.User) (bool, error) {
 	if isAPI(c) || t.Support {
 		return false, nil
@@ -103,13 +99,18 @@ func (s *Server) signInTrusted(c echo.Context, t *tenants.Tenant, u db.User) (bo
 	if e, err := s.enforcement(c.Request().Context(), t.ID, u); err != nil || e.Pending() {
 		return false, err
 	}
-	// Second-factor sign-in blocked after 100 wrong codes stays blocked
-	// until a reset or recovery (DESIGN): a trusted browser does not get
-	// around it.
-	if g, err := s.store.MFAGuard(c.Request().Context(), t.ID, u.ID); err != nil {
-		return false, err
-	} else if !g.DisabledAt.IsZero() {
+	// Locked means locked, for a trusted browser too (issue 12). Paused
+	// after wrong codes: refused with the challenge's answer (429 with
+	// Retry-After). Blocked after 100 wrong codes until a reset or
+	// recovery: the challenge follows, which says so and offers recovery
+	// by email. UseTrustedDevice reads the lock again in its transaction.
+	switch err := s.guardOpen(c, t, u.ID); {
+	case errors.Is(err, errMFADisabled):
 		return false, nil
+	case err != nil:
+		s.logger(c).Info("trusted browser refused: second factor locked", slog.Int64("workspace_id", t.ID), slog.Int64("user_id", u.ID),
+			slog.String("method", "trusted_device"), slog.Bool("mfa_locked", true))
+		return false, err
 	}
 	d, err := s.store.UseTrustedDevice(c.Request().Context(), t.ID, u.ID, s.keys.TokenHashes(trustedPurpose(t.ID), ck.Value), meta(c))
 	if errors.Is(err, db.ErrNotFound) {

@@ -103,7 +103,7 @@ func signInAgain(t *testing.T, c *apptest.Client, slug, email, password string) 
 // session's token works as a bearer token).
 func pageSession(t *testing.T, c *apptest.Client, slug string) *apptest.Response {
 	t.Helper()
-	res := c.Env.Client().API(http.MethodGet, "/t/"+slug+"/api/v1/session", c.Cookie("gh_"+slug), nil)
+	res := c.Env.Client().API(http.MethodGet, "/t/"+slug+"/api/v1/session", c.Cookie("gh_s_"+slug), nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET session = %d %s", res.StatusCode, res.Body)
 	}
@@ -210,7 +210,7 @@ func TestTrustedDeviceSkipsChallenge(t *testing.T) {
 		t.Errorf("revoke all on a trusted session = %d %q, want the step-up page", res.StatusCode, location(res))
 	}
 	ids := deviceIDs(t, env, alice)
-	res = env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", ids[0]), c.Cookie("gh_acme"), nil)
+	res = env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", ids[0]), c.Cookie("gh_s_acme"), nil)
 	wantErr(t, "DELETE trusted device on a trusted session", res, "step_up_required", http.StatusForbidden)
 	if n := queryInt(t, env, `SELECT COUNT(*) FROM trusted_devices WHERE revoked_at IS NOT NULL`); n != 0 {
 		t.Errorf("%d devices revoked without step-up", n)
@@ -290,7 +290,7 @@ func TestTrustedDeviceRefused(t *testing.T) {
 		}},
 		{"RevokedThroughAPI", func(t *testing.T, te trustEnv, c *apptest.Client, tok string) (string, string, string) {
 			id := deviceIDs(t, te.env, te.alice)[0]
-			res := te.env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", id), c.Cookie("gh_acme"), nil)
+			res := te.env.Client().API(http.MethodDelete, fmt.Sprintf("/t/acme/api/v1/trusted-devices/%d", id), c.Cookie("gh_s_acme"), nil)
 			if res.StatusCode != http.StatusNoContent {
 				t.Fatalf("DELETE trusted device = %d %s", res.StatusCode, res.Body)
 			}
@@ -424,7 +424,7 @@ func TestTrustedDeviceLists(t *testing.T) {
 	if rows.Length() != 1 || !strings.Contains(rows.Text(), "Chrome on Linux") || rows.AttrOr("data-device", "") != fmt.Sprint(id) {
 		t.Errorf("portal lists %d trusted browsers: %q", rows.Length(), rows.Text())
 	}
-	tok := c.Cookie("gh_acme")
+	tok := c.Cookie("gh_s_acme")
 	res := env.Client().API(http.MethodGet, "/t/acme/api/v1/mfa", tok, nil)
 	list, _ := res.JSON()["trusted_devices"].([]any)
 	if res.StatusCode != http.StatusOK || len(list) != 1 {
@@ -578,7 +578,7 @@ func TestTrustedDeviceCookieProduction(t *testing.T) {
 	}
 	login := url.Values{"email": {"alice@acme.test"}, "password": {pw}}
 	res := post("/t/acme/login", login)
-	pending := findCookie(res, "__Host-gh_acme")
+	pending := findCookie(res, "__Host-gh_s_acme")
 	if res.StatusCode != http.StatusSeeOther || pending == nil || !strings.HasPrefix(location(res), "/t/acme/login/mfa") {
 		t.Fatalf("password step = %d %q", res.StatusCode, location(res))
 	}
@@ -624,4 +624,100 @@ func TestTrustedDeviceAndPolicy(t *testing.T) {
 	if signInAgain(t, c, "acme", "alice@acme.test", pw) {
 		t.Error("a member who must enroll skipped the challenge on a trusted browser")
 	}
+}
+
+// Locked means locked (issue 12, defect 7): while ten wrong codes have
+// paused second-factor sign-in, a trusted browser is refused like the
+// challenge (429 with Retry-After), its device is not used, and it skips
+// the challenge again once the pause is over.
+func TestTrustedDeviceRefusedWhileLocked(t *testing.T) {
+	te := trustSetup(t)
+	env, alice := te.env, te.alice
+	c := env.Client()
+	trustBrowser(t, env, c, "acme", "alice@acme.test", pw, te.secret)
+	c.PostForm("/t/acme/logout", nil)
+
+	// Ten wrong codes in two API challenges (five end one) lock it.
+	for range 2 {
+		mt := mfaToken(t, env, "acme", "alice@acme.test", pw)
+		for range 5 {
+			loginMFA(env, "acme", map[string]string{"mfa_token": mt, "code": wrongCode(t, env, te.secret)})
+		}
+	}
+	if g := mfaGuard(t, env, alice); !g.LockedUntil.After(env.Clock.Now()) {
+		t.Fatalf("guard after 10 wrong codes: %+v, want locked", g)
+	}
+	used := auditCount(t, env, alice, db.EventTrustedDeviceUsed)
+
+	res := c.PostForm("/t/acme/login", url.Values{"email": {"alice@acme.test"}, "password": {pw}})
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("trusted browser while locked = %d %q (Retry-After %q), want 429 with Retry-After",
+			res.StatusCode, location(res), res.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(string(res.Body), "Too many wrong codes") {
+		t.Errorf("locked answer does not say why:\n%s", res.Body)
+	}
+	if signedIn(t, c, "acme") {
+		t.Fatal("signed in on a trusted browser while the second factor is locked")
+	}
+	if n := auditCount(t, env, alice, db.EventTrustedDeviceUsed); n != used {
+		t.Errorf("the device was used while locked (%d uses audited, want %d)", n, used)
+	}
+
+	env.Clock.Advance(db.GuardLockFor)
+	if !signInAgain(t, c, "acme", "alice@acme.test", pw) {
+		t.Fatal("the trusted browser did not skip the challenge after the pause")
+	}
+}
+
+// Adding a factor voids every trusted browser of the member, the one that
+// made the change included, as a password change or a factor removal does
+// (DESIGN: "void after any … factor change"; issue 12, defect 9): a key,
+// an authenticator app, and new recovery codes.
+func TestTrustedDeviceVoidedByFactorAdded(t *testing.T) {
+	voided := func(t *testing.T, env *apptest.Env, c *apptest.Client, u db.User, reason string) {
+		t.Helper()
+		if n := queryInt(t, env, `SELECT COUNT(*) FROM trusted_devices WHERE user_id = ? AND revoked_reason = ?`, u.ID, reason); n != 1 {
+			t.Errorf("%d devices voided as %s, want 1", n, reason)
+		}
+		if signInAgain(t, c, "acme", "alice@acme.test", pw) {
+			t.Fatal("the trusted browser skipped the challenge after a factor was added")
+		}
+	}
+	t.Run("KeyAdded", func(t *testing.T) {
+		env, _, alice := waSetup(t)
+		setTrustedDays(t, env, "acme", trustDays)
+		secret, _, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
+		c := env.Client()
+		trustBrowser(t, env, c, "acme", "alice@acme.test", pw, secret)
+		register(t, env, "acme", tok, "YubiKey", virtualwebauthn.AuthenticatorOptions{})
+		voided(t, env, c, alice, db.TrustedVoidedFactorAdded)
+	})
+	t.Run("TOTPAdded", func(t *testing.T) {
+		env, _, alice := waSetup(t)
+		setTrustedDays(t, env, "acme", trustDays)
+		k, res := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "YubiKey", virtualwebauthn.AuthenticatorOptions{})
+		tok := rotated(t, res)
+		c := env.Client()
+		c.Login("acme", "alice@acme.test", pw)
+		if res := pageAssertion(t, c, "/t/acme/login/mfa/webauthn/begin", "/t/acme/login/mfa/webauthn/finish?next=/t/acme/account&trust_device=1", k); res.StatusCode != http.StatusOK {
+			t.Fatalf("key challenge with trust = %d %s", res.StatusCode, res.Body)
+		}
+		res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/setup", tok, nil)
+		secret, _ := res.JSON()["secret"].(string)
+		if res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/verify-setup", tok, map[string]string{"code": nowCode(t, env, secret)}); res.StatusCode != http.StatusOK {
+			t.Fatalf("verify-setup = %d %s", res.StatusCode, res.Body)
+		}
+		voided(t, env, c, alice, db.TrustedVoidedFactorAdded)
+	})
+	t.Run("RecoveryCodesRegenerated", func(t *testing.T) {
+		te := trustSetup(t)
+		c := te.env.Client()
+		trustBrowser(t, te.env, c, "acme", "alice@acme.test", pw, te.secret)
+		// The trusted browser itself, fresh from its challenge.
+		if res := c.PostForm("/t/acme/account/mfa/recovery-codes", nil); res.StatusCode != http.StatusOK {
+			t.Fatalf("regenerate = %d %q", res.StatusCode, location(res))
+		}
+		voided(t, te.env, c, te.alice, db.TrustedVoidedCodesRegenerated)
+	})
 }

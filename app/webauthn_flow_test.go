@@ -112,6 +112,7 @@ func TestWebAuthnPasskeyThenSecondFactor(t *testing.T) {
 	alignClock(env)
 	secret, codes, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	k, res := register(t, env, "acme", tok, "Passkey", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	if _, ok := res.JSON()["recovery_codes"]; ok {
 		t.Fatalf("a key after TOTP issued recovery codes: %s", res.Body)
 	}
@@ -203,6 +204,7 @@ func TestWebAuthnDeviceBoundOnly(t *testing.T) {
 	}
 
 	bound, res := register(t, env, "acme", tok, "YubiKey", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	if res.JSON()["synced"] != false || len(strs(res.JSON()["recovery_codes"])) != 10 {
 		t.Fatalf("device-bound key = %s", res.Body)
 	}
@@ -223,6 +225,7 @@ func TestWebAuthnDeviceBoundOnly(t *testing.T) {
 	// Setting off: a synced passkey is taken and reported as such.
 	env.Store.SetPasskeySettings(ctx, acme.ID, db.PasskeySettings{SatisfyMFA: true})
 	synced, res := register(t, env, "acme", tok, "iPhone", virtualwebauthn.AuthenticatorOptions{BackupEligible: true, BackupState: true})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	if res.JSON()["synced"] != true {
 		t.Fatalf("synced passkey = %s", res.Body)
 	}
@@ -264,11 +267,13 @@ func TestWebAuthnEnrollmentLifecycle(t *testing.T) {
 	c := env.Client()
 	tok := c.APILogin("acme", "alice@acme.test", pw)
 	k1, res := register(t, env, "acme", tok, "YubiKey 5", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	codes := strs(res.JSON()["recovery_codes"])
 	if len(codes) != 10 || res.JSON()["synced"] != false {
 		t.Fatalf("first key = %s, want 10 recovery codes", res.Body)
 	}
 	k2, res := register(t, env, "acme", tok, "Backup key", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	if _, ok := res.JSON()["recovery_codes"]; ok {
 		t.Fatalf("second key issued recovery codes: %s", res.Body)
 	}
@@ -392,7 +397,8 @@ func TestWebAuthnFailuresLock(t *testing.T) {
 	env, _, alice := waSetup(t)
 	c := env.Client()
 	tok := c.APILogin("acme", "alice@acme.test", pw)
-	k, _ := register(t, env, "acme", tok, "Key", virtualwebauthn.AuthenticatorOptions{})
+	k, res := register(t, env, "acme", tok, "Key", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	evil := virtualwebauthn.RelyingParty{ID: "localhost", Origin: "http://evil.localhost:" + portOf(env.Config.Addr)}
 	before, sessions := keyState(t, env, k.id), sessionCount(t, env, alice)
 
@@ -415,7 +421,7 @@ func TestWebAuthnFailuresLock(t *testing.T) {
 	// The tenth, in a new challenge: 429.
 	mt2 := mfaToken(t, env, "acme", "alice@acme.test", pw)
 	cer, opts := loginBegin(t, env, "acme", mt2)
-	res := loginFinish(env, "acme", cer, k.signAt(evil, 50, opts), mt2)
+	res = loginFinish(env, "acme", cer, k.signAt(evil, 50, opts), mt2)
 	wantErr(t, "10th failure", res, "rate_limited", http.StatusTooManyRequests)
 	if ra, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || ra < 890 || ra > 900 {
 		t.Fatalf("Retry-After = %q", res.Header.Get("Retry-After"))

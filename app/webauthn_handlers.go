@@ -74,6 +74,12 @@ func (s *Server) handleWebAuthnRegisterFinish(c echo.Context) error {
 	if codes != nil {
 		body["recovery_codes"] = codes
 	}
+	if authFrom(c).Bearer {
+		// The session is now aal2 under a new token: the old one is dead.
+		if body["session_token"], err = s.commitToken(c); err != nil {
+			return err
+		}
+	}
 	return c.JSON(http.StatusOK, body)
 }
 

@@ -135,6 +135,18 @@ func registerFinish(c *apptest.Client, slug, tok, ceremony, credential string) *
 	return c.API(http.MethodPost, api(slug, "/mfa/webauthn/register/finish"), tok, map[string]any{"ceremony": ceremony, "credential": json.RawMessage(credential)})
 }
 
+// rotated returns the new session token of a response that raised a
+// bearer session to aal2 (key registration, TOTP confirmation): the old
+// one is dead.
+func rotated(t testing.TB, res *apptest.Response) string {
+	t.Helper()
+	tok, _ := res.JSON()["session_token"].(string)
+	if tok == "" {
+		t.Fatalf("no session_token in %s", res.Body)
+	}
+	return tok
+}
+
 // register adds a key for the member of tok and fails the test unless it
 // is accepted; it returns the key and the finish response.
 func register(t *testing.T, env *apptest.Env, slug, tok, name string, ao virtualwebauthn.AuthenticatorOptions) (*vkey, *apptest.Response) {
@@ -518,8 +530,10 @@ func keyLoginAt(t *testing.T, env *apptest.Env, k *vkey) string {
 func TestWebAuthnSignCount(t *testing.T) {
 	env, _, alice := waSetup(t)
 	tok := env.Client().APILogin("acme", "alice@acme.test", pw)
-	k, _ := register(t, env, "acme", tok, "Counting key", virtualwebauthn.AuthenticatorOptions{})
-	zero, _ := register(t, env, "acme", tok, "Synced passkey", virtualwebauthn.AuthenticatorOptions{BackupEligible: true, BackupState: true})
+	k, res := register(t, env, "acme", tok, "Counting key", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
+	zero, res := register(t, env, "acme", tok, "Synced passkey", virtualwebauthn.AuthenticatorOptions{BackupEligible: true, BackupState: true})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 
 	assertAt := func(key *vkey, counter uint32, passwordless bool) *apptest.Response {
 		mt := ""
@@ -606,7 +620,8 @@ func TestWebAuthnWrongOriginAndCredential(t *testing.T) {
 	if n := queryInt(t, env, `SELECT COUNT(*) FROM recovery_codes`); n != 0 {
 		t.Fatalf("%d recovery codes issued by refused registrations", n)
 	}
-	k, _ := register(t, env, "acme", tok, "Alice key", virtualwebauthn.AuthenticatorOptions{})
+	k, res := register(t, env, "acme", tok, "Alice key", virtualwebauthn.AuthenticatorOptions{})
+	tok = rotated(t, res) // registering raised the session to aal2 under a new token
 	bk, _ := register(t, env, "acme", c.APILogin("acme", "bob@acme.test", pw), "Bob key", virtualwebauthn.AuthenticatorOptions{})
 	before, bbefore := keyState(t, env, k.id), keyState(t, env, bk.id)
 	sessions := sessionCount(t, env, alice)

@@ -202,10 +202,13 @@ func (s *Store) EndMemberSessions(ctx context.Context, workspaceID, adminID, mem
 // may make an owner or change an owner's role (else ErrNotAllowed), and the
 // last owner keeps the role (ErrLastOwner). Both roles are read inside the
 // transaction (an immediate one on SQLite), so two concurrent demotions
-// cannot both pass the owner count. The member's sessions stay: every
-// request re-reads the role from the users row, so the change applies from
-// their next request. It returns ErrNotFound for another workspace's member
-// and the updated member; an unchanged role is not audited.
+// cannot both pass the owner count. A change of role is a change of
+// privilege (SECURITY rule 5): in the same transaction the member's session
+// epoch is bumped and every session of theirs ended (the actor's own too
+// when they change their own role), so no token issued before the change
+// carries its privileges; the member signs in again. It returns
+// ErrNotFound for another workspace's member and the updated member; an
+// unchanged role is neither audited nor ends anything.
 func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID int64, role string, meta Meta) (User, error) {
 	if !ValidRole(role) {
 		return User{}, fmt.Errorf("change role: invalid role %q", role)
@@ -238,8 +241,13 @@ func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID i
 				return fmt.Errorf("change role: %w", ErrLastOwner)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ? WHERE workspace_id = ? AND id = ?`, role, workspaceID, memberID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ?`,
+			role, workspaceID, memberID); err != nil {
 			return fmt.Errorf("change role: %w", err)
+		}
+		ended, err := s.endSessions(ctx, tx, workspaceID, memberID, "", "role_changed")
+		if err != nil {
+			return err
 		}
 		from := u.Role
 		u.Role = role
@@ -252,7 +260,7 @@ func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID i
 			return fmt.Errorf("change role: %w", err)
 		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: actorID, SubjectUserID: memberID,
-			Event: EventMemberRoleChanged, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"from": from, "to": role}})
+			Event: EventMemberRoleChanged, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"from": from, "to": role, "sessions_ended": ended}})
 	})
 	return u, err
 }

@@ -140,8 +140,9 @@ func (s *Store) TOTPCredential(ctx context.Context, workspaceID, userID int64) (
 // ConfirmTOTPEnrollment turns an enrollment on with the time step of the
 // code that confirmed it (consumed like any other: the same code cannot
 // then sign in). When recoveryHashes is not nil (the member's first second
-// factor), they replace any recovery codes. msg, a notice to the member, is
-// queued in the same transaction. It returns ErrNotFound if the enrollment
+// factor), they replace any recovery codes. Every trusted browser of the
+// member is voided (a factor change, DESIGN) and msg, a notice to the
+// member, is queued, in the same transaction. It returns ErrNotFound if the enrollment
 // is gone, expired, already confirmed or the step was used.
 func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
@@ -173,6 +174,9 @@ func (s *Store) confirmTOTPTx(ctx context.Context, tx *sql.Tx, workspaceID, user
 			Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
 			return err
 		}
+	}
+	if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, TrustedVoidedFactorAdded, meta); err != nil {
+		return err
 	}
 	return s.enqueue(ctx, tx, workspaceID, msg)
 }
@@ -396,7 +400,8 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, workspaceI
 }
 
 // RegenerateRecoveryCodes replaces every recovery code of a member who has
-// a second factor (else ErrNotFound), audits it and queues msg.
+// a second factor (else ErrNotFound), voids their trusted browsers (a
+// factor change: the recovery codes are one), audits it and queues msg.
 func (s *Store) RegenerateRecoveryCodes(ctx context.Context, workspaceID, userID int64, hashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
@@ -407,6 +412,9 @@ func (s *Store) RegenerateRecoveryCodes(ctx context.Context, workspaceID, userID
 		}
 		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
 			Event: EventRecoveryCodesRegenerate, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(hashes)}}); err != nil {
+			return err
+		}
+		if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, TrustedVoidedCodesRegenerated, meta); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, workspaceID, msg)

@@ -13,7 +13,8 @@ const (
 	EventTrustedDeviceUsed    = "mfa.trusted_device.used"
 	EventTrustedDeviceRevoked = "mfa.trusted_device.revoked"
 	// EventTrustedDevicesVoided records the devices a reset, password
-	// change or factor removal voided, in that change's transaction.
+	// change or factor change (removed, added, recovery codes regenerated)
+	// voided, in that change's transaction.
 	EventTrustedDevicesVoided = "mfa.trusted_devices.voided"
 )
 
@@ -21,6 +22,11 @@ const (
 const (
 	TrustedRevokedByMember = "revoked_by_member"
 	TrustedRevokedByAdmin  = "revoked_by_admin"
+	// Factor changes that void every device of the member, the browser
+	// that made the change included (like a password change or a factor
+	// removal): its trust was given under the old set of factors.
+	TrustedVoidedFactorAdded      = "factor_added"
+	TrustedVoidedCodesRegenerated = "recovery_codes_regenerated"
 )
 
 // TrustedDevice is a browser a member trusts to skip the second factor at
@@ -88,7 +94,9 @@ func (s *Store) CreateTrustedDevice(ctx context.Context, workspaceID, userID int
 // one of tokenHashes (the token under each key, for rotation), records its
 // use and audits the sign-in it allows, in one transaction. Anything else
 // — another member's or workspace's token, an expired or revoked device,
-// trusted devices turned off — is ErrNotFound and changes nothing.
+// trusted devices turned off, the member's second factor locked or
+// blocked (read in the same statement, so a lock committed after the
+// caller looked still holds) — is ErrNotFound and changes nothing.
 func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64, tokenHashes []string, meta Meta) (TrustedDevice, error) {
 	if len(tokenHashes) == 0 {
 		return TrustedDevice{}, fmt.Errorf("use trusted device: %w", ErrNotFound)
@@ -100,7 +108,9 @@ func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64,
 		row := tx.QueryRowContext(ctx, `
 			UPDATE trusted_devices SET last_used_at = ?1
 			WHERE id = (SELECT d.id FROM trusted_devices d JOIN workspaces w ON w.id = d.workspace_id
-				WHERE d.workspace_id = ?2 AND d.user_id = ?3 AND `+usableTrusted+` AND d.token_hash IN (`+numbered(4, len(args))+`))
+				WHERE d.workspace_id = ?2 AND d.user_id = ?3 AND `+usableTrusted+` AND d.token_hash IN (`+numbered(4, len(args))+`)
+				AND NOT EXISTS (SELECT 1 FROM mfa_guards g WHERE g.workspace_id = d.workspace_id AND g.user_id = d.user_id
+					AND (g.locked_until > ?1 OR g.disabled_at IS NOT NULL)))
 			RETURNING `+trustedColumns, append([]any{now, workspaceID, userID}, args...)...)
 		var err error
 		if d, err = scanTrusted(row); err != nil {
@@ -191,8 +201,9 @@ func (s *Store) RevokeTrustedDevices(ctx context.Context, workspaceID, actorID, 
 
 // voidTrustedDevices revokes every unrevoked device of the member inside
 // tx, with the reason, and audits how many when any were. Resets,
-// password changes and factor removals call it in their own transaction,
-// so a device trusted before the change never skips a challenge after it.
+// password changes and factor changes (removal, addition, recovery-code
+// regeneration) call it in their own transaction, so a device trusted
+// before the change never skips a challenge after it.
 func (s *Store) voidTrustedDevices(ctx context.Context, tx *sql.Tx, workspaceID, actorID, userID int64, reason string, meta Meta) (int, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE trusted_devices SET revoked_at = ?, revoked_reason = ?
 		WHERE workspace_id = ? AND user_id = ? AND revoked_at IS NULL`, s.now(), reason, workspaceID, userID)

@@ -243,3 +243,34 @@ func TestDeleteStaleTrustedDevices(t *testing.T) {
 		t.Errorf("%d of the active and the recently revoked remain", n)
 	}
 }
+
+// A trusted device is not usable while the member's second factor is
+// paused or blocked: the lock is read in the statement that uses it.
+func TestTrustedDeviceLocked(t *testing.T) {
+	ctx := context.Background()
+	store, clock := dbtest.New(t)
+	acme, _ := store.CreateWorkspace(ctx, "acme", "Acme")
+	setTrustedDays(t, store, acme, 30)
+	alice, _ := store.CreateUser(ctx, acme.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0)
+	if _, err := store.CreateTrustedDevice(ctx, acme.ID, alice.ID, "k:alice", "Firefox", clock.Now().Add(30*24*time.Hour), db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now().Unix()
+	if _, err := store.DB().Exec(`INSERT INTO mfa_guards (workspace_id, user_id, window_start, locked_until) VALUES (?, ?, ?, ?)`,
+		acme.ID, alice.ID, now, now+900); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UseTrustedDevice(ctx, acme.ID, alice.ID, []string{"k:alice"}, db.Meta{}); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("UseTrustedDevice while paused = %v, want ErrNotFound", err)
+	}
+	clock.Advance(db.GuardLockFor)
+	if _, err := store.UseTrustedDevice(ctx, acme.ID, alice.ID, []string{"k:alice"}, db.Meta{}); err != nil {
+		t.Errorf("UseTrustedDevice after the pause = %v", err)
+	}
+	if _, err := store.DB().Exec(`UPDATE mfa_guards SET disabled_at = ? WHERE user_id = ?`, clock.Now().Unix(), alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UseTrustedDevice(ctx, acme.ID, alice.ID, []string{"k:alice"}, db.Meta{}); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("UseTrustedDevice while blocked = %v, want ErrNotFound", err)
+	}
+}

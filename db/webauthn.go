@@ -195,9 +195,10 @@ func (s *Store) UseCeremony(ctx context.Context, workspaceID int64, id, kind str
 	return c, nil
 }
 
-// AddWebAuthnCredential stores a new key for the member, audits it and
-// queues msg. When recoveryHashes is not nil (the member's first second
-// factor) they replace any recovery codes. It returns ErrConflict when the
+// AddWebAuthnCredential stores a new key for the member, voids their
+// trusted browsers (a factor change, DESIGN), audits it and queues msg.
+// When recoveryHashes is not nil (the member's first second factor) they
+// replace any recovery codes. It returns ErrConflict when the
 // credential id is already registered in the workspace.
 func (s *Store) AddWebAuthnCredential(ctx context.Context, c WebAuthnCredential, recoveryHashes []string, meta Meta, msg OutboxMessage) (WebAuthnCredential, error) {
 	var out WebAuthnCredential
@@ -239,6 +240,9 @@ func (s *Store) addWebAuthnTx(ctx context.Context, tx *sql.Tx, c WebAuthnCredent
 				Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
 				return err
 			}
+		}
+		if _, err := s.voidTrustedDevices(ctx, tx, c.WorkspaceID, c.UserID, c.UserID, TrustedVoidedFactorAdded, meta); err != nil {
+			return err
 		}
 		return s.enqueue(ctx, tx, c.WorkspaceID, msg)
 	}()

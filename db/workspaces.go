@@ -2,9 +2,51 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
+
+// ErrReservedSlug is returned for a slug the service keeps for itself.
+var ErrReservedSlug = errors.New("slug reserved for the service")
+
+// reservedSlugs are the names the service itself uses, which no workspace
+// may take (SECURITY rule 14): the top-level paths beside /t/ (assets,
+// healthz, readyz, dev, support), names our cookies and forms use (csrf),
+// the platform workspace, host names under GATEHOUSE_BASE_DOMAIN that mail
+// and browsers look up by convention (www, mail, autoconfig, mta-sts, …) or
+// that we may give the service itself (api, auth, login, admin, …), and
+// well-known paths (well-known, oauth, oidc). Some cannot be valid slugs
+// anyway (t, _support): listed so that the store refuses them too. This is
+// the one list; docs/OPERATIONS.md repeats it for operators.
+var reservedSlugs = func() map[string]bool {
+	m := map[string]bool{PlatformSlug: true}
+	for _, slug := range strings.Fields(`
+		account admin api app assets auth autoconfig autodiscover
+		csrf dev docs gatehouse healthz help imap login logout
+		mail mta-sts oauth oidc openid readyz root smtp sso
+		staff static status support t well-known www`) {
+		m[slug] = true
+	}
+	return m
+}()
+
+// ReservedSlug reports whether slug (in any case) is one the service keeps
+// for itself. CreateWorkspace refuses it; callers may ask first to give a
+// better message.
+func ReservedSlug(slug string) bool { return reservedSlugs[strings.ToLower(slug)] }
+
+// ReservedSlugs lists the reserved slugs, sorted.
+func ReservedSlugs() []string {
+	out := make([]string, 0, len(reservedSlugs))
+	for slug := range reservedSlugs {
+		out = append(out, slug)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // Workspace is a tenant.
 type Workspace struct {
@@ -30,9 +72,13 @@ func scanWorkspace(row interface{ Scan(...any) error }) (Workspace, error) {
 	return w, nil
 }
 
-// CreateWorkspace adds a workspace. It returns ErrConflict when the slug is
-// taken.
+// CreateWorkspace adds a workspace. It returns ErrReservedSlug for a slug
+// the service keeps for itself (ReservedSlug: every way of creating a
+// workspace comes through here) and ErrConflict when the slug is taken.
 func (s *Store) CreateWorkspace(ctx context.Context, slug, name string) (Workspace, error) {
+	if ReservedSlug(slug) {
+		return Workspace{}, fmt.Errorf("create workspace %q: %w", slug, ErrReservedSlug)
+	}
 	row := s.db.QueryRowContext(ctx, `
 		INSERT INTO workspaces (slug, name, created_at) VALUES (?, ?, ?)
 		RETURNING `+workspaceColumns, slug, name, s.now())

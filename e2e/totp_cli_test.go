@@ -166,6 +166,10 @@ func TestTOTPWithIndependentClients(t *testing.T) {
 			t.Errorf("recovery code %q is not xxxx-xxxx-xxxx-xxxx", rc)
 		}
 	}
+	// The session is aal2 now, under a new token.
+	if tok, _ = res.JSON()["session_token"].(string); tok == "" {
+		t.Fatalf("verify-setup returned no session_token: %s", res.Body)
+	}
 	res = c.API(http.MethodGet, api+"/mfa", tok, nil)
 	if res.StatusCode != http.StatusOK || res.JSON()["recovery_codes_remaining"] != float64(10) {
 		t.Errorf("GET /mfa = %d %s, want 10 recovery codes left", res.StatusCode, res.Body)

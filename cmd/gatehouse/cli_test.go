@@ -309,6 +309,37 @@ func TestWorkspaceCreate(t *testing.T) {
 	}
 }
 
+// The slugs the service itself uses cannot be taken (SECURITY rule 14):
+// one line on stderr, exit 1, nothing created, on a fresh installation
+// and on one that already has a database.
+func TestWorkspaceCreateReservedSlug(t *testing.T) {
+	t.Parallel()
+	reserved := []string{"csrf", "support", "api", "assets", "admin", "www", "dev", "healthz", "readyz",
+		"login", "static", "mail", "well-known", "oauth", "auth"}
+	fresh := newHome(t)
+	for _, slug := range reserved {
+		r := fresh.run("", "workspace", "create", "--slug", slug, "--name", "Impostor")
+		if r.code != 1 || r.stdout != "" {
+			t.Errorf("workspace create --slug %s: exit %d, stdout %q, want exit 1 and nothing", slug, r.code, r.stdout)
+		}
+		checkOneLine(t, r.stderr, fmt.Sprintf("slug %q is reserved", slug))
+	}
+	if fresh.exists("gatehouse.db") || fresh.exists("master.key") {
+		t.Errorf("a reserved slug left a database or key behind")
+	}
+
+	h := newHome(t)
+	h.ok("", "workspace", "create", "--slug", "acme", "--name", "Acme")
+	for _, slug := range reserved {
+		h.fails(fmt.Sprintf("slug %q is reserved for Gatehouse itself", slug), "", "workspace", "create", "--slug", slug, "--name", "Impostor")
+		if _, ok := h.workspace(slug); ok {
+			t.Errorf("workspace %q created", slug)
+		}
+	}
+	// Only whole names are reserved.
+	h.ok("", "workspace", "create", "--slug", "csrf-team", "--name", "CSRF team")
+}
+
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	t.Parallel()
 	h := newHome(t)

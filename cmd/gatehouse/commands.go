@@ -170,6 +170,11 @@ func (e *env) workspaceCreate(args []string) error {
 	if !tenants.ValidSlug(*slug) {
 		return fmt.Errorf("workspace create: slug %q must be 3 to 32 characters of a-z, 0-9 and -", *slug)
 	}
+	if db.ReservedSlug(*slug) {
+		// Refused before anything is opened or created; the store refuses
+		// it too, for every other way in.
+		return fmt.Errorf("workspace create: slug %q is reserved for Gatehouse itself; choose another", *slug)
+	}
 	*name = strings.TrimSpace(*name)
 	if *name == "" || len(*name) > 100 {
 		return errors.New("workspace create: --name is required (at most 100 characters)")
@@ -182,6 +187,8 @@ func (e *env) workspaceCreate(args []string) error {
 	ws, err := store.CreateWorkspace(e.ctx, *slug, *name)
 	if errors.Is(err, db.ErrConflict) {
 		return fmt.Errorf("workspace create: a workspace with slug %q already exists", *slug)
+	} else if errors.Is(err, db.ErrReservedSlug) {
+		return fmt.Errorf("workspace create: slug %q is reserved for Gatehouse itself; choose another", *slug)
 	} else if err != nil {
 		return err
 	}
