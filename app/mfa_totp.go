@@ -151,20 +151,23 @@ func (s *Server) fillKeys(c echo.Context, a *Auth, v *views.MFAView) error {
 }
 
 // startTOTPEnrollment makes a new pending enrollment (replacing an
-// unfinished one) and returns its secret.
+// unfinished one) and returns its secret. It belongs to this session and
+// its last step-up: no other session sees or confirms it (SECURITY rule 12).
 func (s *Server) startTOTPEnrollment(c echo.Context, a *Auth) (string, error) {
 	secret := mfa.NewSecret()
 	seal := func(id int64) (string, []byte) { return s.keys.Encrypt([]byte(secret), totpAAD(id, a.User.ID)) }
-	_, err := s.store.StartTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, seal, s.now().Add(EnrollmentLifetime), meta(c))
+	_, err := s.store.StartSessionTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, a.binding(), seal, s.now().Add(EnrollmentLifetime), meta(c))
 	if errors.Is(err, db.ErrConflict) {
 		return "", errAlreadyEnrolled
 	}
 	return secret, err
 }
 
-// pendingSecret decrypts the member's unfinished enrollment.
+// pendingSecret decrypts the unfinished enrollment this session started
+// (since its last step-up); ErrNotFound for anyone else's, as if there
+// were none.
 func (s *Server) pendingSecret(c echo.Context, a *Auth) (db.TOTPCredential, string, error) {
-	cred, err := s.store.PendingTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
+	cred, err := s.store.PendingSessionTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, a.binding())
 	if err != nil {
 		return db.TOTPCredential{}, "", err
 	}

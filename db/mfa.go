@@ -77,10 +77,36 @@ func scanTOTP(row interface{ Scan(...any) error }) (TOTPCredential, error) {
 // only known once the row exists, and it is part of the associated data.
 type Sealer func(credentialID int64) (keyID string, ciphertext []byte)
 
+// SessionBinding names what started a pending enrollment or a WebAuthn
+// ceremony: the session (its user_sessions id) and when that session last
+// passed a second factor (zero for never). Only the same session, having
+// proved nothing new since, may see or finish it (SECURITY rule 12). The
+// zero binding is for what no session starts: staff enrollment links and
+// sign-in ceremonies.
+type SessionBinding struct {
+	SessionID string
+	StepUpAt  time.Time
+}
+
+func (b SessionBinding) stepUpUnix() int64 {
+	if b.StepUpAt.IsZero() {
+		return 0
+	}
+	return b.StepUpAt.Unix()
+}
+
 // StartTOTPEnrollment replaces the member's unconfirmed enrollment, if any,
-// with a new one that expires at expires. It returns ErrConflict when the
-// member already has a confirmed authenticator app.
+// with a new one that expires at expires and belongs to no session (a staff
+// enrollment link). It returns ErrConflict when the member already has a
+// confirmed authenticator app.
 func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int64, seal Sealer, expires time.Time, meta Meta) (TOTPCredential, error) {
+	return s.StartSessionTOTPEnrollment(ctx, workspaceID, userID, SessionBinding{}, seal, expires, meta)
+}
+
+// StartSessionTOTPEnrollment is StartTOTPEnrollment for the session (and
+// step-up) b: only PendingSessionTOTPEnrollment with the same binding finds
+// it.
+func (s *Store) StartSessionTOTPEnrollment(ctx context.Context, workspaceID, userID int64, b SessionBinding, seal Sealer, expires time.Time, meta Meta) (TOTPCredential, error) {
 	var c TOTPCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -97,8 +123,8 @@ func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int
 		}
 		var id int64
 		if err := tx.QueryRowContext(ctx, `
-			INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, expires_at)
-			VALUES (?, ?, '', x'', ?, ?) RETURNING id`, workspaceID, userID, s.now(), expires.Unix()).Scan(&id); err != nil {
+			INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, expires_at, session_id, step_up_at)
+			VALUES (?, ?, '', x'', ?, ?, ?, ?) RETURNING id`, workspaceID, userID, s.now(), expires.Unix(), b.SessionID, b.stepUpUnix()).Scan(&id); err != nil {
 			return fmt.Errorf("start totp enrollment: %w", err)
 		}
 		keyID, ct := seal(id)
@@ -114,10 +140,24 @@ func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int
 }
 
 // PendingTOTPEnrollment returns the member's unconfirmed, unexpired
-// enrollment, or ErrNotFound.
+// enrollment whoever started it, or ErrNotFound.
 func (s *Store) PendingTOTPEnrollment(ctx context.Context, workspaceID, userID int64) (TOTPCredential, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
 		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?`, workspaceID, userID, s.now())
+	c, err := scanTOTP(row)
+	if err != nil {
+		return TOTPCredential{}, notFound("pending totp enrollment", err)
+	}
+	return c, nil
+}
+
+// PendingSessionTOTPEnrollment returns the member's unconfirmed, unexpired
+// enrollment if the session and step-up of b started it; ErrNotFound
+// otherwise, as if there were none.
+func (s *Store) PendingSessionTOTPEnrollment(ctx context.Context, workspaceID, userID int64, b SessionBinding) (TOTPCredential, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ? AND session_id = ? AND step_up_at = ?`,
+		workspaceID, userID, s.now(), b.SessionID, b.stepUpUnix())
 	c, err := scanTOTP(row)
 	if err != nil {
 		return TOTPCredential{}, notFound("pending totp enrollment", err)
