@@ -88,10 +88,12 @@ type factorInput struct {
 
 // checkFactor verifies a second factor for u and returns how to consume it.
 // The member's lock is checked first: while locked, even the right code is
-// refused. A wrong factor is counted (for the member, and for challengeID
-// when set). Malformed input is refused like a wrong code but not counted:
-// it cannot succeed. Nothing is consumed here; the caller does that
-// atomically with what the factor unlocks.
+// refused. Malformed input is refused like a wrong code but not counted:
+// it cannot succeed. Every well-formed guess is counted (for the member,
+// and for challengeID when set) before it is compared with anything
+// (countGuess); a wrong one is then settled, a right one comes back with
+// Counted set so that spending it takes the count back. Nothing is consumed
+// here; the caller does that atomically with what the factor unlocks.
 func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, in factorInput) (db.FactorUse, error) {
 	ctx := c.Request().Context()
 	now := s.now()
@@ -108,6 +110,9 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 		if !ok {
 			return db.FactorUse{}, errInvalidCode
 		}
+		if err := s.countGuess(c, t, u, challengeID); err != nil {
+			return db.FactorUse{}, err
+		}
 		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
 		if err != nil {
 			return db.FactorUse{}, err
@@ -122,6 +127,9 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 		code, ok := mfa.WellFormedCode(in.Code)
 		if !ok {
 			return db.FactorUse{}, errInvalidCode
+		}
+		if err := s.countGuess(c, t, u, challengeID); err != nil {
+			return db.FactorUse{}, err
 		}
 		cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
 		if errors.Is(err, db.ErrNotFound) {
@@ -138,13 +146,43 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 		}
 	}
 	if !matched {
-		return db.FactorUse{}, s.factorFailed(c, t, u, challengeID, method)
+		return db.FactorUse{}, s.guessFailed(c, t, u, challengeID, method)
 	}
+	use.Counted = true
 	return use, nil
 }
 
+// countGuess counts a second-factor guess of u (and of challengeID when
+// set) before it is judged (SECURITY rule 11): one conditional write,
+// refused while the member is locked or disabled or while as many guesses
+// as the lock allows are already out. A guess that cannot be counted is not
+// judged: 429 with Retry-After (403 when disabled), or, for a challenge
+// that is spent or has had its five guesses, errInvalidMFAToken.
+func (s *Server) countGuess(c echo.Context, t *tenants.Tenant, u db.User, challengeID string) error {
+	err := s.store.ClaimMFAGuess(c.Request().Context(), t.ID, u.ID, challengeID)
+	switch {
+	case errors.Is(err, db.ErrMFALocked):
+		return s.lockedError(c, t, u)
+	case errors.Is(err, db.ErrChallengeGone):
+		return errInvalidMFAToken
+	}
+	return err
+}
+
+// spendRefused answers a factor that was checked but could not be spent
+// (its step or code was used meanwhile, or its key's sign count moved): a
+// wrong factor, settled if countGuess already counted it, else counted now.
+func (s *Server) spendRefused(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, use db.FactorUse) error {
+	if use.Counted {
+		return s.guessFailed(c, t, u, challengeID, use.Method)
+	}
+	return s.factorFailed(c, t, u, challengeID, use.Method)
+}
+
 // lockedError is the answer when the factor was refused because the
-// member's second factor is locked or disabled.
+// member's second factor is locked or disabled, or because the guesses the
+// lock allows are all out (being judged: the lock may follow, so the
+// member is told to wait as long as a lock would last).
 func (s *Server) lockedError(c echo.Context, t *tenants.Tenant, u db.User) error {
 	g, err := s.store.MFAGuard(c.Request().Context(), t.ID, u.ID)
 	if err != nil {
@@ -153,7 +191,12 @@ func (s *Server) lockedError(c echo.Context, t *tenants.Tenant, u db.User) error
 	if !g.DisabledAt.IsZero() {
 		return errMFADisabled
 	}
-	return errMFALocked(g.LockedUntil, s.now())
+	now := s.now()
+	until := g.LockedUntil
+	if !until.After(now) {
+		until = now.Add(db.GuardLockFor)
+	}
+	return errMFALocked(until, now)
 }
 
 // guardOpen refuses while the member's second-factor sign-in is locked
@@ -173,8 +216,22 @@ func (s *Server) guardOpen(c echo.Context, t *tenants.Tenant, userID int64) erro
 	return nil
 }
 
-// factorFailed counts a wrong second factor and returns the answer to give.
+// factorFailed counts a wrong second factor that was not counted before
+// it was judged (a WebAuthn assertion) and returns the answer to give.
 func (s *Server) factorFailed(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string) error {
+	return s.recordFailure(c, t, u, challengeID, method, s.store.RecordMFAFailure)
+}
+
+// guessFailed settles a guess countGuess counted that proved wrong (the
+// challenge may end, the member be locked or disabled) and returns the
+// answer to give.
+func (s *Server) guessFailed(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string) error {
+	return s.recordFailure(c, t, u, challengeID, method, s.store.MFAGuessFailed)
+}
+
+type failureRecorder func(ctx context.Context, workspaceID, userID int64, challengeID, method string, meta db.Meta, lockMsg, disableMsg db.OutboxMessage) (db.FailureOutcome, error)
+
+func (s *Server) recordFailure(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string, record failureRecorder) error {
 	ctx := c.Request().Context()
 	now := s.now()
 	data := s.mailData(c, t, u)
@@ -187,7 +244,7 @@ func (s *Server) factorFailed(c echo.Context, t *tenants.Tenant, u db.User, chal
 	if err != nil {
 		return err
 	}
-	out, err := s.store.RecordMFAFailure(ctx, t.ID, u.ID, challengeID, method, meta(c), lockMsg, disableMsg)
+	out, err := record(ctx, t.ID, u.ID, challengeID, method, meta(c), lockMsg, disableMsg)
 	if err != nil {
 		return err
 	}
@@ -231,7 +288,7 @@ func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch 
 	if errors.Is(err, db.ErrNotFound) {
 		// The step or the code was consumed meanwhile (a replay, or a
 		// concurrent request with the same code): a wrong code.
-		return nil, 0, s.factorFailed(c, t, u, ch.ID, use.Method)
+		return nil, 0, s.spendRefused(c, t, u, ch.ID, use)
 	} else if errors.Is(err, db.ErrChallengeGone) {
 		return nil, 0, errInvalidMFAToken
 	} else if errors.Is(err, db.ErrMFALocked) {
