@@ -92,7 +92,8 @@ type factorInput struct {
 // it cannot succeed. Every well-formed guess is counted (for the member,
 // and for challengeID when set) before it is compared with anything
 // (countGuess); a wrong one is then settled, a right one comes back with
-// Counted set so that spending it takes the count back. Nothing is consumed
+// Counted set so that spending it takes the count back, and one that could
+// not be judged (a server fault) is taken back at once. Nothing is consumed
 // here; the caller does that atomically with what the factor unlocks.
 func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, in factorInput) (db.FactorUse, error) {
 	ctx := c.Request().Context()
@@ -101,55 +102,69 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 		return db.FactorUse{}, err
 	}
 	method := "totp"
-	var use db.FactorUse
-	matched := false
-	switch {
-	case in.RecoveryCode != "":
+	var code string
+	var ok bool
+	if in.RecoveryCode != "" {
 		method = "recovery_code"
-		code, ok := mfa.NormalizeRecoveryCode(in.RecoveryCode)
-		if !ok {
-			return db.FactorUse{}, errInvalidCode
+		code, ok = mfa.NormalizeRecoveryCode(in.RecoveryCode)
+	} else {
+		code, ok = mfa.WellFormedCode(in.Code)
+	}
+	if !ok {
+		return db.FactorUse{}, errInvalidCode
+	}
+	if err := s.countGuess(c, t, u, challengeID); err != nil {
+		return db.FactorUse{}, err
+	}
+	use, matched, err := s.judgeFactor(c, t, u, method, code, now)
+	if err != nil {
+		// Not judged (a server fault): the guess is taken back.
+		if rerr := s.store.ReleaseMFAGuess(ctx, t.ID, u.ID, challengeID); rerr != nil {
+			return db.FactorUse{}, errors.Join(err, rerr)
 		}
-		if err := s.countGuess(c, t, u, challengeID); err != nil {
-			return db.FactorUse{}, err
-		}
-		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
-		if err != nil {
-			return db.FactorUse{}, err
-		}
-		// Every stored code is compared, in constant time, whatever matches.
-		for _, rc := range codes {
-			if s.keys.VerifyHash(recoveryPurpose(u), code, rc.Hash) && !matched {
-				matched, use = true, db.FactorUse{Method: method, RecoveryCode: rc.ID}
-			}
-		}
-	default:
-		code, ok := mfa.WellFormedCode(in.Code)
-		if !ok {
-			return db.FactorUse{}, errInvalidCode
-		}
-		if err := s.countGuess(c, t, u, challengeID); err != nil {
-			return db.FactorUse{}, err
-		}
-		cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
-		if errors.Is(err, db.ErrNotFound) {
-			break
-		} else if err != nil {
-			return db.FactorUse{}, err
-		}
-		secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, u.ID))
-		if err != nil {
-			return db.FactorUse{}, fmt.Errorf("decrypt totp secret %d: %w", cred.ID, err)
-		}
-		if step := mfa.Match(string(secret), code, now); step != 0 {
-			matched, use = true, db.FactorUse{Method: method, TOTPID: cred.ID, Step: step}
-		}
+		return db.FactorUse{}, err
 	}
 	if !matched {
 		return db.FactorUse{}, s.guessFailed(c, t, u, challengeID, method)
 	}
 	use.Counted = true
 	return use, nil
+}
+
+// judgeFactor compares a well-formed code with the member's factor of
+// method: the TOTP secret's current and previous steps, or every unused
+// recovery code's keyed hash (all of them, in constant time, whatever
+// matches).
+func (s *Server) judgeFactor(c echo.Context, t *tenants.Tenant, u db.User, method, code string, now time.Time) (db.FactorUse, bool, error) {
+	ctx := c.Request().Context()
+	if method == "recovery_code" {
+		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
+		if err != nil {
+			return db.FactorUse{}, false, err
+		}
+		var use db.FactorUse
+		matched := false
+		for _, rc := range codes {
+			if s.keys.VerifyHash(recoveryPurpose(u), code, rc.Hash) && !matched {
+				matched, use = true, db.FactorUse{Method: method, RecoveryCode: rc.ID}
+			}
+		}
+		return use, matched, nil
+	}
+	cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.FactorUse{}, false, nil
+	} else if err != nil {
+		return db.FactorUse{}, false, err
+	}
+	secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, u.ID))
+	if err != nil {
+		return db.FactorUse{}, false, fmt.Errorf("decrypt totp secret %d: %w", cred.ID, err)
+	}
+	if step := mfa.Match(string(secret), code, now); step != 0 {
+		return db.FactorUse{Method: method, TOTPID: cred.ID, Step: step}, true, nil
+	}
+	return db.FactorUse{}, false, nil
 }
 
 // countGuess counts a second-factor guess of u (and of challengeID when

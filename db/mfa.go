@@ -674,6 +674,26 @@ func (s *Store) ClaimMFAGuess(ctx context.Context, workspaceID, userID int64, ch
 	})
 }
 
+// ReleaseMFAGuess takes back a guess ClaimMFAGuess counted that could not
+// be judged (a server fault before the comparison: an unreadable secret, a
+// failed read): it told the guesser nothing, so it must not lock the
+// member either. The challenge's count is taken back too.
+func (s *Store) ReleaseMFAGuess(ctx context.Context, workspaceID, userID int64, challengeID string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
+		if challengeID == "" {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET failures = failures - 1 WHERE workspace_id = ? AND id = ? AND failures > 0`,
+			workspaceID, challengeID); err != nil {
+			return fmt.Errorf("release mfa guess: %w", err)
+		}
+		return nil
+	})
+}
+
 // RecordMFAFailure counts a wrong second factor for the member and, when
 // challengeID is set, for the challenge; both atomically, in the database,
 // so that no challenge, session, IP or app node escapes the count. It ends
