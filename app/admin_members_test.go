@@ -70,8 +70,12 @@ func mfaRows(t *testing.T, env *apptest.Env, u db.User) int64 {
 func lockOut(t *testing.T, env *apptest.Env, u db.User) {
 	t.Helper()
 	now := env.Clock.Now().Unix()
+	// An upsert: every code a member typed left a guard row (counted
+	// before it was judged, then taken back when right).
 	if _, err := env.Store.DB().Exec(`INSERT INTO mfa_guards (workspace_id, user_id, window_start, window_failures, consecutive, locked_until, disabled_at)
-		VALUES (?, ?, ?, 0, 100, ?, ?)`, u.WorkspaceID, u.ID, now, now+900, now); err != nil {
+		VALUES (?, ?, ?, 0, 100, ?, ?)
+		ON CONFLICT (workspace_id, user_id) DO UPDATE SET window_start = excluded.window_start, window_failures = 0, consecutive = 100,
+			locked_until = excluded.locked_until, disabled_at = excluded.disabled_at`, u.WorkspaceID, u.ID, now, now+900, now); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -88,10 +88,13 @@ type factorInput struct {
 
 // checkFactor verifies a second factor for u and returns how to consume it.
 // The member's lock is checked first: while locked, even the right code is
-// refused. A wrong factor is counted (for the member, and for challengeID
-// when set). Malformed input is refused like a wrong code but not counted:
-// it cannot succeed. Nothing is consumed here; the caller does that
-// atomically with what the factor unlocks.
+// refused. Malformed input is refused like a wrong code but not counted:
+// it cannot succeed. Every well-formed guess is counted (for the member,
+// and for challengeID when set) before it is compared with anything
+// (countGuess); a wrong one is then settled, a right one comes back with
+// Counted set so that spending it takes the count back, and one that could
+// not be judged (a server fault) is taken back at once. Nothing is consumed
+// here; the caller does that atomically with what the factor unlocks.
 func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, in factorInput) (db.FactorUse, error) {
 	ctx := c.Request().Context()
 	now := s.now()
@@ -99,52 +102,102 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 		return db.FactorUse{}, err
 	}
 	method := "totp"
-	var use db.FactorUse
-	matched := false
-	switch {
-	case in.RecoveryCode != "":
+	var code string
+	var ok bool
+	if in.RecoveryCode != "" {
 		method = "recovery_code"
-		code, ok := mfa.NormalizeRecoveryCode(in.RecoveryCode)
-		if !ok {
-			return db.FactorUse{}, errInvalidCode
+		code, ok = mfa.NormalizeRecoveryCode(in.RecoveryCode)
+	} else {
+		code, ok = mfa.WellFormedCode(in.Code)
+	}
+	if !ok {
+		return db.FactorUse{}, errInvalidCode
+	}
+	if err := s.countGuess(c, t, u, challengeID); err != nil {
+		return db.FactorUse{}, err
+	}
+	use, matched, err := s.judgeFactor(c, t, u, method, code, now)
+	if err != nil {
+		// Not judged (a server fault): the guess is taken back.
+		if rerr := s.store.ReleaseMFAGuess(ctx, t.ID, u.ID, challengeID); rerr != nil {
+			return db.FactorUse{}, errors.Join(err, rerr)
 		}
+		return db.FactorUse{}, err
+	}
+	if !matched {
+		return db.FactorUse{}, s.guessFailed(c, t, u, challengeID, method)
+	}
+	use.Counted = true
+	return use, nil
+}
+
+// judgeFactor compares a well-formed code with the member's factor of
+// method: the TOTP secret's current and previous steps, or every unused
+// recovery code's keyed hash (all of them, in constant time, whatever
+// matches).
+func (s *Server) judgeFactor(c echo.Context, t *tenants.Tenant, u db.User, method, code string, now time.Time) (db.FactorUse, bool, error) {
+	ctx := c.Request().Context()
+	if method == "recovery_code" {
 		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
 		if err != nil {
-			return db.FactorUse{}, err
+			return db.FactorUse{}, false, err
 		}
-		// Every stored code is compared, in constant time, whatever matches.
+		var use db.FactorUse
+		matched := false
 		for _, rc := range codes {
 			if s.keys.VerifyHash(recoveryPurpose(u), code, rc.Hash) && !matched {
 				matched, use = true, db.FactorUse{Method: method, RecoveryCode: rc.ID}
 			}
 		}
-	default:
-		code, ok := mfa.WellFormedCode(in.Code)
-		if !ok {
-			return db.FactorUse{}, errInvalidCode
-		}
-		cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
-		if errors.Is(err, db.ErrNotFound) {
-			break
-		} else if err != nil {
-			return db.FactorUse{}, err
-		}
-		secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, u.ID))
-		if err != nil {
-			return db.FactorUse{}, fmt.Errorf("decrypt totp secret %d: %w", cred.ID, err)
-		}
-		if step := mfa.Match(string(secret), code, now); step != 0 {
-			matched, use = true, db.FactorUse{Method: method, TOTPID: cred.ID, Step: step}
-		}
+		return use, matched, nil
 	}
-	if !matched {
-		return db.FactorUse{}, s.factorFailed(c, t, u, challengeID, method)
+	cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.FactorUse{}, false, nil
+	} else if err != nil {
+		return db.FactorUse{}, false, err
 	}
-	return use, nil
+	secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, u.ID))
+	if err != nil {
+		return db.FactorUse{}, false, fmt.Errorf("decrypt totp secret %d: %w", cred.ID, err)
+	}
+	if step := mfa.Match(string(secret), code, now); step != 0 {
+		return db.FactorUse{Method: method, TOTPID: cred.ID, Step: step}, true, nil
+	}
+	return db.FactorUse{}, false, nil
+}
+
+// countGuess counts a second-factor guess of u (and of challengeID when
+// set) before it is judged (SECURITY rule 11): one conditional write,
+// refused while the member is locked or disabled or while as many guesses
+// as the lock allows are already out. A guess that cannot be counted is not
+// judged: 429 with Retry-After (403 when disabled), or, for a challenge
+// that is spent or has had its five guesses, errInvalidMFAToken.
+func (s *Server) countGuess(c echo.Context, t *tenants.Tenant, u db.User, challengeID string) error {
+	err := s.store.ClaimMFAGuess(c.Request().Context(), t.ID, u.ID, challengeID)
+	switch {
+	case errors.Is(err, db.ErrMFALocked):
+		return s.lockedError(c, t, u)
+	case errors.Is(err, db.ErrChallengeGone):
+		return errInvalidMFAToken
+	}
+	return err
+}
+
+// spendRefused answers a factor that was checked but could not be spent
+// (its step or code was used meanwhile, or its key's sign count moved): a
+// wrong factor, settled if countGuess already counted it, else counted now.
+func (s *Server) spendRefused(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, use db.FactorUse) error {
+	if use.Counted {
+		return s.guessFailed(c, t, u, challengeID, use.Method)
+	}
+	return s.factorFailed(c, t, u, challengeID, use.Method)
 }
 
 // lockedError is the answer when the factor was refused because the
-// member's second factor is locked or disabled.
+// member's second factor is locked or disabled, or because the guesses the
+// lock allows are all out (being judged: the lock may follow, so the
+// member is told to wait as long as a lock would last).
 func (s *Server) lockedError(c echo.Context, t *tenants.Tenant, u db.User) error {
 	g, err := s.store.MFAGuard(c.Request().Context(), t.ID, u.ID)
 	if err != nil {
@@ -153,7 +206,12 @@ func (s *Server) lockedError(c echo.Context, t *tenants.Tenant, u db.User) error
 	if !g.DisabledAt.IsZero() {
 		return errMFADisabled
 	}
-	return errMFALocked(g.LockedUntil, s.now())
+	now := s.now()
+	until := g.LockedUntil
+	if !until.After(now) {
+		until = now.Add(db.GuardLockFor)
+	}
+	return errMFALocked(until, now)
 }
 
 // guardOpen refuses while the member's second-factor sign-in is locked
@@ -173,8 +231,22 @@ func (s *Server) guardOpen(c echo.Context, t *tenants.Tenant, userID int64) erro
 	return nil
 }
 
-// factorFailed counts a wrong second factor and returns the answer to give.
+// factorFailed counts a wrong second factor that was not counted before
+// it was judged (a WebAuthn assertion) and returns the answer to give.
 func (s *Server) factorFailed(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string) error {
+	return s.recordFailure(c, t, u, challengeID, method, s.store.RecordMFAFailure)
+}
+
+// guessFailed settles a guess countGuess counted that proved wrong (the
+// challenge may end, the member be locked or disabled) and returns the
+// answer to give.
+func (s *Server) guessFailed(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string) error {
+	return s.recordFailure(c, t, u, challengeID, method, s.store.MFAGuessFailed)
+}
+
+type failureRecorder func(ctx context.Context, workspaceID, userID int64, challengeID, method string, meta db.Meta, lockMsg, disableMsg db.OutboxMessage) (db.FailureOutcome, error)
+
+func (s *Server) recordFailure(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method string, record failureRecorder) error {
 	ctx := c.Request().Context()
 	now := s.now()
 	data := s.mailData(c, t, u)
@@ -187,7 +259,7 @@ func (s *Server) factorFailed(c echo.Context, t *tenants.Tenant, u db.User, chal
 	if err != nil {
 		return err
 	}
-	out, err := s.store.RecordMFAFailure(ctx, t.ID, u.ID, challengeID, method, meta(c), lockMsg, disableMsg)
+	out, err := record(ctx, t.ID, u.ID, challengeID, method, meta(c), lockMsg, disableMsg)
 	if err != nil {
 		return err
 	}
@@ -231,7 +303,7 @@ func (s *Server) passChallenge(c echo.Context, t *tenants.Tenant, u db.User, ch 
 	if errors.Is(err, db.ErrNotFound) {
 		// The step or the code was consumed meanwhile (a replay, or a
 		// concurrent request with the same code): a wrong code.
-		return nil, 0, s.factorFailed(c, t, u, ch.ID, use.Method)
+		return nil, 0, s.spendRefused(c, t, u, ch.ID, use)
 	} else if errors.Is(err, db.ErrChallengeGone) {
 		return nil, 0, errInvalidMFAToken
 	} else if errors.Is(err, db.ErrMFALocked) {

@@ -118,20 +118,23 @@ func (s *Server) fillKeys(c echo.Context, a *Auth, v *views.MFAView) error {
 }
 
 // startTOTPEnrollment makes a new pending enrollment (replacing an
-// unfinished one) and returns its secret.
+// unfinished one) and returns its secret. It belongs to this session and
+// its last step-up: no other session sees or confirms it (SECURITY rule 12).
 func (s *Server) startTOTPEnrollment(c echo.Context, a *Auth) (string, error) {
 	secret := mfa.NewSecret()
 	seal := func(id int64) (string, []byte) { return s.keys.Encrypt([]byte(secret), totpAAD(id, a.User.ID)) }
-	_, err := s.store.StartTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, seal, s.now().Add(EnrollmentLifetime), meta(c))
+	_, err := s.store.StartSessionTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, a.binding(), seal, s.now().Add(EnrollmentLifetime), meta(c))
 	if errors.Is(err, db.ErrConflict) {
 		return "", errAlreadyEnrolled
 	}
 	return secret, err
 }
 
-// pendingSecret decrypts the member's unfinished enrollment.
+// pendingSecret decrypts the unfinished enrollment this session started
+// (since its last step-up); ErrNotFound for anyone else's, as if there
+// were none.
 func (s *Server) pendingSecret(c echo.Context, a *Auth) (db.TOTPCredential, string, error) {
-	cred, err := s.store.PendingTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID)
+	cred, err := s.store.PendingSessionTOTPEnrollment(c.Request().Context(), a.User.WorkspaceID, a.User.ID, a.binding())
 	if err != nil {
 		return db.TOTPCredential{}, "", err
 	}
@@ -182,24 +185,39 @@ func (s *Server) renderTOTPSetup(c echo.Context, status int, msg string) error {
 	return s.render(c, status, views.TOTPSetupPage(s.page(c, "Set up your authenticator app"), v))
 }
 
-// confirmTOTP checks the first code against the unfinished enrollment and
-// turns it on; for a first second factor it returns the new recovery codes.
+var errSetupGone = errorf(http.StatusBadRequest, "invalid_code", "This setup has expired. Start again.")
+
+// confirmTOTP checks the first code against the unfinished enrollment this
+// session started and turns it on; for a first second factor it returns the
+// new recovery codes. The code is a guess like any other: counted against
+// the member's second-factor lock before it is compared, refused unjudged
+// while locked (SECURITY rule 11).
 func (s *Server) confirmTOTP(c echo.Context, a *Auth, code string) ([]string, error) {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	cred, secret, err := s.pendingSecret(c, a)
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, errorf(http.StatusBadRequest, "invalid_code", "This setup has expired. Start again.")
+		return nil, errSetupGone
 	} else if err != nil {
 		return nil, err
 	}
-	code, ok := mfa.WellFormedCode(code)
-	step := int64(0)
-	if ok {
-		step = mfa.Match(secret, code, s.now())
+	wrong := func(err error) error {
+		if err == errInvalidCode {
+			return errorf(http.StatusBadRequest, "invalid_code", "That code didn't work. Check the time on your phone and try the newest code.")
+		}
+		return err
 	}
+	code, ok := mfa.WellFormedCode(code)
+	if !ok {
+		// Cannot succeed, so not counted.
+		return nil, wrong(errInvalidCode)
+	}
+	if err := s.countGuess(c, t, a.User, ""); err != nil {
+		return nil, err
+	}
+	step := mfa.Match(secret, code, s.now())
 	if step == 0 {
-		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code didn't work. Check the time on your phone and try the newest code.")
+		return nil, wrong(s.guessFailed(c, t, a.User, "", "totp"))
 	}
 	first, err := s.store.HasSecondFactor(ctx, t.ID, a.User.ID)
 	if err != nil {
@@ -216,9 +234,18 @@ func (s *Server) confirmTOTP(c echo.Context, a *Auth, code string) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.ConfirmTOTPEnrollment(ctx, t.ID, a.User.ID, cred.ID, step, hashes, meta(c), msg); errors.Is(err, db.ErrNotFound) {
+	err = s.store.ConfirmCountedTOTPEnrollment(ctx, t.ID, a.User.ID, cred.ID, step, a.binding(), hashes, meta(c), msg)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		// The step was used (a replay, or a concurrent confirmation with the
+		// same code) or the setup was replaced meanwhile: a wrong guess.
+		if err := s.guessFailed(c, t, a.User, "", "totp"); err != errInvalidCode {
+			return nil, err
+		}
 		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code was already used. Wait for the next one.")
-	} else if err != nil {
+	case errors.Is(err, db.ErrMFALocked):
+		return nil, s.lockedError(c, t, a.User)
+	case err != nil:
 		return nil, err
 	}
 	// Confirming proves the factor: the session is aal2 from now on, under
@@ -233,9 +260,10 @@ func (s *Server) confirmTOTP(c echo.Context, a *Auth, code string) ([]string, er
 func (s *Server) handleTOTPSetupConfirm(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
 	codes, err := s.confirmTOTP(c, authFrom(c), c.FormValue("code"))
-	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusBadRequest {
-		return s.renderTOTPSetup(c, http.StatusUnprocessableEntity, e.Message)
+	if e, status, ok := formError(c, err); ok {
+		// A wrong code, or too many (429 with Retry-After): the setup page
+		// again, unless there is none for this session.
+		return s.renderTOTPSetup(c, status, e.Message)
 	} else if err != nil {
 		return err
 	}
@@ -270,8 +298,8 @@ func (s *Server) removeTOTP(c echo.Context, a *Auth, code string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.UseTOTPStep(ctx, t.ID, a.User.ID, use.TOTPID, use.Step); errors.Is(err, db.ErrNotFound) {
-		return s.factorFailed(c, t, a.User, "", "totp")
+	if err := s.store.ConsumeFactor(ctx, t.ID, a.User.ID, use); errors.Is(err, db.ErrNotFound) {
+		return s.spendRefused(c, t, a.User, "", use)
 	} else if errors.Is(err, db.ErrMFALocked) {
 		return s.lockedError(c, t, a.User)
 	} else if err != nil {
@@ -352,7 +380,7 @@ func (s *Server) stepUp(c echo.Context, a *Auth, in factorInput) error {
 		}
 	}
 	if _, err := s.store.StepUp(ctx, t.ID, a.User.ID, use, meta(c), msg); errors.Is(err, db.ErrNotFound) {
-		return s.factorFailed(c, t, a.User, "", use.Method)
+		return s.spendRefused(c, t, a.User, "", use)
 	} else if errors.Is(err, db.ErrMFALocked) {
 		return s.lockedError(c, t, a.User)
 	} else if err != nil {

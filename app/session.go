@@ -80,6 +80,17 @@ func (a *Auth) StepUpFresh(now time.Time) bool {
 	return !a.AAL2At.IsZero() && now.Sub(a.AAL2At) <= StepUpWindow && !a.AAL2At.After(now)
 }
 
+// binding is what a pending enrollment or ceremony this session starts
+// belongs to: the session, and the second factor it last passed (SECURITY
+// rule 12). Another session, or this one after a new step-up, does not
+// match.
+func (a *Auth) binding() db.SessionBinding {
+	if a == nil {
+		return db.SessionBinding{}
+	}
+	return db.SessionBinding{SessionID: a.Session.ID, StepUpAt: a.AAL2At}
+}
+
 func authFrom(c echo.Context) *Auth {
 	a, _ := c.Get("auth").(*Auth)
 	return a

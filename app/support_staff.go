@@ -343,7 +343,7 @@ func (s *Server) handleStaffEnrollKeyFinish(c echo.Context) error {
 		return err
 	}
 	hashes := s.keys.TokenHashes(staffEnrollPurpose, token)
-	cred, codes, err := s.registerKey(c, u, req.Ceremony, req.Credential,
+	cred, codes, err := s.registerKey(c, u, db.SessionBinding{}, req.Ceremony, req.Credential,
 		func(ctx context.Context, k db.WebAuthnCredential, rh []string, m db.Meta, msg db.OutboxMessage) (db.WebAuthnCredential, error) {
 			return s.store.EnrollStaffKey(ctx, u, hashes, k, rh, m, msg)
 		})

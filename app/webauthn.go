@@ -162,8 +162,9 @@ func (s *Server) loadWAUser(c echo.Context, u db.User) (*waUser, error) {
 	return &waUser{u: u, handle: h, creds: creds}, nil
 }
 
-// saveCeremony stores a ceremony's state under a new random handle.
-func (s *Server) saveCeremony(c echo.Context, t *tenants.Tenant, kind string, userID int64, challengeID, name string, sd *webauthn.SessionData) (string, error) {
+// saveCeremony stores a ceremony's state under a new random handle; b is
+// the session that begins it (registration and step-up), zero otherwise.
+func (s *Server) saveCeremony(c echo.Context, t *tenants.Tenant, kind string, userID int64, challengeID, name string, b db.SessionBinding, sd *webauthn.SessionData) (string, error) {
 	raw, err := json.Marshal(sd)
 	if err != nil {
 		return "", err
@@ -171,18 +172,20 @@ func (s *Server) saveCeremony(c echo.Context, t *tenants.Tenant, kind string, us
 	id := auth.NewToken()
 	err = s.store.CreateCeremony(c.Request().Context(), db.Ceremony{
 		ID: id, WorkspaceID: t.ID, UserID: userID, Kind: kind, ChallengeID: challengeID, Name: name,
-		SessionData: string(raw), ExpiresAt: s.now().Add(CeremonyLifetime),
+		SessionData: string(raw), ExpiresAt: s.now().Add(CeremonyLifetime), Binding: b,
 	})
 	return id, err
 }
 
-// useCeremony spends a ceremony: it works once, whatever the outcome.
-func (s *Server) useCeremony(c echo.Context, t *tenants.Tenant, id, kind string, userID int64) (db.Ceremony, webauthn.SessionData, error) {
+// useCeremony spends a ceremony: it works once, whatever the outcome. One
+// that a session began (b) is only this session's to spend: for another
+// it does not exist, and it stays for the one that began it.
+func (s *Server) useCeremony(c echo.Context, t *tenants.Tenant, id, kind string, userID int64, b db.SessionBinding) (db.Ceremony, webauthn.SessionData, error) {
 	var sd webauthn.SessionData
 	if id == "" || len(id) > 64 {
 		return db.Ceremony{}, sd, errCeremonyGone
 	}
-	cer, err := s.store.UseCeremony(c.Request().Context(), t.ID, id, kind, userID)
+	cer, err := s.store.UseSessionCeremony(c.Request().Context(), t.ID, id, kind, userID, b)
 	if errors.Is(err, db.ErrCeremonyGone) {
 		return db.Ceremony{}, sd, errCeremonyGone
 	} else if err != nil {
@@ -228,14 +231,14 @@ func (s *Server) beginRegistration(c echo.Context, a *Auth, name string) (string
 	if err != nil {
 		return "", nil, err
 	}
-	id, err := s.saveCeremony(c, t, db.CeremonyRegister, a.User.ID, "", name, sd)
+	id, err := s.saveCeremony(c, t, db.CeremonyRegister, a.User.ID, "", name, a.binding(), sd)
 	return id, creation, err
 }
 
 // finishRegistration verifies the new key and stores it. For the member's
 // first second factor it returns new recovery codes.
 func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, credential json.RawMessage) (db.WebAuthnCredential, []string, error) {
-	stored, codes, err := s.registerKey(c, a.User, ceremony, credential, s.store.AddWebAuthnCredential)
+	stored, codes, err := s.registerKey(c, a.User, a.binding(), ceremony, credential, s.store.AddWebAuthnCredential)
 	if err != nil {
 		return db.WebAuthnCredential{}, nil, err
 	}
@@ -253,13 +256,14 @@ func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, cr
 type saveKey func(ctx context.Context, c db.WebAuthnCredential, recoveryHashes []string, meta db.Meta, msg db.OutboxMessage) (db.WebAuthnCredential, error)
 
 // registerKey verifies a new key of member u (the registration ceremony
-// they began) and stores it with save, with new recovery codes for a first
-// second factor. It touches no session: staff enrollment has none.
-func (s *Server) registerKey(c echo.Context, u db.User, ceremony string, credential json.RawMessage, save saveKey) (db.WebAuthnCredential, []string, error) {
+// they began in the session of b) and stores it with save, with new
+// recovery codes for a first second factor. It touches no session: staff
+// enrollment has none (b is zero).
+func (s *Server) registerKey(c echo.Context, u db.User, b db.SessionBinding, ceremony string, credential json.RawMessage, save saveKey) (db.WebAuthnCredential, []string, error) {
 	a := &Auth{User: u}
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	cer, sd, err := s.useCeremony(c, t, ceremony, db.CeremonyRegister, a.User.ID)
+	cer, sd, err := s.useCeremony(c, t, ceremony, db.CeremonyRegister, a.User.ID, b)
 	if err != nil {
 		return db.WebAuthnCredential{}, nil, err
 	}
@@ -342,7 +346,7 @@ func (s *Server) beginSecondFactor(c echo.Context, t *tenants.Tenant, u db.User,
 	if err != nil {
 		return "", nil, err
 	}
-	id, err := s.saveCeremony(c, t, db.CeremonySecondFactor, u.ID, ch.ID, "", sd)
+	id, err := s.saveCeremony(c, t, db.CeremonySecondFactor, u.ID, ch.ID, "", db.SessionBinding{}, sd)
 	return id, assertion, err
 }
 
@@ -418,7 +422,7 @@ func (s *Server) checkAssertion(c echo.Context, t *tenants.Tenant, user *waUser,
 // finishSecondFactor checks a key assertion for a challenge and signs the
 // member in.
 func (s *Server) finishSecondFactor(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, ceremony string, credential json.RawMessage) (*Auth, error) {
-	cer, sd, err := s.useCeremony(c, t, ceremony, db.CeremonySecondFactor, u.ID)
+	cer, sd, err := s.useCeremony(c, t, ceremony, db.CeremonySecondFactor, u.ID, db.SessionBinding{})
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +468,7 @@ func (s *Server) beginPasswordless(c echo.Context, t *tenants.Tenant) (string, *
 	if err != nil {
 		return "", nil, err
 	}
-	id, err := s.saveCeremony(c, t, db.CeremonyPasswordless, 0, "", "", sd)
+	id, err := s.saveCeremony(c, t, db.CeremonyPasswordless, 0, "", "", db.SessionBinding{}, sd)
 	return id, assertion, err
 }
 
@@ -475,7 +479,7 @@ func (s *Server) beginPasswordless(c echo.Context, t *tenants.Tenant) (string, *
 func (s *Server) finishPasswordless(c echo.Context, ceremony string, credential json.RawMessage) (a *Auth, challenged bool, err error) {
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
-	_, sd, err := s.useCeremony(c, t, ceremony, db.CeremonyPasswordless, 0)
+	_, sd, err := s.useCeremony(c, t, ceremony, db.CeremonyPasswordless, 0, db.SessionBinding{})
 	if err != nil {
 		return nil, false, err
 	}

@@ -347,7 +347,7 @@ func (s *Server) handleStepUpWebAuthnBegin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := s.saveCeremony(c, t, db.CeremonyStepUp, a.User.ID, "", "", sd)
+	id, err := s.saveCeremony(c, t, db.CeremonyStepUp, a.User.ID, "", "", a.binding(), sd)
 	if err != nil {
 		return err
 	}
@@ -364,7 +364,7 @@ func (s *Server) handleStepUpWebAuthnFinish(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	_, sd, err := s.useCeremony(c, t, req.Ceremony, db.CeremonyStepUp, a.User.ID)
+	_, sd, err := s.useCeremony(c, t, req.Ceremony, db.CeremonyStepUp, a.User.ID, a.binding())
 	if err != nil {
 		return err
 	}

@@ -77,10 +77,36 @@ func scanTOTP(row interface{ Scan(...any) error }) (TOTPCredential, error) {
 // only known once the row exists, and it is part of the associated data.
 type Sealer func(credentialID int64) (keyID string, ciphertext []byte)
 
+// SessionBinding names what started a pending enrollment or a WebAuthn
+// ceremony: the session (its user_sessions id) and when that session last
+// passed a second factor (zero for never). Only the same session, having
+// proved nothing new since, may see or finish it (SECURITY rule 12). The
+// zero binding is for what no session starts: staff enrollment links and
+// sign-in ceremonies.
+type SessionBinding struct {
+	SessionID string
+	StepUpAt  time.Time
+}
+
+func (b SessionBinding) stepUpUnix() int64 {
+	if b.StepUpAt.IsZero() {
+		return 0
+	}
+	return b.StepUpAt.Unix()
+}
+
 // StartTOTPEnrollment replaces the member's unconfirmed enrollment, if any,
-// with a new one that expires at expires. It returns ErrConflict when the
-// member already has a confirmed authenticator app.
+// with a new one that expires at expires and belongs to no session (a staff
+// enrollment link). It returns ErrConflict when the member already has a
+// confirmed authenticator app.
 func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int64, seal Sealer, expires time.Time, meta Meta) (TOTPCredential, error) {
+	return s.StartSessionTOTPEnrollment(ctx, workspaceID, userID, SessionBinding{}, seal, expires, meta)
+}
+
+// StartSessionTOTPEnrollment is StartTOTPEnrollment for the session (and
+// step-up) b: only PendingSessionTOTPEnrollment with the same binding finds
+// it.
+func (s *Store) StartSessionTOTPEnrollment(ctx context.Context, workspaceID, userID int64, b SessionBinding, seal Sealer, expires time.Time, meta Meta) (TOTPCredential, error) {
 	var c TOTPCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -97,8 +123,8 @@ func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int
 		}
 		var id int64
 		if err := tx.QueryRowContext(ctx, `
-			INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, expires_at)
-			VALUES (?, ?, '', x'', ?, ?) RETURNING id`, workspaceID, userID, s.now(), expires.Unix()).Scan(&id); err != nil {
+			INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, expires_at, session_id, step_up_at)
+			VALUES (?, ?, '', x'', ?, ?, ?, ?) RETURNING id`, workspaceID, userID, s.now(), expires.Unix(), b.SessionID, b.stepUpUnix()).Scan(&id); err != nil {
 			return fmt.Errorf("start totp enrollment: %w", err)
 		}
 		keyID, ct := seal(id)
@@ -114,10 +140,24 @@ func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int
 }
 
 // PendingTOTPEnrollment returns the member's unconfirmed, unexpired
-// enrollment, or ErrNotFound.
+// enrollment whoever started it, or ErrNotFound.
 func (s *Store) PendingTOTPEnrollment(ctx context.Context, workspaceID, userID int64) (TOTPCredential, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
 		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?`, workspaceID, userID, s.now())
+	c, err := scanTOTP(row)
+	if err != nil {
+		return TOTPCredential{}, notFound("pending totp enrollment", err)
+	}
+	return c, nil
+}
+
+// PendingSessionTOTPEnrollment returns the member's unconfirmed, unexpired
+// enrollment if the session and step-up of b started it; ErrNotFound
+// otherwise, as if there were none.
+func (s *Store) PendingSessionTOTPEnrollment(ctx context.Context, workspaceID, userID int64, b SessionBinding) (TOTPCredential, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ? AND session_id = ? AND step_up_at = ?`,
+		workspaceID, userID, s.now(), b.SessionID, b.stepUpUnix())
 	c, err := scanTOTP(row)
 	if err != nil {
 		return TOTPCredential{}, notFound("pending totp enrollment", err)
@@ -147,6 +187,32 @@ func (s *Store) TOTPCredential(ctx context.Context, workspaceID, userID int64) (
 func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		return s.confirmTOTPTx(ctx, tx, workspaceID, userID, credID, step, recoveryHashes, meta, msg)
+	})
+}
+
+// ConfirmCountedTOTPEnrollment is ConfirmTOTPEnrollment for a code that
+// ClaimMFAGuess counted before it was judged: in the same transaction the
+// member's lock is read again (ErrMFALocked: a lock committed after the
+// code was counted holds) and, once the enrollment is confirmed, the guess
+// is taken back (it was right). The pending enrollment must still be the
+// one of binding b (ErrNotFound otherwise).
+func (s *Store) ConfirmCountedTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, b SessionBinding, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.guardClosed(ctx, tx, workspaceID, userID); err != nil {
+			return fmt.Errorf("confirm totp: %w", err)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE id = ? AND workspace_id = ? AND user_id = ? AND session_id = ? AND step_up_at = ?`,
+			credID, workspaceID, userID, b.SessionID, b.stepUpUnix()).Scan(&n); err != nil {
+			return fmt.Errorf("confirm totp: %w", err)
+		}
+		if n != 1 {
+			return fmt.Errorf("confirm totp: %w", ErrNotFound)
+		}
+		if err := s.confirmTOTPTx(ctx, tx, workspaceID, userID, credID, step, recoveryHashes, meta, msg); err != nil {
+			return err
+		}
+		return s.takeBackGuess(ctx, tx, workspaceID, userID)
 	})
 }
 
@@ -569,13 +635,94 @@ type FailureOutcome struct {
 	NewlyDisabled     bool
 }
 
+// ClaimMFAGuess counts one second-factor guess (a TOTP or recovery code)
+// for the member, and for the challenge when challengeID is set, before
+// anything judges it (SECURITY rule 11): one conditional write that counts
+// it as a failure, which a right guess takes back when it is spent (see
+// FactorUse.Counted). The write refuses, and nothing is counted, while the
+// member is locked or disabled, or when the 15-minute window already holds
+// as many guesses as the lock allows or the 100th consecutive one is
+// already out: those are being judged, and the lock may follow. So N
+// guesses sent at once get no more answers than N sent one by one. It
+// returns ErrMFALocked then, and ErrChallengeGone when the challenge is
+// spent, ended, expired or has had its five guesses.
+func (s *Store) ClaimMFAGuess(ctx context.Context, workspaceID, userID int64, challengeID string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		cutoff := now - int64(GuardWindow/time.Second)
+		var n int
+		err := tx.QueryRowContext(ctx, `
+			INSERT INTO mfa_guards (workspace_id, user_id, window_start, window_failures, consecutive) VALUES (?, ?, ?, 1, 1)
+			ON CONFLICT (workspace_id, user_id) DO UPDATE SET
+				window_failures = CASE WHEN mfa_guards.window_start <= ? THEN 1 ELSE mfa_guards.window_failures + 1 END,
+				window_start    = CASE WHEN mfa_guards.window_start <= ? THEN ? ELSE mfa_guards.window_start END,
+				consecutive     = mfa_guards.consecutive + 1
+			WHERE mfa_guards.disabled_at IS NULL AND mfa_guards.locked_until <= ? AND mfa_guards.consecutive < ?
+			  AND (mfa_guards.window_start <= ? OR mfa_guards.window_failures < ?)
+			RETURNING window_failures`,
+			workspaceID, userID, now, cutoff, cutoff, now, now, GuardDisableAfter, cutoff, GuardWindowFailures).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("claim mfa guess: %w", ErrMFALocked)
+		} else if err != nil {
+			return fmt.Errorf("claim mfa guess: %w", err)
+		}
+		if challengeID == "" {
+			return nil
+		}
+		err = tx.QueryRowContext(ctx, `UPDATE mfa_challenges SET failures = failures + 1
+			WHERE workspace_id = ? AND id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ? AND failures < ?
+			RETURNING failures`, workspaceID, challengeID, userID, now, ChallengeMaxFailures).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Rolled back: the member's count too.
+			return fmt.Errorf("claim mfa guess: %w", ErrChallengeGone)
+		} else if err != nil {
+			return fmt.Errorf("claim mfa guess: %w", err)
+		}
+		return nil
+	})
+}
+
+// ReleaseMFAGuess takes back a guess ClaimMFAGuess counted that could not
+// be judged (a server fault before the comparison: an unreadable secret, a
+// failed read): it told the guesser nothing, so it must not lock the
+// member either. The challenge's count is taken back too.
+func (s *Store) ReleaseMFAGuess(ctx context.Context, workspaceID, userID int64, challengeID string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
+		if challengeID == "" {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET failures = failures - 1 WHERE workspace_id = ? AND id = ? AND failures > 0`,
+			workspaceID, challengeID); err != nil {
+			return fmt.Errorf("release mfa guess: %w", err)
+		}
+		return nil
+	})
+}
+
 // RecordMFAFailure counts a wrong second factor for the member and, when
 // challengeID is set, for the challenge; both atomically, in the database,
 // so that no challenge, session, IP or app node escapes the count. It ends
 // the challenge at its 5th failure, locks second-factor sign-in for 15
 // minutes at the 10th failure in 15 minutes, and disables it at the 100th
 // consecutive one, queuing lockMsg or disableMsg to the member then.
+// Guesses counted beforehand by ClaimMFAGuess are settled with
+// MFAGuessFailed instead.
 func (s *Store) RecordMFAFailure(ctx context.Context, workspaceID, userID int64, challengeID, method string, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
+	return s.recordFailure(ctx, workspaceID, userID, challengeID, method, true, meta, lockMsg, disableMsg)
+}
+
+// MFAGuessFailed settles a guess that ClaimMFAGuess counted and that was
+// judged wrong: nothing is counted again, but the challenge ends at its
+// 5th failure, the member is locked at the 10th in the window and disabled
+// at the 100th consecutive one, as RecordMFAFailure does.
+func (s *Store) MFAGuessFailed(ctx context.Context, workspaceID, userID int64, challengeID, method string, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
+	return s.recordFailure(ctx, workspaceID, userID, challengeID, method, false, meta, lockMsg, disableMsg)
+}
+
+func (s *Store) recordFailure(ctx context.Context, workspaceID, userID int64, challengeID, method string, count bool, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
 	var out FailureOutcome
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
@@ -583,22 +730,36 @@ func (s *Store) RecordMFAFailure(ctx context.Context, workspaceID, userID int64,
 		var windowFailures, consecutive int
 		var locked int64
 		var disabled sql.NullInt64
-		err := tx.QueryRowContext(ctx, `
-			INSERT INTO mfa_guards (workspace_id, user_id, window_start, window_failures, consecutive) VALUES (?, ?, ?, 1, 1)
-			ON CONFLICT (workspace_id, user_id) DO UPDATE SET
-				window_failures = CASE WHEN mfa_guards.window_start <= ? THEN 1 ELSE mfa_guards.window_failures + 1 END,
-				window_start    = CASE WHEN mfa_guards.window_start <= ? THEN ? ELSE mfa_guards.window_start END,
-				consecutive     = mfa_guards.consecutive + 1
-			RETURNING window_failures, consecutive, locked_until, disabled_at`,
-			workspaceID, userID, now, cutoff, cutoff, now).Scan(&windowFailures, &consecutive, &locked, &disabled)
+		var err error
+		if count {
+			err = tx.QueryRowContext(ctx, `
+				INSERT INTO mfa_guards (workspace_id, user_id, window_start, window_failures, consecutive) VALUES (?, ?, ?, 1, 1)
+				ON CONFLICT (workspace_id, user_id) DO UPDATE SET
+					window_failures = CASE WHEN mfa_guards.window_start <= ? THEN 1 ELSE mfa_guards.window_failures + 1 END,
+					window_start    = CASE WHEN mfa_guards.window_start <= ? THEN ? ELSE mfa_guards.window_start END,
+					consecutive     = mfa_guards.consecutive + 1
+				RETURNING window_failures, consecutive, locked_until, disabled_at`,
+				workspaceID, userID, now, cutoff, cutoff, now).Scan(&windowFailures, &consecutive, &locked, &disabled)
+		} else {
+			err = tx.QueryRowContext(ctx, `SELECT window_failures, consecutive, locked_until, disabled_at FROM mfa_guards WHERE workspace_id = ? AND user_id = ?`,
+				workspaceID, userID).Scan(&windowFailures, &consecutive, &locked, &disabled)
+			if errors.Is(err, sql.ErrNoRows) {
+				// Reset meanwhile (an admin or support reset): nothing to settle.
+				err = nil
+				disabled.Valid = true
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("record mfa failure: %w", err)
 		}
 		details := map[string]any{"method": method, "consecutive": consecutive}
 		if challengeID != "" {
 			var failures int
-			err := tx.QueryRowContext(ctx, `UPDATE mfa_challenges SET failures = failures + 1 WHERE workspace_id = ? AND id = ? RETURNING failures`,
-				workspaceID, challengeID).Scan(&failures)
+			q := `UPDATE mfa_challenges SET failures = failures + 1 WHERE workspace_id = ? AND id = ? RETURNING failures`
+			if !count {
+				q = `SELECT failures FROM mfa_challenges WHERE workspace_id = ? AND id = ?`
+			}
+			err := tx.QueryRowContext(ctx, q, workspaceID, challengeID).Scan(&failures)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("record mfa failure: %w", err)
 			}
@@ -651,6 +812,34 @@ func (s *Store) RecordMFAFailure(ctx context.Context, workspaceID, userID int64,
 	return out, err
 }
 
+// guardClosed returns ErrMFALocked while the member's second factor is
+// locked or disabled. It is read again inside the transaction that spends
+// a factor: a request that checked the factor before the tenth wrong code
+// was committed (here or on another node) must not get through.
+func (s *Store) guardClosed(ctx context.Context, tx *sql.Tx, workspaceID, userID int64) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mfa_guards WHERE workspace_id = ? AND user_id = ? AND (locked_until > ? OR disabled_at IS NOT NULL)`,
+		workspaceID, userID, s.now()).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrMFALocked
+	}
+	return nil
+}
+
+// takeBackGuess uncounts a guess ClaimMFAGuess counted that proved right.
+// CASE, not MAX or GREATEST: the common SQLite/PostgreSQL subset.
+func (s *Store) takeBackGuess(ctx context.Context, tx *sql.Tx, workspaceID, userID int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET
+			window_failures = CASE WHEN window_failures > 0 THEN window_failures - 1 ELSE 0 END,
+			consecutive     = CASE WHEN consecutive > 0 THEN consecutive - 1 ELSE 0 END
+		WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
+		return fmt.Errorf("take back mfa guess: %w", err)
+	}
+	return nil
+}
+
 // FactorUse is how a challenge or step-up was passed: exactly one of a TOTP
 // step or a recovery code.
 type FactorUse struct {
@@ -666,19 +855,14 @@ type FactorUse struct {
 	SignCount    uint32
 	OldSignCount uint32
 	BackupState  bool
+	// Counted is set when ClaimMFAGuess counted the guess before it was
+	// judged: spending it takes the count back.
+	Counted bool
 }
 
 func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) (remaining int, err error) {
-	// The lock is read again inside the transaction that spends the
-	// factor: a request that checked the factor before the tenth wrong
-	// code was committed (here or on another node) must not get through.
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mfa_guards WHERE workspace_id = ? AND user_id = ? AND (locked_until > ? OR disabled_at IS NOT NULL)`,
-		workspaceID, userID, s.now()).Scan(&n); err != nil {
+	if err := s.guardClosed(ctx, tx, workspaceID, userID); err != nil {
 		return 0, fmt.Errorf("use factor: %w", err)
-	}
-	if n > 0 {
-		return 0, fmt.Errorf("use factor: %w", ErrMFALocked)
 	}
 	remaining = -1
 	switch f.Method {
@@ -693,6 +877,11 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 	}
 	if err != nil {
 		return remaining, err
+	}
+	if f.Counted {
+		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {
+			return remaining, err
+		}
 	}
 	// A member who proves a factor has one: a self-service recovery they
 	// (or someone with their password) started is cancelled.

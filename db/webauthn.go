@@ -149,6 +149,9 @@ type Ceremony struct {
 	Name        string // the key's name, for kind register
 	SessionData string // go-webauthn's SessionData as JSON
 	ExpiresAt   time.Time
+	// Binding is the session (and step-up) that began a registration or a
+	// step-up; zero for the others, which no signed-in session starts.
+	Binding SessionBinding
 }
 
 // Ceremony kinds.
@@ -162,9 +165,10 @@ const (
 // CreateCeremony stores a ceremony's state.
 func (s *Store) CreateCeremony(ctx context.Context, c Ceremony) error {
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO webauthn_ceremonies (id, workspace_id, user_id, kind, challenge_id, name, session_data, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.WorkspaceID, nullID(c.UserID), c.Kind, sql.NullString{String: c.ChallengeID, Valid: c.ChallengeID != ""}, c.Name, c.SessionData, s.now(), c.ExpiresAt.Unix())
+		INSERT INTO webauthn_ceremonies (id, workspace_id, user_id, kind, challenge_id, name, session_data, created_at, expires_at, session_id, step_up_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.WorkspaceID, nullID(c.UserID), c.Kind, sql.NullString{String: c.ChallengeID, Valid: c.ChallengeID != ""}, c.Name, c.SessionData, s.now(), c.ExpiresAt.Unix(),
+		c.Binding.SessionID, c.Binding.stepUpUnix())
 	if err != nil {
 		return fmt.Errorf("create ceremony: %w", err)
 	}
@@ -172,9 +176,17 @@ func (s *Store) CreateCeremony(ctx context.Context, c Ceremony) error {
 }
 
 // UseCeremony spends a ceremony of the given kind (and member, unless
-// userID is 0) with one conditional update, so that it works once whatever
-// the outcome of its verification; ErrCeremonyGone otherwise.
+// userID is 0) that no session began, with one conditional update, so that
+// it works once whatever the outcome of its verification; ErrCeremonyGone
+// otherwise.
 func (s *Store) UseCeremony(ctx context.Context, workspaceID int64, id, kind string, userID int64) (Ceremony, error) {
+	return s.UseSessionCeremony(ctx, workspaceID, id, kind, userID, SessionBinding{})
+}
+
+// UseSessionCeremony is UseCeremony for a ceremony begun by the session
+// (and step-up) of b: another session's attempt is ErrCeremonyGone and
+// leaves the ceremony to the session that began it.
+func (s *Store) UseSessionCeremony(ctx context.Context, workspaceID int64, id, kind string, userID int64, b SessionBinding) (Ceremony, error) {
 	now := s.now()
 	var c Ceremony
 	var uid sql.NullInt64
@@ -183,15 +195,15 @@ func (s *Store) UseCeremony(ctx context.Context, workspaceID int64, id, kind str
 	err := s.db.QueryRowContext(ctx, `
 		UPDATE webauthn_ceremonies SET used_at = ?
 		WHERE workspace_id = ? AND id = ? AND kind = ? AND used_at IS NULL AND expires_at > ?
-		  AND (? = 0 OR user_id = ?)
+		  AND (? = 0 OR user_id = ?) AND session_id = ? AND step_up_at = ?
 		RETURNING id, workspace_id, user_id, kind, challenge_id, name, session_data, expires_at`,
-		now, workspaceID, id, kind, now, userID, userID).Scan(&c.ID, &c.WorkspaceID, &uid, &c.Kind, &chID, &c.Name, &c.SessionData, &expires)
+		now, workspaceID, id, kind, now, userID, userID, b.SessionID, b.stepUpUnix()).Scan(&c.ID, &c.WorkspaceID, &uid, &c.Kind, &chID, &c.Name, &c.SessionData, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Ceremony{}, ErrCeremonyGone
 	} else if err != nil {
 		return Ceremony{}, fmt.Errorf("use ceremony: %w", err)
 	}
-	c.UserID, c.ChallengeID, c.ExpiresAt = uid.Int64, chID.String, unix(expires)
+	c.UserID, c.ChallengeID, c.ExpiresAt, c.Binding = uid.Int64, chID.String, unix(expires), b
 	return c, nil
 }
 
