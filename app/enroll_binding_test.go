@@ -92,6 +92,7 @@ func TestTOTPEnrollmentBoundToSession(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.JSON()["enabled"] != true {
 		t.Fatalf("verify-setup from the session that began it = %d %s", res.StatusCode, res.Body)
 	}
+	tokA = rotated(t, res) // aal2 now: the token rotated
 	if aal := apiAAL(t, a, "acme", tokA); aal != "aal2" {
 		t.Fatalf("the confirming session is %s", aal)
 	}
@@ -109,6 +110,7 @@ func TestEnrollmentBoundToSessionAndStepUp(t *testing.T) {
 	k := env.Client()
 	tokK := k.APILogin("acme", "alice@acme.test", pw)
 	key, res := register(t, env, "acme", tokK, "Key", virtualwebauthn.AuthenticatorOptions{})
+	tokK = rotated(t, res) // aal2 now: the token rotated
 	var rc []string
 	for _, c := range res.JSON()["recovery_codes"].([]any) {
 		rc = append(rc, c.(string))
@@ -152,6 +154,7 @@ func TestEnrollmentBoundToSessionAndStepUp(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("verify-setup of the session's own new setup = %d %s", res.StatusCode, res.Body)
 	}
+	tokK = rotated(t, res)
 
 	// A key registration begun by k: neither the trusted browser's page nor
 	// the other session's API finishes it; k does.

@@ -26,9 +26,9 @@ const EnrollmentLifetime = 15 * time.Minute
 var errAlreadyEnrolled = errorf(http.StatusConflict, "already_enrolled", "An authenticator app is already set up. Remove it first to set up another.")
 
 // upgradeSession records a second factor just passed in the current
-// session: aal2 now, one more AMR entry, and a new token (API bearer
-// sessions keep theirs unless rotate: the client must learn a new token).
-func (s *Server) upgradeSession(c echo.Context, a *Auth, method string, rotate bool) error {
+// session: aal2 now, one more AMR entry, and a new token, bearer sessions
+// too (the API answers it as session_token; the old one is dead).
+func (s *Server) upgradeSession(c echo.Context, a *Auth, method string) error {
 	ctx := c.Request().Context()
 	now := s.now()
 	a.AMR = append(a.AMR, AMR{Method: method, CompletedAt: now})
@@ -39,9 +39,6 @@ func (s *Server) upgradeSession(c echo.Context, a *Auth, method string, rotate b
 	s.sessions.Put(ctx, keyAMR, string(amrJSON))
 	if err := s.store.SetUserSessionAAL(ctx, a.User.WorkspaceID, a.Session.ID, AAL2); err != nil {
 		return err
-	}
-	if a.Bearer && !rotate {
-		return nil
 	}
 	return s.rotateToken(c, a, -1)
 }
@@ -250,7 +247,7 @@ func (s *Server) confirmTOTP(c echo.Context, a *Auth, code string) ([]string, er
 	}
 	// Confirming proves the factor: the session is aal2 from now on, under
 	// a new token (API too: the handler returns it).
-	if err := s.upgradeSession(c, a, "totp", true); err != nil {
+	if err := s.upgradeSession(c, a, "totp"); err != nil {
 		return nil, err
 	}
 	return codes, nil
@@ -386,7 +383,7 @@ func (s *Server) stepUp(c echo.Context, a *Auth, in factorInput) error {
 	} else if err != nil {
 		return err
 	}
-	return s.upgradeSession(c, a, use.Method, true)
+	return s.upgradeSession(c, a, use.Method)
 }
 
 // handleStepUpShow asks for a second factor before a security change.

@@ -244,7 +244,7 @@ func (s *Server) finishRegistration(c echo.Context, a *Auth, ceremony string, cr
 	}
 	// Binding the key proved it is in the member's hands: aal2 from now on,
 	// under a new token (API too: the handler returns it).
-	if err := s.upgradeSession(c, a, "webauthn", true); err != nil {
+	if err := s.upgradeSession(c, a, "webauthn"); err != nil {
 		return db.WebAuthnCredential{}, nil, err
 	}
 	return stored, codes, nil

@@ -383,7 +383,7 @@ func (s *Server) handleStepUpWebAuthnFinish(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if err := s.upgradeSession(c, a, "webauthn", true); err != nil {
+	if err := s.upgradeSession(c, a, "webauthn"); err != nil {
 		return err
 	}
 	if a.Bearer {
