@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -13,9 +12,6 @@ const (
 	EventEnrollLinkSent = "mfa.enroll_link.sent"
 	EventEnrollLinkUsed = "mfa.enroll_link.used"
 )
-
-// ErrTooMany is returned when a member asked for too many links.
-var ErrTooMany = errors.New("too many requests")
 
 // CreateEnrollLink stores an enrollment link (its token's hash) for the
 // member and the session that asked, audits it and queues msg, in one
