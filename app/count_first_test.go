@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/app/apptest"
+	"github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
 )
 
@@ -227,4 +228,42 @@ func TestCountFirstRightPasswordsOneByOne(t *testing.T) {
 	if got := login("wrong password!"); got != http.StatusTooManyRequests {
 		t.Fatalf("11th wrong password in the window = %d, want 429", got)
 	}
+}
+
+// Recovery links by email: three an hour per member.
+func TestCountFirstRecoveryLink(t *testing.T) {
+	env, acme, _ := setup(t)
+	enrollAPI(t, env, "acme", "alice@acme.test", pw)
+	setRecovery(t, env, acme, true)
+	c := pendingPage(t, env, "acme", "alice@acme.test", pw)
+	c.CSRF()
+	rs := burst(40, func(int) *apptest.Response { return c.PostForm("/t/acme/login/mfa/recover", nil) })
+	wantBurst(t, "recovery link requests", rs, http.StatusOK, 3)
+	if n := outboxCount(t, env.Store, mail.KindRecoveryLink, "alice@acme.test"); n != 3 {
+		t.Fatalf("%d links sent, want 3", n)
+	}
+	if n := queryInt(t, env, `SELECT COUNT(*) FROM self_recoveries`); n != 3 {
+		t.Fatalf("%d recoveries stored, want 3", n)
+	}
+	env.Clock.Advance(time.Hour)
+	requestRecovery(t, env)
+}
+
+// Enrollment links past the deadline: five an hour per member.
+func TestCountFirstEnrollLink(t *testing.T) {
+	env, acme, _ := setup(t)
+	requireSystem(t, env, acme)
+	env.Clock.Advance(15 * 24 * time.Hour)
+	c := confinedClient(t, env, "acme", "alice@acme.test", pw)
+	c.CSRF()
+	rs := burst(40, func(int) *apptest.Response { return c.PostForm("/t/acme/account/enroll/link", nil) })
+	wantBurst(t, "enrollment link requests", rs, http.StatusSeeOther, 5)
+	if n := outboxCount(t, env.Store, "mfa_enroll_link", "alice@acme.test"); n != 5 {
+		t.Fatalf("%d links sent, want 5", n)
+	}
+	if n := countEvents(t, env, db.EventEnrollLinkSent); n != 5 {
+		t.Fatalf("%d link-sent events, want 5", n)
+	}
+	env.Clock.Advance(time.Hour)
+	sendLink(t, env, confinedClient(t, env, "acme", "alice@acme.test", pw), "acme", "alice@acme.test")
 }
