@@ -267,3 +267,37 @@ func TestCountFirstEnrollLink(t *testing.T) {
 	env.Clock.Advance(time.Hour)
 	sendLink(t, env, confinedClient(t, env, "acme", "alice@acme.test", pw), "acme", "alice@acme.test")
 }
+
+// Support's member search: 60 in ten minutes per staff member.
+func TestCountFirstSupportSearch(t *testing.T) {
+	env, _, _ := setup(t)
+	_, token := newStaff(t, env, "sam@support.test", false)
+	tok := staffToken(t, env, "sam@support.test", enrollStaff(t, env, token))
+	c := env.Client()
+	rs := burst(80, func(int) *apptest.Response {
+		return c.API(http.MethodGet, "/support/api/v1/members?email=alice%40acme.test", tok, nil)
+	})
+	wantBurst(t, "searches", rs, http.StatusOK, 60)
+	if n := countEvents(t, env, db.EventSupportMemberSearch); n != 60 {
+		t.Fatalf("%d searches audited, want 60", n)
+	}
+}
+
+// Support's case actions: 30 in ten minutes per staff member, counted
+// before the case is read or changed.
+func TestCountFirstSupportCaseActions(t *testing.T) {
+	s := supportSetup(t)
+	_, body := s.open(t, s.token(t, s.sam), s.alice.ID)
+	tina := s.token(t, s.tina)
+	c := s.env.Client()
+	rs := burst(40, func(int) *apptest.Response {
+		return c.API(http.MethodPost, fmt.Sprintf("/support/api/v1/cases/%v/reject", body["id"]), tina, map[string]string{"reason": "The caller could not show an ID."})
+	})
+	n := tally(t, "rejections", rs)
+	if n[http.StatusOK] != 1 || n[http.StatusConflict] != 29 || n[http.StatusTooManyRequests] != 10 {
+		t.Fatalf("40 rejections of one case at once got %v; want 30 judged (one 200, 29 × 409) and 10 × 429", n)
+	}
+	if n := queryInt(t, s.env, `SELECT COUNT(*) FROM audit_events WHERE workspace_id = ? AND event = ?`, s.acme.ID, db.EventCaseRejected); n != 1 {
+		t.Fatalf("%d rejections in acme's trail, want 1", n)
+	}
+}
