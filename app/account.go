@@ -75,26 +75,25 @@ func (s *Server) handlePasswordChange(c echo.Context) error {
 	if len(errs) > 0 {
 		return invalid()
 	}
-	// The current-password check is throttled like sign-in, so a stolen
-	// session cannot guess the password at leisure.
-	key := s.throttleKey("acct", t.ID, ":", db.EmailKey(a.User.Email))
-	if until, err := s.store.ThrottleBlocked(ctx, key, throttleWindow, accountFailureLimit); err != nil {
+	// The current-password check counts against the account like sign-in,
+	// before the hash, so a stolen session cannot guess the password at
+	// leisure, nor in a burst.
+	taken, err := s.takePassword(c, s.throttleKey("acct", t.ID, ":", db.EmailKey(a.User.Email)), "")
+	if err != nil {
 		return err
-	} else if !until.IsZero() {
-		return errRateLimited(until, s.now())
 	}
 	ok, _, err := s.hasher.Verify(ctx, current, a.User.PasswordHash)
 	if errors.Is(err, auth.ErrBusy) {
-		return errBusy()
+		return s.refund(ctx, taken, errBusy())
 	} else if err != nil {
 		return err
 	}
 	if !ok {
-		if _, err := s.store.ThrottleFail(ctx, key, throttleWindow); err != nil {
-			return err
-		}
 		errs["current_password"] = "That isn't your current password."
 		return invalid()
+	}
+	if err := s.refund(ctx, taken, nil); err != nil {
+		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if errors.Is(err, auth.ErrBusy) {

@@ -191,7 +191,7 @@ func (s *Server) handleEnrollLinkSend(c echo.Context) error {
 	}
 	err = s.store.CreateEnrollLink(ctx, t.ID, a.User.ID, a.Session.ID, s.keys.HashToken(enrollLinkPurpose, token),
 		expires, enrollLinkLimit, enrollLinkWindow, meta(c), msg)
-	if errors.Is(err, db.ErrTooMany) {
+	if s.refusedByThrottle(c, err) {
 		v.Error = "Too many links were sent. Try again in an hour, or use the last link you received."
 		p := s.page(c, "Set up two-step verification")
 		return s.render(c, http.StatusTooManyRequests, views.EnrollPage(p, v))

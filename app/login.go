@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,7 +73,10 @@ func (s *Server) throttleKey(kind string, parts ...any) string {
 }
 
 // checkPassword verifies an email and password for the workspace. Unknown
-// emails cost a hash like wrong passwords and give the same answer. It
+// emails cost a hash like wrong passwords, are counted alike and give the
+// same answer. The attempt is counted against the account and the client IP
+// before the hash (takePassword): a burst gets no more judged than the
+// limits, and the right password is refused while they are reached. It
 // returns an *Error for throttling (429), a full hashing queue (503) and bad
 // credentials (401).
 func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, password string) (db.User, error) {
@@ -87,27 +91,18 @@ func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, passwor
 		// need. Nothing is counted against the account or the IP.
 		return db.User{}, errBusy()
 	}
-	acctKey := s.throttleKey("acct", t.ID, ":", db.EmailKey(email))
-	ipKey := s.throttleKey("ip", c.RealIP())
-	now := s.now()
-	for _, k := range []struct {
-		key   string
-		limit int
-	}{{acctKey, accountFailureLimit}, {ipKey, ipFailureLimit}} {
-		until, err := s.store.ThrottleBlocked(ctx, k.key, throttleWindow, k.limit)
-		if err != nil {
-			return db.User{}, err
-		}
-		if !until.IsZero() {
+	taken, err := s.takePassword(c, s.throttleKey("acct", t.ID, ":", db.EmailKey(email)), s.throttleKey("ip", c.RealIP()))
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusTooManyRequests {
 			s.logger(c).Warn("sign-in throttled", slog.Int64("workspace_id", t.ID), slog.Bool("throttled", true))
-			return db.User{}, errRateLimited(until, now)
 		}
+		return db.User{}, err
 	}
 
 	var u db.User
 	hash := ""
 	if len(email) <= maxEmailLength && len(password) <= maxPasswordBytes {
-		var err error
 		u, err = s.store.UserByEmail(ctx, t.ID, email)
 		if err == nil {
 			hash = u.PasswordHash
@@ -117,16 +112,13 @@ func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, passwor
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, password, hash)
 	if errors.Is(err, auth.ErrBusy) {
-		return db.User{}, errBusy()
+		// Not judged: the places go back.
+		return db.User{}, s.refund(ctx, taken, errBusy())
 	} else if err != nil {
 		return db.User{}, err
 	}
 	if !ok {
-		for _, k := range []string{acctKey, ipKey} {
-			if _, err := s.store.ThrottleFail(ctx, k, throttleWindow); err != nil {
-				return db.User{}, err
-			}
-		}
+		// The failure stays counted.
 		if err := s.store.Audit(ctx, db.AuditEvent{WorkspaceID: t.ID, SubjectUserID: u.ID, Event: db.EventSignInFailed,
 			IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Details: map[string]any{"method": "password"}}); err != nil {
 			return db.User{}, err
@@ -134,7 +126,11 @@ func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, passwor
 		s.logger(c).Info("sign-in failed", slog.Int64("workspace_id", t.ID), slog.Int64("user_id", u.ID), slog.String("method", "password"), slog.Bool("auth_failed", true))
 		return db.User{}, errInvalidCredentials
 	}
-	if err := s.store.ThrottleReset(ctx, acctKey); err != nil {
+	// A right password gives back only its own places; it does not wipe
+	// the count. Wiping it would let the wrong guesses counted alongside
+	// (a burst still being judged) be followed by limit more in the same
+	// window.
+	if err := s.refund(ctx, taken, nil); err != nil {
 		return db.User{}, err
 	}
 	if rehash {
@@ -148,6 +144,62 @@ func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, passwor
 		}
 	}
 	return u, nil
+}
+
+// takePassword counts one password attempt against the account's key and,
+// when ipKey is not empty, the client IP's, before the password is judged
+// (SECURITY.md rule 11). A refusal by either is a 429 and leaves nothing
+// counted; the caller gives the places back with refund when the password
+// was right or was not judged.
+func (s *Server) takePassword(c echo.Context, acctKey, ipKey string) ([]db.Throttle, error) {
+	ctx := c.Request().Context()
+	var taken []db.Throttle
+	for _, k := range []struct {
+		key   string
+		limit int
+	}{{acctKey, accountFailureLimit}, {ipKey, ipFailureLimit}} {
+		if k.key == "" {
+			continue
+		}
+		th, err := s.store.ThrottleTake(ctx, k.key, throttleWindow, k.limit)
+		if err != nil {
+			return nil, s.refund(ctx, taken, s.throttled(err))
+		}
+		taken = append(taken, th)
+	}
+	return taken, nil
+}
+
+// refund gives back throttle places and returns err, or the refund's own
+// error.
+func (s *Server) refund(ctx context.Context, taken []db.Throttle, err error) error {
+	for _, th := range taken {
+		if rerr := s.store.ThrottleRefund(ctx, th); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// refusedByThrottle reports whether err is a throttle's refusal, and sets
+// Retry-After for the page that shows it.
+func (s *Server) refusedByThrottle(c echo.Context, err error) bool {
+	var e *Error
+	if errors.As(s.throttled(err), &e) && e.Status == http.StatusTooManyRequests {
+		setRetryAfter(c, e)
+		return true
+	}
+	return false
+}
+
+// throttled maps a throttle's refusal (db.TooManyError) to a 429 with
+// Retry-After; other errors pass through.
+func (s *Server) throttled(err error) error {
+	var tm *db.TooManyError
+	if errors.As(err, &tm) {
+		return errRateLimited(tm.Until, s.now())
+	}
+	return err
 }
 
 // handleLoginShow shows the sign-in form.

@@ -59,7 +59,7 @@ func (s *Server) handleRecoveryRequest(c echo.Context) error {
 	p := s.page(c, "Recover your account")
 	err = s.store.RequestSelfRecovery(ctx, t.ID, u.ID, s.keys.HashToken(recoveryLinkPurpose, token), expires, recoveryLinkLimit, recoveryLinkWindow, meta(c), msg)
 	switch {
-	case errors.Is(err, db.ErrTooMany):
+	case s.refusedByThrottle(c, err):
 		return s.render(c, http.StatusTooManyRequests, views.RecoverPage(p, views.RecoverView{
 			Error: "Too many recovery links were sent. Use the last one you received, or try again in an hour."}))
 	case errors.Is(err, db.ErrRecoveryOff):

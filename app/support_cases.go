@@ -79,13 +79,8 @@ func caseError(err error) error {
 func (s *Server) supportThrottle(c echo.Context) error {
 	ctx := c.Request().Context()
 	key := "support:action:" + strconv.FormatInt(authFrom(c).User.ID, 10)
-	if until, err := s.store.ThrottleBlocked(ctx, key, supportActionWindow, supportActionLimit); err != nil {
-		return err
-	} else if !until.IsZero() {
-		return errRateLimited(until, s.now())
-	}
-	_, err := s.store.ThrottleFail(ctx, key, supportActionWindow)
-	return err
+	_, err := s.store.ThrottleTake(ctx, key, supportActionWindow, supportActionLimit)
+	return s.throttled(err)
 }
 
 // validVerification checks and trims what the opener recorded.

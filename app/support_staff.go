@@ -261,13 +261,8 @@ func (s *Server) searchMembers(c echo.Context, email string) ([]db.FoundMember, 
 		return nil, errSearchEmail
 	}
 	key := "support:search:" + fmt.Sprint(a.User.ID)
-	if until, err := s.store.ThrottleBlocked(ctx, key, supportSearchWindow, supportSearchLimit); err != nil {
-		return nil, err
-	} else if !until.IsZero() {
-		return nil, errRateLimited(until, s.now())
-	}
-	if _, err := s.store.ThrottleFail(ctx, key, supportSearchWindow); err != nil {
-		return nil, err
+	if _, err := s.store.ThrottleTake(ctx, key, supportSearchWindow, supportSearchLimit); err != nil {
+		return nil, s.throttled(err)
 	}
 	return s.store.SearchMembers(ctx, a.User.ID, email, meta(c))
 }

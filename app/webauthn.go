@@ -452,13 +452,8 @@ func (s *Server) beginPasswordless(c echo.Context, t *tenants.Tenant) (string, *
 	// Anyone can start one (the sign-in page does on every load, for
 	// autofill), and each is a row: bounded per client IP.
 	key := "pk:ip:" + s.keys.HashToken("throttle", c.RealIP())
-	if until, err := s.store.ThrottleBlocked(c.Request().Context(), key, throttleWindow, PasswordlessBeginLimit); err != nil {
-		return "", nil, err
-	} else if !until.IsZero() {
-		return "", nil, errRateLimited(until, s.now())
-	}
-	if _, err := s.store.ThrottleFail(c.Request().Context(), key, throttleWindow); err != nil {
-		return "", nil, err
+	if _, err := s.store.ThrottleTake(c.Request().Context(), key, throttleWindow, PasswordlessBeginLimit); err != nil {
+		return "", nil, s.throttled(err)
 	}
 	w, err := s.relyingParty(t)
 	if err != nil {

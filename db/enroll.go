@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -14,23 +13,16 @@ const (
 	EventEnrollLinkUsed = "mfa.enroll_link.used"
 )
 
-// ErrTooMany is returned when a member asked for too many links.
-var ErrTooMany = errors.New("too many requests")
-
 // CreateEnrollLink stores an enrollment link (its token's hash) for the
 // member and the session that asked, audits it and queues msg, in one
-// transaction. It returns ErrTooMany when the member already had limit
-// links within window.
+// transaction. The request is counted first, per member, by the throttle
+// (limit links a window): a *TooManyError (ErrTooMany) when the member
+// already had limit, and nothing is stored or sent.
 func (s *Store) CreateEnrollLink(ctx context.Context, workspaceID, userID int64, sessionID, tokenHash string, expires time.Time, limit int, window time.Duration, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM enroll_links WHERE workspace_id = ? AND user_id = ? AND created_at > ?`,
-			workspaceID, userID, now-int64(window/time.Second)).Scan(&n); err != nil {
-			return fmt.Errorf("create enroll link: %w", err)
-		}
-		if n >= limit {
-			return ErrTooMany
+		if _, err := s.throttleTake(ctx, tx, fmt.Sprintf("enroll_link:%d:%d", workspaceID, userID), window, limit); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO enroll_links (workspace_id, user_id, session_id, token_hash, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?)`, workspaceID, userID, sessionID, tokenHash, now, expires.Unix()); err != nil {

@@ -68,7 +68,8 @@ func (s *Store) RecoverySettings(ctx context.Context, workspaceID int64) (Recove
 
 // RequestSelfRecovery stores a recovery link (its hash) for the member and
 // queues its email, audited, in one transaction; at most limit requests
-// per member and window (ErrTooMany); ErrRecoveryOff when the workspace
+// per member and window, counted first (a *TooManyError, ErrTooMany, when
+// the member had limit already); ErrRecoveryOff when the workspace
 // does not allow it.
 func (s *Store) RequestSelfRecovery(ctx context.Context, workspaceID, userID int64, linkHash string, expires time.Time, limit int, window time.Duration, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
@@ -79,13 +80,8 @@ func (s *Store) RequestSelfRecovery(ctx context.Context, workspaceID, userID int
 		if !r.SelfService {
 			return ErrRecoveryOff
 		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM self_recoveries WHERE workspace_id = ? AND user_id = ? AND created_at > ?`,
-			workspaceID, userID, s.now()-int64(window/time.Second)).Scan(&n); err != nil {
-			return fmt.Errorf("request recovery: %w", err)
-		}
-		if n >= limit {
-			return ErrTooMany
+		if _, err := s.throttleTake(ctx, tx, fmt.Sprintf("recovery_link:%d:%d", workspaceID, userID), window, limit); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO self_recoveries (workspace_id, user_id, link_hash, link_expires_at, status, created_at)
 			VALUES (?, ?, ?, ?, 'requested', ?)`, workspaceID, userID, linkHash, expires.Unix(), s.now()); err != nil {

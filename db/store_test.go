@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/db/dbtest"
@@ -15,7 +14,7 @@ import (
 var globalTables = map[string]string{
 	"workspaces":       "the tenants themselves",
 	"sessions":         "scs session data, keyed by token hash; its register user_sessions is scoped",
-	"throttles":        "counters keyed by hashed account/IP keys",
+	"throttles":        "counters keyed by hashed account/IP keys, or by member or staff ids",
 	"outbox":           "platform mail has no workspace; workspace mail sets workspace_id",
 	"audit_events":     "platform events have no workspace; workspace events set workspace_id",
 	"goose_db_version": "migration bookkeeping",
@@ -106,35 +105,6 @@ func TestUsersScopedAndUnique(t *testing.T) {
 	}
 	if _, err := store.CreateUser(ctx, acme.ID, "bob@example.test", "root", "h", db.Meta{}, 0); err == nil {
 		t.Fatal("a bad role was stored")
-	}
-}
-
-func TestThrottleWindow(t *testing.T) {
-	store, clock := dbtest.New(t)
-	ctx := context.Background()
-	for i := 1; i <= 3; i++ {
-		n, err := store.ThrottleFail(ctx, "k", time.Minute)
-		if err != nil || n != i {
-			t.Fatalf("failure %d counted as %d, %v", i, n, err)
-		}
-	}
-	until, _ := store.ThrottleBlocked(ctx, "k", time.Minute, 3)
-	if until.IsZero() || !until.Equal(clock.Now().Add(time.Minute)) {
-		t.Fatalf("blocked until %v, want %v", until, clock.Now().Add(time.Minute))
-	}
-	if until, _ := store.ThrottleBlocked(ctx, "k", time.Minute, 4); !until.IsZero() {
-		t.Fatal("blocked below the limit")
-	}
-	clock.Advance(time.Minute)
-	if until, _ := store.ThrottleBlocked(ctx, "k", time.Minute, 3); !until.IsZero() {
-		t.Fatal("still blocked after the window")
-	}
-	if n, _ := store.ThrottleFail(ctx, "k", time.Minute); n != 1 {
-		t.Fatalf("first failure of a new window counted as %d", n)
-	}
-	store.ThrottleReset(ctx, "k")
-	if until, _ := store.ThrottleBlocked(ctx, "other", time.Minute, 1); !until.IsZero() {
-		t.Fatal("an unknown key is blocked")
 	}
 }
 
