@@ -19,7 +19,7 @@ type AdminMemberView struct {
 	// Manage: the signed-in admin may change this member's factors,
 	// sessions, trusted browsers and deadline (an admin may not an owner's).
 	Manage bool
-	Error             string
+	Error  string
 }
 
 // FactorRow is one second factor in the admin's member view.
