@@ -261,3 +261,53 @@ func TestStepUpGuessBurst(t *testing.T) {
 		t.Fatal("a wrong code passed step-up")
 	}
 }
+
+// A staff member's enrollment link confirms its authenticator app with a
+// code that is counted before it is judged, like a member's: 40 wrong
+// codes at once get at most 10 answers, the rest 429, and then the right
+// code waits for the lock too. After the lock the right code enrolls, and
+// takes its own count back.
+func TestStaffEnrollConfirmBurst(t *testing.T) {
+	env, _, _ := setup(t)
+	alignClock(env)
+	staff, link := newStaff(t, env, "staff@platform.test", false)
+	c := env.Client()
+	res := c.API(http.MethodPost, "/support/api/v1/enroll/totp/setup", "", map[string]string{"enrollment_token": link})
+	secret, _ := res.JSON()["secret"].(string)
+	if res.StatusCode != http.StatusOK || secret == "" {
+		t.Fatalf("staff enroll setup = %d %s", res.StatusCode, res.Body)
+	}
+	wrong := wrongCode(t, env, secret)
+	const n = 40
+	statuses := race(n, func(int) (*http.Request, *http.Client) {
+		return racedJSON(c, "/support/api/v1/enroll/totp/verify", "", map[string]string{"enrollment_token": link, "code": wrong})
+	})
+	for _, st := range statuses {
+		if st != http.StatusBadRequest && st != http.StatusTooManyRequests {
+			t.Fatalf("statuses %v: want only 400 and 429", statuses)
+		}
+	}
+	if got := judged(statuses); got > db.GuardWindowFailures {
+		t.Fatalf("%d of %d wrong staff confirmation codes sent at once were judged (%v), want at most %d", got, n, statuses, db.GuardWindowFailures)
+	}
+	verify := func() *apptest.Response {
+		return c.API(http.MethodPost, "/support/api/v1/enroll/totp/verify", "", map[string]string{"enrollment_token": link, "code": nowCode(t, env, secret)})
+	}
+	if res := verify(); res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("right code while locked = %d %s (Retry-After %q), want 429", res.StatusCode, res.Body, res.Header.Get("Retry-After"))
+	}
+	if n := queryInt(t, env, `SELECT COUNT(*) FROM totp_credentials WHERE user_id = ? AND confirmed_at IS NOT NULL`, staff.ID); n != 0 {
+		t.Fatalf("%d confirmed apps while locked", n)
+	}
+	env.Clock.Advance(db.GuardLockFor + time.Minute) // the setup expired meanwhile: a new one
+	res = c.API(http.MethodPost, "/support/api/v1/enroll/totp/setup", "", map[string]string{"enrollment_token": link})
+	if secret, _ = res.JSON()["secret"].(string); res.StatusCode != http.StatusOK || secret == "" {
+		t.Fatalf("staff enroll setup after the lock = %d %s", res.StatusCode, res.Body)
+	}
+	if res := verify(); res.StatusCode != http.StatusOK {
+		t.Fatalf("right code after the lock = %d %s", res.StatusCode, res.Body)
+	}
+	if g := mfaGuard(t, env, staff); g.WindowFailures > db.GuardWindowFailures {
+		t.Fatalf("guard after the right code: %+v", g)
+	}
+}

@@ -78,13 +78,27 @@ func (s *Server) confirmStaffTOTP(c echo.Context, u db.User, token, code string)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt pending totp %d: %w", cred.ID, err)
 	}
+	wrong := errorf(http.StatusBadRequest, "invalid_code", "That code didn't work. Check the time on your phone and try the newest code.")
 	code, ok := mfa.WellFormedCode(code)
-	step := int64(0)
-	if ok {
-		step = mfa.Match(string(secret), code, s.now())
+	if !ok {
+		return nil, wrong // cannot succeed, so not counted
 	}
+	// Counted before it is judged, like a member's confirmation code: the
+	// link alone never buys more than the lock allows.
+	if err := s.countGuess(c, t, u, ""); err != nil {
+		return nil, err
+	}
+	// failed settles a wrong guess: the lock's answer when it locks,
+	// else answer.
+	failed := func(answer error) error {
+		if err := s.guessFailed(c, t, u, "", "totp"); err != errInvalidCode {
+			return err
+		}
+		return answer
+	}
+	step := mfa.Match(string(secret), code, s.now())
 	if step == 0 {
-		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code didn't work. Check the time on your phone and try the newest code.")
+		return nil, failed(wrong)
 	}
 	first, err := s.store.HasSecondFactor(ctx, u.WorkspaceID, u.ID)
 	if err != nil {
@@ -105,8 +119,12 @@ func (s *Server) confirmStaffTOTP(c echo.Context, u db.User, token, code string)
 	if errors.Is(err, db.ErrEnrollmentLink) {
 		return nil, errInvalidEnrollmentToken
 	} else if errors.Is(err, db.ErrNotFound) {
-		return nil, errorf(http.StatusBadRequest, "invalid_code", "That code was already used. Wait for the next one.")
+		return nil, failed(errorf(http.StatusBadRequest, "invalid_code", "That code was already used. Wait for the next one."))
 	} else if err != nil {
+		return nil, err
+	}
+	// A right code takes its count back.
+	if err := s.store.ReleaseMFAGuess(ctx, t.ID, u.ID, ""); err != nil {
 		return nil, err
 	}
 	return codes, nil
