@@ -101,4 +101,6 @@ done
 
 printf '\nfuzz summary (FUZZTIME=%s, %d workers each, %ds in all):\n' "$FUZZTIME" "$FUZZ_PARALLEL" "$(($(date +%s) - started))"
 printf '  %s\n' "${summary[@]}"
+nfail=$(printf '%s\n' "${summary[@]}" | grep -c '^FAIL' || true)
+printf 'fuzz: %d passed, %d failed\n' "$((${#summary[@]} - nfail))" "$nfail"
 exit "$failed"
