@@ -32,9 +32,9 @@ FUZZTIME ?= 10m
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-## fuzz-short: every fuzz target for FUZZTIME_SHORT (3s) from its seeds
+## fuzz-short: every fuzz target for FUZZTIME_SHORT (2s) from its seeds
 ## alone (a fresh corpus cache), as part of make test.
-FUZZTIME_SHORT ?= 3s
+FUZZTIME_SHORT ?= 2s
 fuzz-short:
 	GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZ_CACHEDIR=fresh ./scripts/fuzz.sh
 

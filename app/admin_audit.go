@@ -219,10 +219,12 @@ func parseAuditTime(s string, end bool) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	if t.Year() < 1970 || t.Year() > 9999 {
+	// The year is checked in UTC, as stored: with an offset, 1970-01-01 can
+	// be in 1969 and 9999-12-31 in 10000.
+	if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
 		return time.Time{}, errors.New("out of range")
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 // thousands writes n with comma separators: 100000 is "100,000".

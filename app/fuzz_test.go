@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -505,5 +506,63 @@ func TestSafeNextBoundsTheEscapedTarget(t *testing.T) {
 	}
 	if got := (&Server{}).safeNext(ten, ten.Base+"/account/mfa?x=%C3%BC"); got != ten.Base+"/account/mfa?x=%C3%BC" {
 		t.Errorf("safeNext refused a plain target: %q", got)
+	}
+}
+
+// FuzzParseAuditTime feeds the audit log's since= and until= filters (page
+// and API) to parseAuditTime. Properties: an accepted time is UTC with a
+// four-digit year (1970–9999, so that stored timestamps compare as text);
+// a date reads as the whole UTC day and formats back to itself; the end of
+// a range is after its start by at most a day (a date) or a second (a time).
+func FuzzParseAuditTime(f *testing.F) {
+	for _, s := range []string{
+		"2026-01-31", "2026-02-30", "1970-01-01", "1969-12-31", "9999-12-31", "0000-01-01", "2026-1-1",
+		"2026-01-31T12:34:56Z", "2026-01-31T12:34:56.999999999+14:00", "1970-01-01T00:30:00+01:00",
+		"9999-12-31T23:59:59Z", "9999-12-31T23:30:00-01:00", "2026-01-31T12:34:56", "2026-01-31 12:34:56Z",
+		"", " ", "today", "-2026-01-31", "+2026-01-31", "2026-01-31\x00", strings.Repeat("9", 41),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		start, errStart := parseAuditTime(s, false)
+		end, errEnd := parseAuditTime(s, true)
+		for _, v := range []struct {
+			t   time.Time
+			err error
+		}{{start, errStart}, {end, errEnd}} {
+			if v.err != nil || s == "" {
+				if !v.t.IsZero() {
+					t.Fatalf("parseAuditTime(%q) = %v with %v", s, v.t, v.err)
+				}
+				continue
+			}
+			if v.t.Location() != time.UTC || v.t.Year() < 1970 || v.t.Year() > 9999 {
+				t.Fatalf("parseAuditTime(%q) = %v: not UTC in 1970–9999", s, v.t)
+			}
+		}
+		if errStart != nil || errEnd != nil || s == "" {
+			return
+		}
+		d := end.Sub(start)
+		if len(s) == len(time.DateOnly) {
+			if start.Format(time.DateOnly) != s || d != 24*time.Hour {
+				t.Fatalf("parseAuditTime(%q) = %v .. %v", s, start, end)
+			}
+		} else if d <= 0 || d > time.Second {
+			t.Fatalf("parseAuditTime(%q) = %v .. %v", s, start, end)
+		}
+	})
+}
+
+// parseAuditTime checked the year before converting to UTC, so an offset
+// moved an accepted time to 1969 or 10000 (found by FuzzParseAuditTime).
+func TestParseAuditTimeYearInUTC(t *testing.T) {
+	for _, s := range []string{"1970-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"} {
+		if got, err := parseAuditTime(s, false); err == nil {
+			t.Errorf("parseAuditTime(%q) = %v, want refused", s, got)
+		}
+	}
+	if got, err := parseAuditTime("1970-01-01T01:30:00+01:00", false); err != nil || !got.Equal(time.Unix(1800, 0)) {
+		t.Errorf("parseAuditTime = %v, %v", got, err)
 	}
 }

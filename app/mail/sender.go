@@ -183,6 +183,10 @@ func ParseSMTPURL(raw string) (*SMTP, error) {
 	if s.Host == "" {
 		return nil, errors.New("GATEHOUSE_SMTP_URL: host missing")
 	}
+	// url.Parse reads smtp://::1 as host ":" and port 1.
+	if strings.Contains(s.Host, ":") && !strings.HasPrefix(u.Host, "[") {
+		return nil, errors.New("GATEHOUSE_SMTP_URL: an IPv6 host goes in brackets, smtp://[::1]:25")
+	}
 	if s.From == "" {
 		return nil, errors.New("GATEHOUSE_SMTP_URL: from= (the sender address) missing")
 	}

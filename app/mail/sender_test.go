@@ -516,6 +516,10 @@ func TestParseSMTPURL(t *testing.T) {
 		{"ErrPortTooLarge", "smtp://relay.example.com:65536?from=a@example.com", mail.SMTP{}, "port"},
 		{"ErrControlInUser", "smtp://u%0D%0A:p@relay.example.com?from=a@example.com", mail.SMTP{}, "control character"},
 		{"ErrNULInPassword", "smtp://u:p%00admin@relay.example.com?from=a@example.com", mail.SMTP{}, "control character"},
+		// Found by FuzzParseSMTPURL in the long run: read as host ":" port 1.
+		{"ErrIPv6WithoutBrackets", "smtp://::1?from=a@example.com", mail.SMTP{}, "brackets"},
+		{"IPv6", "smtp://[::1]:25?from=a@example.com&tls=none",
+			mail.SMTP{Host: "::1", Port: 25, From: "a@example.com", TLS: "none"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
