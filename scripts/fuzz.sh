@@ -88,9 +88,24 @@ for t in "${run[@]}"; do
 	log=$work/log
 	t0=$(date +%s)
 	status=ok
-	if ! (cd "$pkg" && "${bin[$pkg]}" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
-		-test.parallel "$FUZZ_PARALLEL" -test.fuzzcachedir "$FUZZ_CACHEDIR") 2>&1 | tee "$log"; then
+	# Go's fuzzing engine sometimes ends a time-bounded run with "context
+	# deadline exceeded" and no failing input (the deadline falls while a
+	# worker is between inputs): that is no finding, so such a run is tried
+	# again, twice at most. A real failure writes its input to testdata/.
+	for try in 1 2 3; do
+		if (cd "$pkg" && "${bin[$pkg]}" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
+			-test.parallel "$FUZZ_PARALLEL" -test.fuzzcachedir "$FUZZ_CACHEDIR") 2>&1 | tee "$log"; then
+			status=ok
+			break
+		fi
 		status=FAIL
+		if [ "$try" -lt 3 ] && grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written to' "$log"; then
+			printf 'fuzz: %s ended on the fuzzing engine'"'"'s deadline without a failing input: again\n' "$name"
+			continue
+		fi
+		break
+	done
+	if [ "$status" = FAIL ]; then
 		failed=1
 	fi
 	last=$(grep -E '^fuzz: elapsed: .*execs: [0-9]+' "$log" | tail -n1 || true)
