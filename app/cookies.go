@@ -30,6 +30,9 @@ const (
 	cookieSession cookieKind = "s"
 	// cookieTrusted is the workspace's trusted-device token.
 	cookieTrusted cookieKind = "td"
+	// cookieOAuth binds the browser's pending authorizations (OpenID
+	// Connect) to it.
+	cookieOAuth cookieKind = "oa"
 )
 
 // cookieKinds lists every kind and whether its name is per workspace.
@@ -37,6 +40,7 @@ var cookieKinds = map[cookieKind]bool{
 	cookieCSRF:    false,
 	cookieSession: true,
 	cookieTrusted: true,
+	cookieOAuth:   true,
 }
 
 // cookieName returns the name of the cookie of kind for the workspace

@@ -205,12 +205,15 @@ func (s *Server) throttled(err error) error {
 // handleLoginShow shows the sign-in form.
 func (s *Server) handleLoginShow(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
-	if authFrom(c) != nil {
+	// reauth: an application asked for a fresh sign-in (prompt=login,
+	// max_age); the form shows although a session exists, and signing in
+	// replaces it.
+	if authFrom(c) != nil && c.QueryParam("reauth") != "1" {
 		return c.Redirect(http.StatusSeeOther, s.safeNext(t, c.QueryParam("next")))
 	}
 	p := s.page(c, "Sign in")
 	p.Notice = notices[c.QueryParam("notice")]
-	return s.render(c, http.StatusOK, views.LoginPage(p, views.LoginForm{Next: c.QueryParam("next")}))
+	return s.render(c, http.StatusOK, views.LoginPage(p, views.LoginForm{Next: c.QueryParam("next"), App: truncateRunes(c.QueryParam("app"), 100)}))
 }
 
 // handleLoginCheck checks the password and signs the member in.
@@ -219,7 +222,7 @@ func (s *Server) handleLoginCheck(c echo.Context) error {
 	email, next := c.FormValue("email"), c.FormValue("next")
 	u, err := s.checkPassword(c, t, email, c.FormValue("password"))
 	if e, status, ok := formError(c, err); ok {
-		f := views.LoginForm{Email: truncateRunes(email, maxEmailLength), Next: next, Error: e.Message}
+		f := views.LoginForm{Email: truncateRunes(email, maxEmailLength), Next: next, Error: e.Message, App: truncateRunes(c.FormValue("app"), 100)}
 		return s.render(c, status, views.LoginPage(s.page(c, "Sign in"), f))
 	} else if err != nil {
 		return err

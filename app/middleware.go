@@ -106,7 +106,7 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 		// checks and static files set no cookie.
 		Skipper: func(c echo.Context) bool {
 			rt := routeOf(c)
-			return isAPI(c) || rt != nil && rt.noCookies
+			return isAPI(c) || rt != nil && (rt.noCookies || rt.protocol)
 		},
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     s.cookieName(cookieCSRF, ""),

@@ -41,6 +41,11 @@ type route struct {
 	// noCookies: an operational route (health checks, static files) that
 	// sets no cookie, not even the CSRF token's.
 	noCookies bool
+	// protocol: an OAuth 2.0 / OpenID Connect endpoint (oidc.go). The
+	// protocol protects it (PKCE, client authentication, bearer tokens,
+	// state), not a CSRF token: relying parties post to it from their own
+	// sites. Its refusals are the protocol's JSON.
+	protocol bool
 	// onMember: the route acts on the workspace's member named by :id:
 	// loaded first (an id of another workspace is a 404), and a change to
 	// an owner needs an owner (db.MayManage).
@@ -86,6 +91,7 @@ var (
 	unlocked    fact = func(r *route) { r.unlocked = true }
 	onMember    fact = func(r *route) { r.onMember = true }
 	noCookies   fact = func(r *route) { r.noCookies = true }
+	oauth       fact = func(r *route) { r.protocol = true }
 )
 
 // back names the page a step-up returns to.
@@ -137,6 +143,8 @@ func (r *router) add(method, path string, h echo.HandlerFunc, facts []fact) {
 		panic(fmt.Sprintf("route %s: a public route cannot need a step-up", key))
 	case rt.stepUp && !rt.api && !rt.json && rt.back == "":
 		panic(fmt.Sprintf("route %s: a page that needs a step-up says where to come back (back)", key))
+	case rt.protocol && rt.access != accessPublic:
+		panic(fmt.Sprintf("route %s: protocol endpoints check their own credentials (public)", key))
 	case rt.onMember && rt.access != accessAdmin:
 		panic(fmt.Sprintf("route %s: only admin routes act on members", key))
 	case rt.where == inGlobal && rt.access != accessPublic:
@@ -178,7 +186,7 @@ func isAPI(c echo.Context) bool {
 // wantsJSON reports whether errors are answered as JSON: on the API, and on
 // the pages' JSON endpoints (the WebAuthn ceremonies' fetch calls).
 func wantsJSON(c echo.Context) bool {
-	if rt := routeOf(c); rt != nil && rt.json {
+	if rt := routeOf(c); rt != nil && (rt.json || rt.protocol) {
 		return true
 	}
 	return isAPI(c)

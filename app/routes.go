@@ -133,6 +133,26 @@ func (s *Server) routes() {
 	r.post("/t/:slug/api/v1/admin/invitations/:id/resend", s.handleAPIAdminInviteResend, admin, api, stepUp)
 	r.get("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit, admin, api)
 
+	// OpenID Connect provider (oidc.go, oidc_flow.go): op serves the
+	// protocol; the authorize endpoint sends the browser to continue,
+	// which runs Gatehouse's own pages. The native JSON flow (POST
+	// authorize with a JSON body, then authorize/mfa) is the API's.
+	r.get("/t/:slug/.well-known/openid-configuration", s.handleOIDC, public, oauth, noCookies)
+	r.get("/t/:slug/oauth/jwks", s.handleOIDC, public, oauth, noCookies)
+	r.get("/t/:slug/oauth/authorize", s.handleOIDC, public)
+	r.post("/t/:slug/oauth/authorize", s.handleOAuthAuthorizePost, public, api)
+	r.get("/t/:slug/oauth/authorize/callback", s.handleOIDC, public)
+	r.post("/t/:slug/oauth/authorize/mfa", s.handleOAuthAuthorizeMFA, public, api)
+	r.get("/t/:slug/oauth/continue", s.handleOAuthContinue, public)
+	r.post("/t/:slug/oauth/continue", s.handleOAuthConsent, member)
+	r.post("/t/:slug/oauth/token", s.handleOIDC, public, oauth, noCookies)
+	r.get("/t/:slug/oauth/userinfo", s.handleOIDC, public, oauth, noCookies)
+	r.post("/t/:slug/oauth/userinfo", s.handleOIDC, public, oauth, noCookies)
+	r.post("/t/:slug/oauth/introspect", s.handleOIDC, public, oauth, noCookies)
+	r.post("/t/:slug/oauth/revoke", s.handleOIDC, public, oauth, noCookies)
+	r.get("/t/:slug/oauth/logout", s.handleOIDC, public, oauth)
+	r.post("/t/:slug/oauth/logout", s.handleOIDC, public, oauth)
+
 	// Support console (support.go): the platform workspace's own routes.
 	// The staff enrollment link is public: it needs its token.
 	r.get("/t/:slug/enroll/:token", s.handleStaffEnrollShow, public, supportOnly)

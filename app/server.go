@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/alexedwards/scs/sqlite3store"
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/gatehouse/gatehouse/app/auth"
 	"github.com/gatehouse/gatehouse/app/keys"
@@ -32,11 +34,20 @@ type Server struct {
 	rps      relyingParties
 	// routeTable holds every route's facts by "METHOD /pattern" (routes.go).
 	routeTable map[string]*route
+	// oidc is the OpenID provider every workspace is (oidc.go).
+	oidc     *op.Provider
+	keyCache keyCache
 }
 
 // NewServer wires the application. The store's clock is the server's clock.
 func NewServer(cfg Config, log *slog.Logger, store *db.Store, kr *keys.Keyring) *Server {
 	s := &Server{cfg: cfg, log: log, store: store, keys: kr, hasher: auth.NewHasher(cfg.PasswordHash)}
+	s.keyCache.sets = map[int64]*keySet{}
+	provider, err := s.newProvider()
+	if err != nil {
+		panic(fmt.Sprintf("openid provider: %v", err)) // a configuration the code itself sets
+	}
+	s.oidc = provider
 
 	sm := scs.New()
 	sm.Store = sqlite3store.NewWithCleanupInterval(store.DB(), 10*time.Minute)

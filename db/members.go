@@ -38,6 +38,9 @@ type ResetResult struct {
 	TrustedDevices int
 	SessionsEnded  int
 	SessionEpoch   int64
+	// OAuthTokens is how many application tokens (access and refresh)
+	// the reset revoked.
+	OAuthTokens int64
 }
 
 // ResetMFA removes every second factor of a member on an admin's request,
@@ -162,6 +165,11 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 		if r.TrustedDevices, err = s.voidTrustedDevices(ctx, tx, workspaceID, 0, memberID, reason, Meta{}); err != nil {
 			return err
 		}
+		// Applications' tokens were issued on the factors that are gone:
+		// they stop working too (introspection answers inactive).
+		if r.OAuthTokens, err = s.revokeMemberOAuthTx(ctx, tx, workspaceID, memberID); err != nil {
+			return err
+		}
 		if endSessions {
 			if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
 				workspaceID, memberID).Scan(&r.SessionEpoch); err != nil {
@@ -192,8 +200,13 @@ func (s *Store) EndMemberSessions(ctx context.Context, workspaceID, adminID, mem
 		if n, err = s.endSessions(ctx, tx, workspaceID, memberID, "", "ended_by_admin"); err != nil {
 			return err
 		}
+		// Signed out everywhere includes the applications.
+		tokens, err := s.revokeMemberOAuthTx(ctx, tx, workspaceID, memberID)
+		if err != nil {
+			return err
+		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
-			Event: EventSessionEndedByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": n}})
+			Event: EventSessionEndedByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": n, "oauth_tokens_revoked": tokens}})
 	})
 	return n, epoch, err
 }

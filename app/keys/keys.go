@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/hkdf"
@@ -39,10 +40,13 @@ var ErrUnknownKey = errors.New("unknown key id")
 var ErrDecrypt = errors.New("decryption failed")
 
 type key struct {
-	id   string
-	aead cipher.AEAD
-	mac  []byte
+	id     string
+	aead   cipher.AEAD
+	mac    []byte
+	master []byte
 }
+
+func (k *key) derived(info string) []byte { return derive(k.master, info) }
 
 // Keyring holds the master keys and their derived keys.
 type Keyring struct {
@@ -165,7 +169,7 @@ func New(masters ...[]byte) *Keyring {
 		if err != nil {
 			panic(err)
 		}
-		k := &key{id: hex.EncodeToString(sum[:4]), aead: aead, mac: derive(m, "gatehouse token hash v1")}
+		k := &key{id: hex.EncodeToString(sum[:4]), aead: aead, mac: derive(m, "gatehouse token hash v1"), master: slices.Clone(m)}
 		kr.keys[k.id] = k
 		kr.current = k
 	}
@@ -179,6 +183,10 @@ func derive(master []byte, info string) []byte {
 	}
 	return out
 }
+
+// Derive returns a 32-byte key for info derived from the current master
+// key (HKDF-SHA-256), for libraries that take a key of their own.
+func (kr *Keyring) Derive(info string) []byte { return slices.Clone(kr.current.derived(info)) }
 
 // CurrentID names the current key.
 func (kr *Keyring) CurrentID() string { return kr.current.id }
