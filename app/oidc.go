@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -120,7 +121,6 @@ func (s *Server) newProvider() (*op.Provider, error) {
 			AllowedHeaders: []string{"Authorization", "Content-Type", "Accept"},
 			MaxAge:         600,
 		}),
-		op.WithLogger(s.log.With(slog.String("component", "oidc"))),
 	}
 	if s.cfg.BaseURL.Scheme != "https" {
 		opts = append(opts, op.WithAllowInsecure())
@@ -202,10 +202,20 @@ func (st *oidcStorage) browserBinding(ctx context.Context, t *tenants.Tenant, cr
 	if !create {
 		return "", nil
 	}
-	v := auth.NewID()
+	v := newBrowserToken()
 	c.SetCookie(&http.Cookie{Name: name, Value: v, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies(), SameSite: http.SameSiteLaxMode})
 	c.Request().AddCookie(&http.Cookie{Name: name, Value: v})
 	return s.keys.HashToken(purposeOAuthBrowser, v), nil
+}
+
+// newBrowserToken is a fresh authorization cookie value: 32 random bytes,
+// base64url (the shape wellFormedToken accepts).
+func newBrowserToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // sameBrowser reports, in constant time, whether the request's browser is

@@ -55,6 +55,10 @@ func (e *env) serve(args []string) error {
 		}
 	}
 	log := e.logger(cfg)
+	// The OpenID provider library logs through slog's default logger:
+	// the same handler as ours (it logs error codes and client ids, never
+	// tokens or codes).
+	slog.SetDefault(log.With(slog.String("component", "oidc")))
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
