@@ -152,7 +152,12 @@ func (s *Server) handleAPILogout(c echo.Context) error {
 // loadMFAToken loads the pending session an mfa_token names (it arrives in
 // the body, not the Authorization header) into the request, and returns its
 // open challenge; errInvalidMFAToken for anything else.
-func (s *Server) loadMFAToken(c echo.Context, t *tenants.Tenant, token string) (db.Challenge, db.User, context.CancelFunc, error) {
+//
+// An mfa_token serves one purpose: the API's sign-in (authorization false)
+// or one authorization of the native OpenID flow (true, oidc_flow.go). A
+// token of the other purpose is invalid here: the native flow's token never
+// becomes a session.
+func (s *Server) loadMFAToken(c echo.Context, t *tenants.Tenant, token string, authorization bool) (db.Challenge, db.User, context.CancelFunc, error) {
 	if !wellFormedToken(token) {
 		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken
 	}
@@ -162,6 +167,10 @@ func (s *Server) loadMFAToken(c echo.Context, t *tenants.Tenant, token string) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	c.SetRequest(c.Request().WithContext(tenants.NewContext(ctx, t)))
+	if (s.sessions.GetString(ctx, keyOAuthRequest) != "") != authorization {
+		cancel()
+		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken
+	}
 	ch, u, err := s.pendingChallenge(ctx, t)
 	if errors.Is(err, db.ErrChallengeGone) {
 		cancel()
@@ -187,7 +196,7 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
+	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
 	if err != nil {
 		return err
 	}

@@ -358,16 +358,13 @@ func (s *Server) handleOAuthAuthorizeMFA(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, in.MFAToken)
+	ch, u, cancel, err := s.loadMFAToken(c, t, in.MFAToken, true)
 	if err != nil {
 		return err
 	}
 	defer cancel()
 	ctx := c.Request().Context()
 	id := s.sessions.GetString(ctx, keyOAuthRequest)
-	if id == "" {
-		return errInvalidMFAToken // an API sign-in's token: not for an authorization
-	}
 	row, err := s.store.AuthRequestByID(ctx, t.ID, id)
 	if errors.Is(err, db.ErrNotFound) {
 		return errInvalidMFAToken

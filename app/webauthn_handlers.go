@@ -251,7 +251,7 @@ func (s *Server) handleAPIWebAuthnLoginBegin(c echo.Context) error {
 	if req.MFAToken == "" {
 		return s.handlePasskeyBegin(c)
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
+	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
 	if err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func (s *Server) handleAPIWebAuthnLoginFinish(c echo.Context) error {
 	}
 	var a *Auth
 	if req.MFAToken != "" {
-		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken)
+		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
 		if err != nil {
 			return err
 		}
