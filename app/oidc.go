@@ -164,6 +164,23 @@ func (s *Server) handleOIDC(c echo.Context) error {
 	return nil
 }
 
+// handleDiscovery serves the provider's metadata: op's, corrected to what
+// Gatehouse offers (the authorization code flow only, no device flow) and
+// completed with the assurance values (acr_values_supported).
+func (s *Server) handleDiscovery(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	ctx := op.ContextWithIssuer(withEcho(c), s.issuer(t))
+	d := op.CreateDiscoveryConfig(ctx, s.oidc, s.oidc.Storage())
+	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
+	d.ResponseModesSupported = []string{string(oidc.ResponseModeQuery)}
+	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	d.DeviceAuthorizationEndpoint, d.CheckSessionIframe = "", ""
+	d.ACRValuesSupported = []string{ACRAAL1, ACRAAL2}
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
+	return c.JSON(http.StatusOK, d)
+}
+
 // oidcStorage is op's storage over the Gatehouse store. Every method reads
 // the workspace from the request (tenants.FromContext): a client, a code
 // or a token of another workspace is unknown here.
@@ -532,16 +549,11 @@ func (st *oidcStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	return ks.signing, nil
 }
 
-func (st *oidcStorage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
-	t, err := tenantOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ks, err := st.s.signingKeys(ctx, t.ID)
-	if err != nil {
-		return nil, err
-	}
-	return ks.algs(), nil
+// SignatureAlgorithms are both algorithms a workspace may sign with,
+// whichever signs now: relying parties read them from discovery once, and
+// a rotation may change the algorithm.
+func (st *oidcStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.RS256, jose.ES256}, nil
 }
 
 func (st *oidcStorage) KeySet(ctx context.Context) ([]op.Key, error) {

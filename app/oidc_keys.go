@@ -60,18 +60,6 @@ type keySet struct {
 	loadedAt time.Time
 }
 
-func (ks *keySet) algs() []jose.SignatureAlgorithm {
-	var out []jose.SignatureAlgorithm
-	seen := map[jose.SignatureAlgorithm]bool{}
-	for _, k := range ks.public {
-		if a := k.Algorithm(); !seen[a] {
-			seen[a] = true
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // keyCache holds each workspace's keys for signingKeyCache.
 type keyCache struct {
 	mu   sync.Mutex
@@ -88,7 +76,7 @@ func (s *Server) signingKeys(ctx context.Context, workspaceID int64) (*keySet, e
 	s.keyCache.mu.Lock()
 	ks := s.keyCache.sets[workspaceID]
 	s.keyCache.mu.Unlock()
-	if ks != nil && time.Since(ks.loadedAt) < signingKeyCache {
+	if ks != nil && s.now().Sub(ks.loadedAt) < signingKeyCache && !s.now().Before(ks.loadedAt) {
 		return ks, nil
 	}
 	for range 2 {
@@ -96,7 +84,7 @@ func (s *Server) signingKeys(ctx context.Context, workspaceID int64) (*keySet, e
 		if err != nil {
 			return nil, err
 		}
-		if ks, err = s.parseKeys(rows); err != nil {
+		if ks, err = s.parseKeys(rows, s.now()); err != nil {
 			return nil, err
 		}
 		if ks.signing != nil {
@@ -118,8 +106,8 @@ func (s *Server) signingKeys(ctx context.Context, workspaceID int64) (*keySet, e
 	return nil, errors.New("signing keys: no key after creating one")
 }
 
-func (s *Server) parseKeys(rows []db.SigningKey) (*keySet, error) {
-	ks := &keySet{loadedAt: time.Now()}
+func (s *Server) parseKeys(rows []db.SigningKey, now time.Time) (*keySet, error) {
+	ks := &keySet{loadedAt: now}
 	for _, r := range rows {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(r.PublicJWK, &jwk); err != nil {

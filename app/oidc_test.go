@@ -7,6 +7,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -313,4 +314,73 @@ func wsEvents(t *testing.T, env *apptest.Env, wsID int64, event string) int {
 		t.Fatal(err)
 	}
 	return len(evs)
+}
+
+// TestOIDCKeyRotation: a rotation signs with the new key at once and keeps
+// publishing the old one until the tokens it signed have expired; ES256
+// works as well as RS256; discovery tells what is offered.
+func TestOIDCKeyRotation(t *testing.T) {
+	o := newOIDCEnv(t, false)
+	env := o.env
+	code, verifier := o.signedInCode(t, env.Client())
+	oldTok, _ := o.exchange(t, code, verifier, "nonce")
+	kid, err := env.Server.RotateSigningKey(context.Background(), o.ws.ID, "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := o.jwks(t)
+	if len(keys) != 2 {
+		t.Fatalf("%d keys published after a rotation, want the old and the new", len(keys))
+	}
+	code, verifier = o.signedInCode(t, env.Client())
+	newTok, _ := o.exchange(t, code, verifier, "nonce") // verified by go-oidc against the JWKS
+	if h := jwtHeader(t, newTok.Extra("id_token").(string)); h["kid"] != kid || h["alg"] != "ES256" {
+		t.Fatalf("new ID token header %v, want kid %s ES256", h, kid)
+	}
+	if _, err := o.provider.Verifier(&gooidc.Config{ClientID: o.client.ClientID}).Verify(o.ctx, oldTok.Extra("id_token").(string)); err != nil {
+		t.Fatalf("a token signed before the rotation no longer verifies: %v", err)
+	}
+	// Once its tokens have expired, the old key is no longer published.
+	env.Clock.Advance(time.Hour)
+	if keys := o.jwks(t); len(keys) != 1 || keys[0]["kid"] != kid {
+		t.Fatalf("keys an hour after the rotation: %v", keys)
+	}
+
+	var d map[string]any
+	res := env.Client().Get("/t/acme/.well-known/openid-configuration")
+	json.Unmarshal(res.Body, &d)
+	if d["issuer"] != o.issuer || !sameJSON(d["response_types_supported"], []string{"code"}) ||
+		!sameJSON(d["code_challenge_methods_supported"], []string{"S256"}) ||
+		!sameJSON(d["acr_values_supported"], []string{"urn:gatehouse:aal1", "urn:gatehouse:aal2"}) || d["device_authorization_endpoint"] != nil {
+		t.Fatalf("discovery: %s", res.Body)
+	}
+}
+
+func (o *oidcEnv) jwks(t *testing.T) []map[string]any {
+	t.Helper()
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	res := o.env.Client().Get("/t/acme/oauth/jwks")
+	if err := json.Unmarshal(res.Body, &set); err != nil {
+		t.Fatalf("jwks %d: %s", res.StatusCode, res.Body)
+	}
+	return set.Keys
+}
+
+func jwtHeader(t *testing.T, jwt string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.SplitN(jwt, ".", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	json.Unmarshal(b, &h)
+	return h
+}
+
+func sameJSON(got any, want []string) bool {
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(want)
+	return string(a) == string(b)
 }

@@ -137,7 +137,7 @@ func (s *Server) routes() {
 	// protocol; the authorize endpoint sends the browser to continue,
 	// which runs Gatehouse's own pages. The native JSON flow (POST
 	// authorize with a JSON body, then authorize/mfa) is the API's.
-	r.get("/t/:slug/.well-known/openid-configuration", s.handleOIDC, public, oauth, noCookies)
+	r.get("/t/:slug/.well-known/openid-configuration", s.handleDiscovery, public, oauth, noCookies)
 	r.get("/t/:slug/oauth/jwks", s.handleOIDC, public, oauth, noCookies)
 	r.get("/t/:slug/oauth/authorize", s.handleOIDC, public)
 	r.post("/t/:slug/oauth/authorize", s.handleOAuthAuthorizePost, public, api)

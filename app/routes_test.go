@@ -43,8 +43,25 @@ var wantPublic = map[string]bool{
 	"POST /t/:slug/recover/:token":                true, // needs the link's token
 	"GET /t/:slug/reset/cancel/:token":            true, // a member's link to cancel a support reset (changes nothing)
 	"POST /t/:slug/reset/cancel/:token":           true, // needs the token, checked in the handler
-	"GET /dev/mailbox":                            true, // dev mode only
-	"GET /dev/mailbox/:id":                        true, // dev mode only
+	// OpenID Connect (oidc.go): the protocol's endpoints check their own
+	// credentials (client authentication, PKCE, bearer tokens); continue
+	// and the callback need the browser's pending authorization.
+	"GET /t/:slug/.well-known/openid-configuration": true, // metadata
+	"GET /t/:slug/oauth/jwks":                       true, // public keys
+	"GET /t/:slug/oauth/authorize":                  true, // starts an authorization; changes no account
+	"POST /t/:slug/oauth/authorize":                 true, // the same as a form; the native flow needs the password
+	"GET /t/:slug/oauth/authorize/callback":         true, // needs a completed authorization of this browser
+	"POST /t/:slug/oauth/authorize/mfa":             true, // needs the native flow's mfa_token
+	"GET /t/:slug/oauth/continue":                   true, // sends the browser to sign-in when anonymous
+	"POST /t/:slug/oauth/token":                     true, // client authentication and PKCE
+	"GET /t/:slug/oauth/userinfo":                   true, // bearer access token
+	"POST /t/:slug/oauth/userinfo":                  true,
+	"POST /t/:slug/oauth/introspect":                true, // confidential client authentication
+	"POST /t/:slug/oauth/revoke":                    true, // client authentication
+	"GET /t/:slug/oauth/logout":                     true, // ends this browser's own session (RP-initiated logout)
+	"POST /t/:slug/oauth/logout":                    true,
+	"GET /dev/mailbox":                              true, // dev mode only
+	"GET /dev/mailbox/:id":                          true, // dev mode only
 }
 
 // TestRoutesDefaultDeny walks every route: each one is either on the public
