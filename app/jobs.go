@@ -60,6 +60,9 @@ type RunResult struct {
 	SessionsCleaned, ThrottlesCleaned int64
 	// MFACleaned counts expired challenges and abandoned enrollments.
 	MFACleaned int64
+	// OAuthCleaned counts authorizations and application tokens removed a
+	// day after they expired.
+	OAuthCleaned int64
 	// Resets: support cases executed and expired, self-service recoveries
 	// executed.
 	CasesExecuted, CasesExpired, RecoveriesExecuted int
@@ -106,8 +109,8 @@ func (j *Jobs) resets(ctx context.Context, r *RunResult) error {
 }
 
 // cleanup removes expired sessions, stale throttles, expired challenges,
-// abandoned enrollments and ceremonies, and trusted devices a day after
-// they expired or were revoked, adding the counts to r.
+// abandoned enrollments and ceremonies, and trusted devices, OpenID
+// authorizations and tokens a day after they expired (or were revoked), adding the counts to r.
 func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
 	var err error
 	if r.SessionsCleaned, err = j.Store.DeleteExpiredSessions(ctx); err != nil {
@@ -128,6 +131,9 @@ func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
 		return fmt.Errorf("cleanup trusted devices: %w", err)
 	}
 	r.MFACleaned += n
+	if r.OAuthCleaned, err = j.Store.DeleteStaleOAuth(ctx, 24*time.Hour); err != nil {
+		return fmt.Errorf("cleanup oauth: %w", err)
+	}
 	return nil
 }
 
