@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -474,5 +475,39 @@ func TestOIDCStepUpForACR(t *testing.T) {
 	p, _ = ob.pathOf(res.Header.Get("Location"))
 	if e := errorFrom(t, ob.walk(t, b, p)); e != "unmet_authentication_requirements" {
 		t.Fatalf("aal2 without a factor: %q", e)
+	}
+}
+
+// TestOIDCEnforcement: a member who must enroll sees the interstitial and
+// the authorization survives it ("remind me later" goes on to the
+// application); past the deadline the member enrolls first, and a silent
+// request (prompt=none) is told interaction_required.
+func TestOIDCEnforcement(t *testing.T) {
+	o := newOIDCEnv(t, false)
+	env := o.env
+	requireMFA(t, env, o.ws)
+	c := env.Client()
+	res := o.walk(t, c, o.authorizeURL("s", "n", oauth2.GenerateVerifier()))
+	res = o.signInPage(t, c, res)
+	p, _ := o.pathOf(res.Header.Get("Location"))
+	page := o.walk(t, c, p)
+	later, ok := page.Doc().Find("[data-testid=enroll-later]").Attr("href")
+	if !ok || !strings.Contains(later, "/oauth/continue") {
+		t.Fatalf("want the interstitial going on to the authorization, got %d (later %q)\n%s", page.StatusCode, later, page.Body)
+	}
+	codeFrom(t, o.walk(t, c, later))
+
+	// Past the deadline: enrollment first.
+	env.Clock.Advance(15 * 24 * time.Hour)
+	c = env.Client()
+	res = o.walk(t, c, o.authorizeURL("s", "n", oauth2.GenerateVerifier()))
+	res = o.signInPage(t, c, res)
+	p, _ = o.pathOf(res.Header.Get("Location"))
+	res = o.walk(t, c, p)
+	if res.StatusCode != http.StatusOK || strings.Contains(res.Header.Get("Location"), "code=") || res.Doc().Find("[data-testid=enroll-later]").Length() != 0 {
+		t.Fatalf("past the deadline: %d %q\n%s", res.StatusCode, res.Header.Get("Location"), res.Body)
+	}
+	if e := errorFrom(t, o.walk(t, c, o.authorizeURL("s", "n", oauth2.GenerateVerifier(), oauth2.SetAuthURLParam("prompt", "none")))); e != "interaction_required" {
+		t.Fatalf("prompt=none past the deadline: %q", e)
 	}
 }
