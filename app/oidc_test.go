@@ -20,6 +20,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse/gatehouse/app"
 	"github.com/gatehouse/gatehouse/app/apptest"
 	"github.com/gatehouse/gatehouse/db"
 )
@@ -383,4 +384,25 @@ func sameJSON(got any, want []string) bool {
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(want)
 	return string(a) == string(b)
+}
+
+// TestOIDCIssuerOnHost: a workspace reached on its own host is its own
+// issuer there, and its endpoints follow.
+func TestOIDCIssuerOnHost(t *testing.T) {
+	env := apptest.New(t, func(c *app.Config) { c.BaseDomain = "gatehouse.test" })
+	env.Workspace("acme", "Acme")
+	req, _ := http.NewRequest(http.MethodGet, env.HTTP.URL+"/.well-known/openid-configuration", nil)
+	req.Host = "acme.gatehouse.test"
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var d map[string]any
+	json.NewDecoder(res.Body).Decode(&d)
+	_, port, _ := strings.Cut(strings.TrimPrefix(env.HTTP.URL, "http://"), ":")
+	want := "http://acme.gatehouse.test:" + port
+	if d["issuer"] != want || d["token_endpoint"] != want+"/oauth/token" {
+		t.Fatalf("on its host: issuer %v token %v, want %s", d["issuer"], d["token_endpoint"], want)
+	}
 }
