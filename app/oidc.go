@@ -503,16 +503,25 @@ func (st *oidcStorage) TerminateSessionFromRequest(ctx context.Context, req *op.
 	return done, nil
 }
 
+// refreshRef marks the refresh token ids GetRefreshTokenInfo hands to
+// op, so that RevokeToken tells them from access token ids.
+const refreshRef = "rt:"
+
+// RevokeToken revokes what op found: a refresh token (refreshRef and its
+// row id, from GetRefreshTokenInfo) with its whole grant, or an access
+// token (its id, with the subject). A token the client does not own, or
+// nobody issued, is no error (RFC 7009 §2.2).
 func (st *oidcStorage) RevokeToken(ctx context.Context, token, userID, clientID string) *oidc.Error {
 	t, err := tenantOf(ctx)
 	if err != nil {
 		return oidc.ErrServerError()
 	}
 	s := st.s
-	if userID != "" {
+	switch {
+	case strings.HasPrefix(token, refreshRef):
+		err = s.store.RevokeRefreshToken(ctx, t.ID, strings.TrimPrefix(token, refreshRef), clientID, metaOf(ctx))
+	case userID != "":
 		err = s.store.RevokeAccessToken(ctx, t.ID, token, clientID, metaOf(ctx))
-	} else {
-		err = s.store.RevokeRefreshToken(ctx, t.ID, s.refreshHash(token), clientID, metaOf(ctx))
 	}
 	if err != nil {
 		s.log.Error("revoke token", slog.Any("err", err))
@@ -534,7 +543,7 @@ func (st *oidcStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token 
 	if err != nil {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return sub, id, nil
+	return sub, refreshRef + id, nil
 }
 
 func (st *oidcStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {

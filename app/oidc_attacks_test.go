@@ -511,3 +511,66 @@ func TestOIDCEnforcement(t *testing.T) {
 		t.Fatalf("prompt=none past the deadline: %q", e)
 	}
 }
+
+// TestOIDCRevocation (RFC 7009): a client revokes its own tokens, a
+// refresh token with its whole grant; another client's revocation does
+// nothing; RP-initiated logout ends the browser's session.
+func TestOIDCRevocation(t *testing.T) {
+	o := newOIDCEnv(t, false)
+	env := o.env
+	other := addApp(t, env, o.ws, o.user, "Other", db.ClientWeb, true)
+	c := env.Client()
+	code, verifier := o.signedInCode(t, c)
+	tok, _ := o.exchange(t, code, verifier, "nonce")
+
+	if res := other.postClient(t, "/oauth/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}); res.StatusCode != http.StatusOK {
+		t.Fatalf("another client's revoke = %d %s", res.StatusCode, res.Body)
+	}
+	if in := o.introspect(t, tok.AccessToken); in["active"] != true {
+		t.Fatalf("another client revoked our grant: %v", in)
+	}
+	if res := o.postClient(t, "/oauth/revoke", url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}); res.StatusCode != http.StatusOK {
+		t.Fatalf("revoke access token = %d %s", res.StatusCode, res.Body)
+	}
+	if in := o.introspect(t, tok.AccessToken); in["active"] != false {
+		t.Fatalf("revoked access token: %v", in)
+	}
+	tok2, err := o.cfg.TokenSource(o.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh after revoking only the access token: %v", err)
+	}
+	if res := o.postClient(t, "/oauth/revoke", url.Values{"token": {tok2.RefreshToken}}); res.StatusCode != http.StatusOK {
+		t.Fatalf("revoke refresh token = %d %s", res.StatusCode, res.Body)
+	}
+	if in := o.introspect(t, tok2.AccessToken); in["active"] != false {
+		t.Fatalf("access token of a revoked refresh token's grant: %v", in)
+	}
+	if _, err := o.cfg.TokenSource(o.ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token(); err == nil {
+		t.Fatal("revoked refresh token works")
+	}
+	if n := wsEvents(t, env, o.ws.ID, db.EventOAuthTokenRevoked); n != 2 {
+		t.Fatalf("%d revocation events, want 2", n)
+	}
+
+	// RP-initiated logout with the ID token as hint: the browser's
+	// session at the workspace ends, and the application's tokens die.
+	code, verifier = o.signedInCode(t, c)
+	tok3, _ := o.exchange(t, code, verifier, "nonce")
+	q := url.Values{"id_token_hint": {tok3.Extra("id_token").(string)}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye"},
+		"client_id": {o.client.ClientID}, "state": {"bye"}}
+	res := c.Get("/t/acme/oauth/logout?" + q.Encode())
+	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "http://127.0.0.1:9/bye") {
+		t.Fatalf("logout = %d %q\n%s", res.StatusCode, loc, res.Body)
+	}
+	if r := c.Get("/t/acme/account"); r.StatusCode != http.StatusSeeOther || !strings.Contains(r.Header.Get("Location"), "/login") {
+		t.Fatalf("still signed in after logout: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	if in := o.introspect(t, tok3.AccessToken); in["active"] != false {
+		t.Fatalf("token after logout: %v", in)
+	}
+	// An unregistered post-logout URI is no open redirect.
+	q.Set("post_logout_redirect_uri", "https://evil.test/")
+	if loc := c.Get("/t/acme/oauth/logout?" + q.Encode()).Header.Get("Location"); strings.Contains(loc, "evil.test") {
+		t.Fatalf("logout redirected to %q", loc)
+	}
+}

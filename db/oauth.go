@@ -597,14 +597,14 @@ func (s *Store) RevokeAccessToken(ctx context.Context, workspaceID int64, id, cl
 	})
 }
 
-// RevokeRefreshToken revokes a refresh token of clientID and everything of
+// RevokeRefreshToken revokes a refresh token (by its row id) of clientID and everything of
 // its family (RFC 7009 §2.1: the access tokens of the same grant too).
-func (s *Store) RevokeRefreshToken(ctx context.Context, workspaceID int64, hash, clientID string, meta Meta) error {
+func (s *Store) RevokeRefreshToken(ctx context.Context, workspaceID int64, id, clientID string, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var family string
 		var userID int64
-		err := tx.QueryRowContext(ctx, `SELECT family_id, user_id FROM oauth_refresh_tokens WHERE workspace_id = ? AND token_hash = ? AND client_id = ?`,
-			workspaceID, hash, clientID).Scan(&family, &userID)
+		err := tx.QueryRowContext(ctx, `SELECT family_id, user_id FROM oauth_refresh_tokens WHERE workspace_id = ? AND id = ? AND client_id = ?`,
+			workspaceID, id, clientID).Scan(&family, &userID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		} else if err != nil {
