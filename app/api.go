@@ -171,7 +171,7 @@ func (s *Server) loadMFAToken(c echo.Context, t *tenants.Tenant, token string, a
 		cancel()
 		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken
 	}
-	ch, u, err := s.pendingChallenge(ctx, t)
+	ch, u, err := s.openChallenge(ctx, t)
 	if errors.Is(err, db.ErrChallengeGone) {
 		cancel()
 		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken

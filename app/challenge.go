@@ -61,8 +61,18 @@ func (s *Server) startChallenge(c echo.Context, t *tenants.Tenant, u db.User) (d
 }
 
 // pendingChallenge returns the open challenge held by the session in ctx, or
-// ErrChallengeGone.
+// ErrChallengeGone. The challenge of a native OpenID authorization (its
+// mfa_token) is not pending here: it completes that authorization only
+// (loadMFAToken), never a session.
 func (s *Server) pendingChallenge(ctx context.Context, t *tenants.Tenant) (db.Challenge, db.User, error) {
+	if s.sessions.GetString(ctx, keyOAuthRequest) != "" {
+		return db.Challenge{}, db.User{}, db.ErrChallengeGone
+	}
+	return s.openChallenge(ctx, t)
+}
+
+// openChallenge returns the open challenge the session in ctx holds.
+func (s *Server) openChallenge(ctx context.Context, t *tenants.Tenant) (db.Challenge, db.User, error) {
 	id := s.sessions.GetString(ctx, keyPendingChallenge)
 	if id == "" {
 		return db.Challenge{}, db.User{}, db.ErrChallengeGone

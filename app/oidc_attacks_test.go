@@ -237,6 +237,12 @@ func TestOIDCNativeFlow(t *testing.T) {
 	if r := o.exchangeRaw(t, url.Values{"code": {mfaTok}, "code_verifier": {verifier}, "redirect_uri": {rpRedirect}}); r.StatusCode == http.StatusOK {
 		t.Fatal("mfa_token exchanged as a code")
 	}
+	// Planted as a browser's session cookie, it is no pending sign-in.
+	b := env.Client()
+	b.SetCookie("gh_s_acme", mfaTok)
+	if r := b.PostForm("/t/acme/login/mfa", url.Values{"code": {nextCode(t, env, secret)}}); strings.Contains(r.Header.Get("Location"), "/account") {
+		t.Fatalf("mfa_token as a page cookie passed the challenge: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
 	// An API sign-in's mfa_token completes no authorization.
 	apiTok := mfaToken(t, env, "acme", o.user.Email, oidcPassword)
 	if r := env.Client().API(http.MethodPost, "/t/acme/oauth/authorize/mfa", "", map[string]string{"mfa_token": apiTok, "code": nextCode(t, env, secret)}); r.StatusCode != http.StatusUnauthorized {
