@@ -580,3 +580,52 @@ func TestOIDCRevocation(t *testing.T) {
 		t.Fatalf("logout redirected to %q", loc)
 	}
 }
+
+// TestOIDCNativeSharesGuards: wrong passwords through the native flow
+// count for the account everywhere, and so do wrong codes.
+func TestOIDCNativeSharesGuards(t *testing.T) {
+	o := newOIDCEnv(t, false)
+	env := o.env
+	secret, _, _ := enrollAPI(t, env, "acme", o.user.Email, oidcPassword)
+	body := map[string]string{"client_id": o.client.ClientID, "redirect_uri": rpRedirect, "scope": "openid",
+		"code_challenge": oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()), "code_challenge_method": "S256",
+		"email": o.user.Email, "password": "wrong"}
+	limited := false
+	for range 12 {
+		r := env.Client().API(http.MethodPost, "/t/acme/oauth/authorize", "", body)
+		if r.StatusCode == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("12 wrong passwords through the native flow were never throttled")
+	}
+	// The page sign-in of the same account is throttled too.
+	r := env.Client().PostForm("/t/acme/login", url.Values{"email": {o.user.Email}, "password": {oidcPassword}})
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("page sign-in after the native flow's failures = %d, want 429", r.StatusCode)
+	}
+
+	// Wrong codes through the native flow lock the member's second factor
+	// for every way in.
+	env.Clock.Advance(time.Hour)
+	body["password"] = oidcPassword
+	locked := false
+	for range 12 {
+		res := env.Client().API(http.MethodPost, "/t/acme/oauth/authorize", "", body)
+		tok, _ := res.JSON()["mfa_token"].(string)
+		r := env.Client().API(http.MethodPost, "/t/acme/oauth/authorize/mfa", "", map[string]string{"mfa_token": tok, "code": "000000"})
+		if r.StatusCode == http.StatusTooManyRequests {
+			locked = true
+			break
+		}
+	}
+	if !locked {
+		t.Fatal("wrong codes through the native flow never locked the second factor")
+	}
+	tok := mfaToken(t, env, "acme", o.user.Email, oidcPassword)
+	if r := loginMFA(env, "acme", map[string]string{"mfa_token": tok, "code": nextCode(t, env, secret)}); r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the API's second step after the native flow's wrong codes = %d %s, want 429", r.StatusCode, r.Body)
+	}
+}
