@@ -748,6 +748,10 @@ func TestServeHealthAndDemo(t *testing.T) {
 	if code, body := s.get("/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
+	// The start page leads to the demo's sign-in, as the banner does.
+	if code, body := s.get("/"); code != 200 || !strings.Contains(body, `href="`+s.url+`/t/demo/login"`) || !strings.Contains(body, "owner@demo.test") {
+		t.Errorf("GET /: %d, no link to the demo sign-in or no demo account", code)
+	}
 
 	code, body := s.login("demo", "owner@demo.test", "gatehouse-demo")
 	token, _ := body["session_token"].(string)
