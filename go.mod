@@ -3,6 +3,7 @@ module github.com/gatehouse/gatehouse
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/PuerkitoBio/goquery v1.13.0
 	github.com/a-h/templ v0.3.977
 	github.com/alexedwards/scs/sqlite3store v0.0.0-20251002162104-209de6e426de

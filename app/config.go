@@ -26,6 +26,20 @@ type Config struct {
 	Dev            bool
 	PasswordHash   auth.Params
 	TrustedProxies []*net.IPNet
+	// Demo is the demo workspace `serve --demo` created (dev mode only):
+	// the start page leads to its sign-in with the accounts serve printed.
+	Demo *Demo
+}
+
+// Demo is a demo workspace and its accounts, for the dev start page.
+type Demo struct {
+	Slug     string
+	Accounts []DemoAccount
+}
+
+// DemoAccount is one demo sign-in.
+type DemoAccount struct {
+	Role, Email, Password string
 }
 
 // LoadConfig reads GATEHOUSE_* variables through getenv, applies defaults and

@@ -26,7 +26,17 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	return c.String(http.StatusOK, "ready\n")
 }
 
-// handleHome is the service's start page.
+// handleHome is the service's start page. In dev mode with the demo
+// workspace (make run) it leads to that workspace's sign-in; otherwise it
+// names no workspace, so that a production start page tells a visitor
+// nothing about who signs in here.
 func (s *Server) handleHome(c echo.Context) error {
-	return s.render(c, http.StatusOK, views.HomePage(s.page(c, "")))
+	var vm views.Home
+	if d := s.cfg.Demo; s.cfg.Dev && d != nil {
+		vm.Demo = &views.HomeDemo{LoginURL: s.cfg.BaseURL.JoinPath("t", d.Slug, "login").String()}
+		for _, a := range d.Accounts {
+			vm.Demo.Accounts = append(vm.Demo.Accounts, views.HomeDemoAccount{Role: a.Role, Email: a.Email, Password: a.Password})
+		}
+	}
+	return s.render(c, http.StatusOK, views.HomePage(s.page(c, ""), vm))
 }

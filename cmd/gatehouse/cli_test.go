@@ -601,10 +601,18 @@ func (b *syncBuffer) String() string {
 
 var runningAt = regexp.MustCompile(`Gatehouse is running at (\S+)\n`)
 
-// serve starts the server and waits for the URL it prints.
+// serve starts the server on a free loopback port and waits for the URL it
+// prints.
 func (h *home) serve(args ...string) *server {
 	h.t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return h.start(append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// start runs the binary with args (a serve command line) and waits for the
+// URL it prints.
+func (h *home) start(args ...string) *server {
+	h.t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = h.environ()
 	s := &server{t: h.t, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{}),
 		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}}
@@ -739,6 +747,10 @@ func TestServeHealthAndDemo(t *testing.T) {
 	}
 	if code, body := s.get("/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz: %d %q", code, body)
+	}
+	// The start page leads to the demo's sign-in, as the banner does.
+	if code, body := s.get("/"); code != 200 || !strings.Contains(body, `href="`+s.url+`/t/demo/login"`) || !strings.Contains(body, "owner@demo.test") {
+		t.Errorf("GET /: %d, no link to the demo sign-in or no demo account", code)
 	}
 
 	code, body := s.login("demo", "owner@demo.test", "gatehouse-demo")

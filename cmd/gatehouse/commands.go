@@ -79,6 +79,14 @@ func (e *env) serve(args []string) error {
 	if err := cfg.CheckServe(); err != nil {
 		return err
 	}
+	if *demo {
+		// The start page leads to the demo's sign-in with the accounts
+		// printed below (dev mode only: checked above).
+		cfg.Demo = &app.Demo{Slug: demoSlug, Accounts: []app.DemoAccount{
+			{Role: db.RoleOwner, Email: demoOwner, Password: demoPassword},
+			{Role: db.RoleMember, Email: demoMember, Password: demoPassword},
+		}}
+	}
 	srv := app.NewServer(cfg, log, store, kr)
 
 	// The jobs stop when serve returns for any reason, not only on a signal;
@@ -98,8 +106,8 @@ func (e *env) serve(args []string) error {
 		if err := seedDemo(e, store, srv.Hasher()); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "\nGatehouse is running at %s\n\n  Sign in:   %s/t/demo/login\n  Owner:     %s / %s\n  Member:    %s / %s\n  Mailbox:   %s/dev/mailbox\n\nPress Ctrl-C to stop.\n\n",
-			base, base, demoOwner, demoPassword, demoMember, demoPassword, base)
+		fmt.Fprintf(e.stdout, "\nGatehouse is running at %s\n\n  Sign in:   %s/t/%s/login\n  Owner:     %s / %s\n  Member:    %s / %s\n  Mailbox:   %s/dev/mailbox\n\nPress Ctrl-C to stop.\n\n",
+			base, base, demoSlug, demoOwner, demoPassword, demoMember, demoPassword, base)
 	} else {
 		fmt.Fprintf(e.stdout, "Gatehouse is running at %s\n", base)
 	}
@@ -115,6 +123,7 @@ func devMailboxHint(cfg app.Config) string {
 }
 
 const (
+	demoSlug     = "demo"
 	demoOwner    = "owner@demo.test"
 	demoMember   = "member@demo.test"
 	demoPassword = "gatehouse-demo"
@@ -122,12 +131,12 @@ const (
 
 // seedDemo creates the demo workspace and two accounts on first start.
 func seedDemo(e *env, store *db.Store, h *auth.Hasher) error {
-	if _, err := store.WorkspaceBySlug(e.ctx, "demo"); err == nil {
+	if _, err := store.WorkspaceBySlug(e.ctx, demoSlug); err == nil {
 		return nil
 	} else if !errors.Is(err, db.ErrNotFound) {
 		return err
 	}
-	ws, err := store.CreateWorkspace(e.ctx, "demo", "Demo Workspace")
+	ws, err := store.CreateWorkspace(e.ctx, demoSlug, "Demo Workspace")
 	if err != nil {
 		return err
 	}
