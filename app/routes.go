@@ -132,6 +132,12 @@ func (s *Server) routes() {
 	r.post("/t/:slug/api/v1/admin/invitations", s.handleAPIAdminInvite, admin, api, stepUp)
 	r.post("/t/:slug/api/v1/admin/invitations/:id/resend", s.handleAPIAdminInviteResend, admin, api, stepUp)
 	r.get("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit, admin, api)
+	r.get("/t/:slug/api/v1/admin/clients", s.handleAPIAdminClients, admin, api)
+	r.post("/t/:slug/api/v1/admin/clients", s.handleAPIAdminClientCreate, admin, api, stepUp)
+	r.get("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClient, admin, api)
+	r.patch("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClientUpdate, admin, api, stepUp)
+	r.delete("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClientDelete, admin, api, stepUp)
+	r.post("/t/:slug/api/v1/admin/clients/:id/secret", s.handleAPIAdminClientSecret, admin, api, stepUp)
 
 	// OpenID Connect provider (oidc.go, oidc_flow.go): op serves the
 	// protocol; the authorize endpoint sends the browser to continue,
