@@ -83,7 +83,7 @@ type AppView struct {
 	// NewSecret is set only on the answer that made it: the page that
 	// shows it is the only time anyone sees it.
 	NewSecret string
-	// Created is set on the answer that registered the application.
+	// JustCreated is set on the answer that registered the application.
 	JustCreated bool
 	Error       string
 	SignIns     []AppSignInRow
