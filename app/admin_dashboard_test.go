@@ -160,7 +160,7 @@ func TestAdminDashboard(t *testing.T) {
 	nav := doc.Find(`nav[aria-label="Admin console"] a`)
 	var links []string
 	nav.Each(func(_ int, s *goquery.Selection) { h, _ := s.Attr("href"); links = append(links, s.Text()+" "+h) })
-	wantNav := []string{"Dashboard /t/acme/admin", "Members /t/acme/admin/members", "Security settings /t/acme/admin/settings/security", "Audit log /t/acme/admin/audit"}
+	wantNav := []string{"Dashboard /t/acme/admin", "Members /t/acme/admin/members", "Applications /t/acme/admin/apps", "Security settings /t/acme/admin/settings/security", "Audit log /t/acme/admin/audit"}
 	if !slices.Equal(links, wantNav) {
 		t.Errorf("admin nav = %v, want %v", links, wantNav)
 	}

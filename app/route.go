@@ -126,6 +126,9 @@ func (r *router) put(path string, h echo.HandlerFunc, facts ...fact) {
 func (r *router) delete(path string, h echo.HandlerFunc, facts ...fact) {
 	r.add(http.MethodDelete, path, h, facts)
 }
+func (r *router) patch(path string, h echo.HandlerFunc, facts ...fact) {
+	r.add(http.MethodPatch, path, h, facts)
+}
 
 // add registers a route. A route that does not say who may call it, or
 // whose facts contradict each other, is a programming error: the server

@@ -375,17 +375,29 @@ func sqliteFile(databaseURL string) (path string, ok bool) {
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // keysRotate makes a new master key current and re-encrypts every secret
-// under it. With a key file the new key is appended to it; with
-// GATEHOUSE_MASTER_KEY the operator appends the new key (comma-separated,
-// last is current) and this re-encrypts. Old keys stay: recovery codes and
-// links hashed under them must still verify.
+// under it (TOTP secrets, token signing keys). With a key file the new key
+// is appended to it; with GATEHOUSE_MASTER_KEY the operator appends the new
+// key (comma-separated, last is current) and this re-encrypts. Old keys
+// stay: recovery codes and links hashed under them must still verify.
+// With --signing it rotates the workspaces' token signing keys instead,
+// and leaves the master key alone.
 func (e *env) keysRotate(args []string) error {
 	cfg, err := e.config()
 	if err != nil {
 		return err
 	}
-	if err := e.parse(e.flags("keys rotate", &cfg), args); err != nil {
+	fs := e.flags("keys rotate", &cfg)
+	signing := fs.Bool("signing", false, "rotate the token signing keys of the workspaces (OpenID Connect), not the master key")
+	slug := fs.String("workspace", "", "with --signing: only this workspace (default: every workspace)")
+	alg := fs.String("alg", "", "with --signing: RS256 or ES256 (default: the current key's algorithm)")
+	if err := e.parse(fs, args); err != nil {
 		return err
+	}
+	if *signing {
+		return e.keysRotateSigning(cfg, *slug, *alg)
+	}
+	if *slug != "" || *alg != "" {
+		return errors.New("keys rotate: --workspace and --alg go with --signing")
 	}
 	store, kr, err := e.open(&cfg, quiet())
 	if err != nil {

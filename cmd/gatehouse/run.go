@@ -28,6 +28,12 @@ Usage:
   gatehouse staff enroll-link --email EMAIL                          a new enrollment link
   gatehouse jobs run-once               one pass of MFA reminders, due resets, outbox delivery and cleanup
   gatehouse keys rotate                 new master key; re-encrypt every secret under it
+  gatehouse keys rotate --signing [--workspace SLUG] [--alg RS256|ES256]
+                                        new token signing key for one workspace or all of them
+  gatehouse client create --workspace SLUG --name NAME --type web|spa|native --redirect-uri URI [--redirect-uri URI…]
+                          [--post-logout-redirect-uri URI…] [--scope S…] [--first-party]
+                                        register an application (OpenID Connect); prints client_id and,
+                                        for web, client_secret (shown once)
   gatehouse backup --out FILE           consistent online copy of the SQLite database
 
 Environment:
@@ -101,6 +107,8 @@ func (e *env) dispatch(args []string) error {
 		return e.jobsRunOnce(rest[1:])
 	case cmd == "keys" && sub == "rotate":
 		return e.keysRotate(rest[1:])
+	case cmd == "client" && sub == "create":
+		return e.clientCreate(rest[1:])
 	case cmd == "backup":
 		return e.backup(rest)
 	}

@@ -1,0 +1,68 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Maintenance of the OpenID provider's secrets across workspaces: the
+// master-key rotation re-encrypts every signing key, and the signing-key
+// rotation of the command line walks every workspace. Nothing here is
+// reachable from a request.
+
+// AllSigningKeys lists every workspace's signing keys, retired ones too
+// (their private halves are still sealed under a master key), for the
+// master-key rotation.
+func (s *Store) AllSigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, workspace_id, alg, master_key_id, private_key, public_jwk, created_at, retired_at, publish_until
+		FROM oauth_signing_keys ORDER BY workspace_id, created_at, rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("all signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var jwk string
+		var created int64
+		var retired, until sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.WorkspaceID, &k.Alg, &k.MasterKeyID, &k.Private, &jwk, &created, &retired, &until); err != nil {
+			return nil, fmt.Errorf("all signing keys: %w", err)
+		}
+		k.PublicJWK, k.CreatedAt, k.RetiredAt, k.PublishUntil = []byte(jwk), unix(created), nullTime(retired), nullTime(until)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// ReplaceSigningKeyPrivate stores a signing key's private half sealed
+// again under the master key masterKeyID, if the ciphertext is still the
+// one that was read (a concurrent change wins).
+func (s *Store) ReplaceSigningKeyPrivate(ctx context.Context, workspaceID int64, id string, oldSealed []byte, masterKeyID string, sealed []byte) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE oauth_signing_keys SET master_key_id = ?, private_key = ?
+		WHERE workspace_id = ? AND id = ? AND private_key = ?`, masterKeyID, sealed, workspaceID, id, oldSealed)
+	if err != nil {
+		return fmt.Errorf("replace signing key: %w", err)
+	}
+	return nil
+}
+
+// Workspaces lists the customer workspaces (never the platform's), oldest
+// first.
+func (s *Store) Workspaces(ctx context.Context) ([]Workspace, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 0 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("workspaces: %w", err)
+	}
+	defer rows.Close()
+	var out []Workspace
+	for rows.Next() {
+		w, err := scanWorkspace(rows)
+		if err != nil {
+			return nil, fmt.Errorf("workspaces: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
