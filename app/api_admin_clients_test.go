@@ -314,6 +314,13 @@ func TestAdminAPIClientsRefusals(t *testing.T) {
 			t.Errorf("stale %s %s = %d %s, want 403 step_up_required", call.method, call.path, res.StatusCode, res.Body)
 		}
 	}
+	// Another workspace's id is a 404 before the step-up is even asked.
+	for _, call := range []struct{ method, path string }{{http.MethodPatch, clientPath(theirs.ID, "")},
+		{http.MethodDelete, clientPath(theirs.ID, "")}, {http.MethodPost, clientPath(theirs.ID, "secret")}} {
+		if res := a.c.API(call.method, call.path, a.token, webClient("Stale")); res.StatusCode != http.StatusNotFound {
+			t.Errorf("stale %s of globex's client = %d %s, want 404", call.method, res.StatusCode, res.Body)
+		}
+	}
 	if n := countRows(t, env, "oauth_clients"); n != 2 {
 		t.Errorf("%d clients after refused calls, want 2", n)
 	}

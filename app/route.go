@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -46,6 +47,10 @@ type route struct {
 	// state), not a CSRF token: relying parties post to it from their own
 	// sites. Its refusals are the protocol's JSON.
 	protocol bool
+	// onClient: the route acts on the workspace's application named by
+	// :id: another workspace's (or a deleted) one is a 404 before anything
+	// else, step-up included.
+	onClient bool
 	// onMember: the route acts on the workspace's member named by :id:
 	// loaded first (an id of another workspace is a 404), and a change to
 	// an owner needs an owner (db.MayManage).
@@ -90,6 +95,7 @@ var (
 	confined    fact = func(r *route) { r.confined = true }
 	unlocked    fact = func(r *route) { r.unlocked = true }
 	onMember    fact = func(r *route) { r.onMember = true }
+	onClient    fact = func(r *route) { r.onClient = true }
 	noCookies   fact = func(r *route) { r.noCookies = true }
 	oauth       fact = func(r *route) { r.protocol = true }
 )
@@ -148,6 +154,8 @@ func (r *router) add(method, path string, h echo.HandlerFunc, facts []fact) {
 		panic(fmt.Sprintf("route %s: a page that needs a step-up says where to come back (back)", key))
 	case rt.protocol && rt.access != accessPublic:
 		panic(fmt.Sprintf("route %s: protocol endpoints check their own credentials (public)", key))
+	case rt.onClient && rt.access != accessAdmin:
+		panic(fmt.Sprintf("route %s: only admin routes act on applications", key))
 	case rt.onMember && rt.access != accessAdmin:
 		panic(fmt.Sprintf("route %s: only admin routes act on members", key))
 	case rt.where == inGlobal && rt.access != accessPublic:
@@ -229,6 +237,15 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			c.Set("member", m)
 		}
+		if rt.onClient {
+			id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+			if err != nil {
+				return errNotFound
+			}
+			if _, err := s.store.OAuthClient(c.Request().Context(), a.User.WorkspaceID, id); err != nil {
+				return err // another workspace's id: 404
+			}
+		}
 		if rt.stepUp && (rt.skip == nil || !rt.skip(c)) {
 			step, err := s.needsStepUp(c, rt, a)
 			if err != nil {
@@ -287,6 +304,7 @@ type RouteFacts struct {
 	Public, Admin, Staff  bool
 	API, JSON             bool
 	StepUp, OnMember      bool
+	OnClient              bool
 	Confined, Unlocked    bool
 	Enrolls               string
 	InWorkspaces, Support bool
@@ -300,7 +318,7 @@ func (s *Server) Route(method, path string) (RouteFacts, bool) {
 	}
 	return RouteFacts{
 		Public: rt.access == accessPublic, Admin: rt.access == accessAdmin, Staff: rt.access == accessStaff,
-		API: rt.api, JSON: rt.json, StepUp: rt.stepUp, OnMember: rt.onMember,
+		API: rt.api, JSON: rt.json, StepUp: rt.stepUp, OnMember: rt.onMember, OnClient: rt.onClient,
 		Confined: rt.confined, Unlocked: rt.unlocked, Enrolls: rt.enrolls,
 		InWorkspaces: rt.where == inWorkspaces || rt.where == inBoth,
 		Support:      rt.where == inSupport || rt.where == inBoth,

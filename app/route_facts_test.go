@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,11 @@ func newStepUpWalk(t *testing.T) stepUpWalk {
 	staff := staffPage(t, env, "staff@platform.test", ssecret)
 	env.Clock.Advance(30 * time.Second)
 	stok := staffToken(t, env, "staff@platform.test", ssecret)
+	// An application for the routes that act on one (onClient).
+	if _, err := env.Store.CreateOAuthClient(context.Background(), alice.WorkspaceID, 0, db.OAuthClient{ClientID: db.NewClientID(),
+		Name: "App", Kind: db.ClientSPA, RedirectURIs: []string{"https://app.test/cb"}, Scopes: []string{"openid"}}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
 	return stepUpWalk{env: env, alice: alice, owner: owner, staff: staff, ownerToken: tok, staffTok: stok}
 }
 
@@ -128,6 +134,9 @@ func TestRouteFactsStepUp(t *testing.T) {
 		id := "1"
 		if f.OnMember {
 			id = aliceID
+		}
+		if f.OnClient {
+			id = clientID(t, env)
 		}
 		path := strings.NewReplacer("/t/:slug", base, ":id", id, ":device", "1", ":token", "x").Replace(r.Path)
 		switch {
@@ -240,4 +249,10 @@ func TestRouteFactsAdmin(t *testing.T) {
 	if u, _ := env.Store.UserByID(context.Background(), acme.ID, alice.ID); u.Role != db.RoleMember || !u.MFADeadline.IsZero() {
 		t.Errorf("alice after the walk: role %s, deadline %v", u.Role, u.MFADeadline)
 	}
+}
+
+// clientID is the row id of the walk's application.
+func clientID(t *testing.T, env *apptest.Env) string {
+	t.Helper()
+	return strconv.FormatInt(queryInt(t, env, `SELECT id FROM oauth_clients ORDER BY id LIMIT 1`), 10)
 }

@@ -106,10 +106,10 @@ func (s *Server) routes() {
 	r.get("/t/:slug/admin/apps", s.handleAdminApps, admin)
 	r.get("/t/:slug/admin/apps/new", s.handleAdminAppNew, admin, stepUp, back("/admin/apps/new"))
 	r.post("/t/:slug/admin/apps", s.handleAdminAppCreate, admin, stepUp, back("/admin/apps/new"))
-	r.get("/t/:slug/admin/apps/:id", s.handleAdminApp, admin)
-	r.post("/t/:slug/admin/apps/:id", s.handleAdminAppUpdate, admin, stepUp, back("/admin/apps/:id"))
-	r.post("/t/:slug/admin/apps/:id/secret", s.handleAdminAppSecret, admin, stepUp, back("/admin/apps/:id"))
-	r.post("/t/:slug/admin/apps/:id/delete", s.handleAdminAppDelete, admin, stepUp, back("/admin/apps/:id"))
+	r.get("/t/:slug/admin/apps/:id", s.handleAdminApp, admin, onClient)
+	r.post("/t/:slug/admin/apps/:id", s.handleAdminAppUpdate, admin, onClient, stepUp, back("/admin/apps/:id"))
+	r.post("/t/:slug/admin/apps/:id/secret", s.handleAdminAppSecret, admin, onClient, stepUp, back("/admin/apps/:id"))
+	r.post("/t/:slug/admin/apps/:id/delete", s.handleAdminAppDelete, admin, onClient, stepUp, back("/admin/apps/:id"))
 
 	// JSON API v1: bearer tokens, never cookies; JSON answers.
 	r.post("/t/:slug/api/v1/login", s.handleAPILogin, public, api, alsoSupport)
@@ -143,10 +143,10 @@ func (s *Server) routes() {
 	r.get("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit, admin, api)
 	r.get("/t/:slug/api/v1/admin/clients", s.handleAPIAdminClients, admin, api)
 	r.post("/t/:slug/api/v1/admin/clients", s.handleAPIAdminClientCreate, admin, api, stepUp)
-	r.get("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClient, admin, api)
-	r.patch("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClientUpdate, admin, api, stepUp)
-	r.delete("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClientDelete, admin, api, stepUp)
-	r.post("/t/:slug/api/v1/admin/clients/:id/secret", s.handleAPIAdminClientSecret, admin, api, stepUp)
+	r.get("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClient, admin, onClient, api)
+	r.patch("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClientUpdate, admin, onClient, api, stepUp)
+	r.delete("/t/:slug/api/v1/admin/clients/:id", s.handleAPIAdminClientDelete, admin, onClient, api, stepUp)
+	r.post("/t/:slug/api/v1/admin/clients/:id/secret", s.handleAPIAdminClientSecret, admin, onClient, api, stepUp)
 
 	// OpenID Connect provider (oidc.go, oidc_flow.go): op serves the
 	// protocol; the authorize endpoint sends the browser to continue,
