@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -435,4 +436,63 @@ func (s *Server) completeNative(c echo.Context, t *tenants.Tenant, client db.OAu
 		return c.JSON(http.StatusOK, body)
 	}
 	return c.Redirect(http.StatusFound, to)
+}
+
+// flowFormAction lets the forms of a page that is a step of a pending
+// authorization (the sign-in, the challenge or the step-up with next at
+// /oauth/continue, and the consent page) end at the application's
+// redirect URI. Browsers check form-action on every redirect that follows
+// a form submission, and the last redirect of the flow goes to the
+// application: with form-action 'self' alone, Chromium blocks the sign-in
+// at its very end. Only that authorization's registered redirect URI is
+// added; every other page, and any failed lookup, keeps 'self' alone.
+func (s *Server) flowFormAction(c echo.Context) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	if t == nil {
+		return
+	}
+	var id string
+	if c.Path() == "/t/:slug"+oidcContinuePath {
+		id = c.FormValue("id")
+	} else if next := c.FormValue("next"); next != "" {
+		u, err := url.Parse(next)
+		if err != nil || u.Path != t.Base+oidcContinuePath {
+			return
+		}
+		id = u.Query().Get("id")
+	}
+	if id == "" || len(id) > 64 {
+		return
+	}
+	row, err := s.store.AuthRequestByID(ctx, t.ID, id)
+	if err != nil {
+		return
+	}
+	var req oidc.AuthRequest
+	if err := json.Unmarshal(row.Request, &req); err != nil {
+		return
+	}
+	if src := cspSource(req.RedirectURI); src != "" {
+		c.Response().Header().Set("Content-Security-Policy",
+			strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+src, 1))
+	}
+}
+
+// cspSource is the CSP source expression of a redirect URI: its origin for
+// http(s), its scheme for a native application's own scheme (RFC 8252
+// §7.1); "" when it cannot be written safely.
+func cspSource(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme == "http" || scheme == "https" {
+		if u.Host == "" || strings.ContainsAny(u.Host, " ;,'\"") {
+			return ""
+		}
+		return scheme + "://" + u.Host
+	}
+	return scheme + ":"
 }

@@ -406,3 +406,39 @@ func TestOIDCIssuerOnHost(t *testing.T) {
 		t.Fatalf("on its host: issuer %v token %v, want %s", d["issuer"], d["token_endpoint"], want)
 	}
 }
+
+// TestOIDCFlowPagesAllowTheRedirect: browsers check form-action on every
+// redirect after a form is sent, and a sign-in for an application ends
+// with a redirect to it. The pages of a pending authorization allow that
+// authorization's redirect URI, and only those pages.
+func TestOIDCFlowPagesAllowTheRedirect(t *testing.T) {
+	o := newOIDCEnv(t, true)
+	c := o.env.Client()
+	formAction := func(res *apptest.Response) string {
+		for _, d := range strings.Split(res.Header.Get("Content-Security-Policy"), ";") {
+			if d = strings.TrimSpace(d); strings.HasPrefix(d, "form-action") {
+				return d
+			}
+		}
+		return ""
+	}
+	const want = "form-action 'self' http://127.0.0.1:9"
+	page := o.walk(t, c, o.authorizeURL("s", "n", oauth2.GenerateVerifier()))
+	if got := formAction(page); got != want {
+		t.Errorf("sign-in page of an authorization: %q, want %q", got, want)
+	}
+	res := o.signInPage(t, c, page)
+	p, _ := o.pathOf(res.Header.Get("Location"))
+	consent := o.walk(t, c, p)
+	if consent.Doc().Find(`[data-testid=consent-allow]`).Length() != 1 {
+		t.Fatalf("want the consent page, got %d\n%s", consent.StatusCode, consent.Body)
+	}
+	if got := formAction(consent); got != want {
+		t.Errorf("consent page: %q, want %q", got, want)
+	}
+	for _, path := range []string{"/t/acme/login", "/t/acme/account", "/t/acme/login?next=" + url.QueryEscape("/t/acme/oauth/continue?id=nope")} {
+		if got := formAction(c.Get(path)); got != "form-action 'self'" {
+			t.Errorf("%s: %q, want form-action 'self' alone", path, got)
+		}
+	}
+}

@@ -116,6 +116,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // render writes a templ component with status.
 func (s *Server) render(c echo.Context, status int, comp templ.Component) error {
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	s.flowFormAction(c)
 	c.Response().WriteHeader(status)
 	return comp.Render(c.Request().Context(), c.Response())
 }
