@@ -340,7 +340,7 @@ func (st *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.A
 	if err != nil {
 		return nil, err
 	}
-	row, err := st.s.store.UseAuthCode(ctx, t.ID, st.s.codeHash(code), metaOf(ctx))
+	row, err := st.s.store.AuthRequestByCode(ctx, t.ID, st.s.codeHash(code))
 	if err != nil {
 		return nil, err
 	}

@@ -356,45 +356,55 @@ func (s *Store) SaveAuthCode(ctx context.Context, workspaceID int64, id, codeHas
 	return nil
 }
 
-// UseAuthCode spends an authorization code: the first use returns the
-// authorization; a second use revokes every token the first issued (and
-// any it will issue) and returns ErrCodeReused.
-func (s *Store) UseAuthCode(ctx context.Context, workspaceID int64, codeHash string, meta Meta) (AuthRequest, error) {
-	var r AuthRequest
-	var reused bool
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = scanAuthRequest(tx.QueryRowContext(ctx, `SELECT `+authRequestColumns+` FROM oauth_auth_requests
-			WHERE workspace_id = ? AND code_hash = ?`, workspaceID, codeHash))
-		if err != nil {
-			return notFound("use auth code", err)
-		}
-		now := s.now()
-		if !r.CodeUsedAt.IsZero() {
-			reused = true
-			if _, err := tx.ExecContext(ctx, `UPDATE oauth_auth_requests SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, r.ID); err != nil {
-				return fmt.Errorf("use auth code: %w", err)
-			}
-			n, err := s.revokeOAuth(ctx, tx, workspaceID, `auth_request_id = ?`, r.ID)
-			if err != nil {
-				return err
-			}
-			return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: r.UserID, Event: EventOAuthCodeReused,
-				IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"client_id": r.ClientID, "tokens_revoked": n}})
-		}
-		if !r.RevokedAt.IsZero() || r.ExpiresAt.Unix() <= now || r.DoneAt.IsZero() {
-			return fmt.Errorf("use auth code: %w", ErrNotFound)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE oauth_auth_requests SET code_used_at = ? WHERE id = ? AND code_used_at IS NULL`, now, r.ID); err != nil {
-			return fmt.Errorf("use auth code: %w", err)
-		}
-		r.CodeUsedAt = unix(now)
-		return nil
-	})
-	if err == nil && reused {
-		return AuthRequest{}, ErrCodeReused
+// AuthRequestByCode returns the completed authorization a code belongs
+// to, used or not: the code is spent only by an exchange that proved the
+// client and the PKCE verifier (IssueOAuthTokens), so that a stranger
+// holding a code can neither burn it nor revoke what it issued.
+func (s *Store) AuthRequestByCode(ctx context.Context, workspaceID int64, codeHash string) (AuthRequest, error) {
+	r, err := scanAuthRequest(s.db.QueryRowContext(ctx, `SELECT `+authRequestColumns+` FROM oauth_auth_requests
+		WHERE workspace_id = ? AND code_hash = ? AND done_at IS NOT NULL AND revoked_at IS NULL AND expires_at > ?`,
+		workspaceID, codeHash, s.now()))
+	if err != nil {
+		return AuthRequest{}, notFound("auth request by code", err)
 	}
-	return r, err
+	return r, nil
+}
+
+// spendCode marks an authorization's code used inside tx. A code used
+// before revokes the authorization and every token it issued (RFC 6749
+// §4.1.2) and returns ErrCodeReused.
+func (s *Store) spendCode(ctx context.Context, tx *sql.Tx, workspaceID int64, authRequestID string, meta Meta) error {
+	now := s.now()
+	res, err := tx.ExecContext(ctx, `UPDATE oauth_auth_requests SET code_used_at = ?
+		WHERE workspace_id = ? AND id = ? AND code_used_at IS NULL AND revoked_at IS NULL AND expires_at > ?`, now, workspaceID, authRequestID, now)
+	if err != nil {
+		return fmt.Errorf("spend code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var used, revoked sql.NullInt64
+	var clientID string
+	var userID int64
+	if err := tx.QueryRowContext(ctx, `SELECT code_used_at, revoked_at, client_id, COALESCE(user_id, 0) FROM oauth_auth_requests
+		WHERE workspace_id = ? AND id = ?`, workspaceID, authRequestID).Scan(&used, &revoked, &clientID, &userID); err != nil {
+		return notFound("spend code", err)
+	}
+	if !used.Valid || revoked.Valid {
+		return fmt.Errorf("spend code: %w", ErrNotFound) // expired or revoked
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE oauth_auth_requests SET revoked_at = ? WHERE id = ?`, now, authRequestID); err != nil {
+		return fmt.Errorf("spend code: %w", err)
+	}
+	n, err := s.revokeOAuth(ctx, tx, workspaceID, `auth_request_id = ?`, authRequestID)
+	if err != nil {
+		return err
+	}
+	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: userID, Event: EventOAuthCodeReused,
+		IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"client_id": clientID, "tokens_revoked": n}}); err != nil {
+		return err
+	}
+	return ErrCodeReused
 }
 
 // OAuthToken is an access token or a refresh token's grant.
@@ -437,8 +447,8 @@ func scanOAuthToken(row interface{ Scan(...any) error }) (OAuthToken, error) {
 
 // IssueOAuthTokens stores an access token and, when refresh is not nil, a
 // refresh token, in one transaction. A first issue for an authorization
-// (rotate empty) is refused when the authorization was revoked meanwhile
-// (its code was reused); a refresh (rotate, the presented token's hash)
+// (rotate empty) spends its code (spendCode): a code spent before revokes
+// the authorization's tokens and returns ErrCodeReused; a refresh (rotate, the presented token's hash)
 // marks the presented token used, and if it was used already revokes the
 // whole family and returns ErrRefreshReused.
 func (s *Store) IssueOAuthTokens(ctx context.Context, access OAuthToken, refresh *OAuthToken, rotate string, grant string, meta Meta) error {
@@ -456,15 +466,11 @@ func (s *Store) IssueOAuthTokens(ctx context.Context, access OAuthToken, refresh
 				reused = true
 				return s.refreshReused(ctx, tx, ws, rotate, meta)
 			}
-		} else {
-			var revoked sql.NullInt64
-			if err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM oauth_auth_requests WHERE workspace_id = ? AND id = ?`,
-				ws, access.AuthRequestID).Scan(&revoked); err != nil {
-				return notFound("issue tokens", err)
-			}
-			if revoked.Valid {
-				return fmt.Errorf("issue tokens: authorization revoked: %w", ErrNotFound)
-			}
+		} else if err := s.spendCode(ctx, tx, ws, access.AuthRequestID, meta); errors.Is(err, ErrCodeReused) {
+			reused = true // the revocation commits; the exchange fails
+			return nil
+		} else if err != nil {
+			return err
 		}
 		insert := func(table string, t OAuthToken, extra string, extraArgs ...any) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (id, workspace_id, family_id, auth_request_id, client_id, user_id, scopes,
@@ -490,6 +496,9 @@ func (s *Store) IssueOAuthTokens(ctx context.Context, access OAuthToken, refresh
 				"scopes": access.Scopes, "refresh_token": refresh != nil}})
 	})
 	if err == nil && reused {
+		if rotate == "" {
+			return ErrCodeReused
+		}
 		return ErrRefreshReused
 	}
 	return err
