@@ -5,13 +5,15 @@
 #   docker run -p 8080:8080 -v gatehouse-data:/data \
 #     -e GATEHOUSE_BASE_URL=https://login.example.com gatehouse
 #
-# Built with CGO_ENABLED=0: the SQLite driver (modernc.org/sqlite) is pure Go,
-# so the binary is fully static and the run stage needs no libc. The run
-# stage has no shell and no package manager; it runs as uid 65532 (nonroot).
+# Built with CGO_ENABLED=1: the SQLite driver (github.com/mattn/go-sqlite3)
+# compiles SQLite's C source with cgo (gcc is in the Go image), so the binary
+# links glibc and the run stage is distroless/base (glibc, same Debian 12 as
+# the build stage), not distroless/static. The run stage has no shell and no
+# package manager; it runs as uid 65532 (nonroot).
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
-ENV CGO_ENABLED=0 GOFLAGS=-trimpath
+ENV CGO_ENABLED=1 GOFLAGS=-trimpath
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
@@ -22,7 +24,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # to create it). A volume mounted on /data replaces it.
 RUN mkdir -p /out/data && chown 65532:65532 /out/data && chmod 0700 /out/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/base-debian12:nonroot
 COPY --from=build /src/bin/gatehouse /usr/local/bin/gatehouse
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532

@@ -216,20 +216,20 @@ func history(ctx context.Context, q querier, workspaceID int64, days int, now ti
 // window are derived from the coverage totals, so that only the window's
 // members are counted day by day.
 func (s *Store) Dashboard(ctx context.Context, workspaceID int64, p Policy, days int, now time.Time) (Coverage, []EnrollmentDay, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	var c Coverage
+	var h []EnrollmentDay
+	err := s.readTx(ctx, func(q querier) error {
+		var err error
+		if c, err = coverage(ctx, q, workspaceID, p, now); err != nil {
+			return err
+		}
+		// NoMFA is mfa_factors = 0, the members with mfa_first_at NULL: the
+		// same triggers keep both.
+		h, err = history(ctx, q, workspaceID, days, now, &[2]int{c.Members, c.Members - c.NoMFA})
+		return err
+	})
 	if err != nil {
 		return Coverage{}, nil, fmt.Errorf("dashboard: %w", err)
 	}
-	defer tx.Rollback()
-	c, err := coverage(ctx, tx, workspaceID, p, now)
-	if err != nil {
-		return Coverage{}, nil, err
-	}
-	// NoMFA is mfa_factors = 0, the members with mfa_first_at NULL: the
-	// same triggers keep both.
-	h, err := history(ctx, tx, workspaceID, days, now, &[2]int{c.Members, c.Members - c.NoMFA})
-	if err != nil {
-		return Coverage{}, nil, err
-	}
-	return c, h, tx.Commit()
+	return c, h, nil
 }

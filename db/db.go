@@ -6,6 +6,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -17,9 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/pressly/goose/v3"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrNotFound is returned when a row does not exist in the caller's scope.
@@ -65,16 +65,17 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
-	// Pragmas go in the DSN so that every pooled connection gets them.
-	// BEGIN IMMEDIATE (_txlock) makes read-then-write transactions wait for
-	// the write lock instead of failing with SQLITE_BUSY.
+	// Pragmas go in the DSN so that every pooled connection gets them
+	// (mattn/go-sqlite3 runs them on each new connection). BEGIN IMMEDIATE
+	// (_txlock) makes read-then-write transactions wait for the write lock
+	// instead of failing with SQLITE_BUSY.
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_foreign_keys", "1")
 	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	sqldb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -143,11 +144,36 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// readTx runs fn in one read transaction: one snapshot of the database that
+// takes no write lock. mattn/go-sqlite3 ignores sql.TxOptions.ReadOnly and
+// would begin it IMMEDIATE (_txlock), queueing the reader behind every
+// writer; a deferred BEGIN on a connection of its own does not.
+func (s *Store) readTx(ctx context.Context, fn func(q querier) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
+		return err
+	}
+	err = fn(conn)
+	// The transaction ends even when ctx is done; a connection that cannot
+	// end it is dropped rather than put back in the pool inside it.
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		if err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
 // isUniqueViolation reports whether err is a unique or primary key violation.
 func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
+	var se sqlite3.Error
 	if errors.As(err, &se) {
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
 	}
 	return false
 }
@@ -169,10 +195,80 @@ func nullTime(v sql.NullInt64) time.Time {
 
 func unix(v int64) time.Time { return time.Unix(v, 0).UTC() }
 
-// Backup writes a consistent copy of the live database to path (VACUUM
-// INTO), without stopping writers.
+// Backup steps: pages copied per step, and the pause between steps in which
+// the source connection holds no read transaction.
+const (
+	backupStepPages = 1024
+	backupPause     = 2 * time.Millisecond
+	// backupStalls is how many steps may make no headway (SQLite starts
+	// the copy over when another connection writes between two steps)
+	// before the rest is copied in one step.
+	backupStalls = 3
+)
+
+// Backup writes a consistent copy of the live database to path with SQLite's
+// online backup API, without stopping writers. path must not exist or be
+// empty; Backup returns an error if it holds anything else.
+//
+// The copy goes backupStepPages at a time. Each step is one short read
+// transaction on the source, and in WAL mode readers never block writers,
+// so sign-ins go on during a backup. A write by another pooled connection
+// between two steps makes SQLite start the copy over; after backupStalls
+// of those the rest is copied in one step, one read snapshot, so a busy
+// server cannot keep a backup from finishing.
 func (s *Store) Backup(ctx context.Context, path string) error {
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		return fmt.Errorf("backup: %s is not empty", path)
+	}
+	// The destination is one plain connection, not a pool. FULL sync: the
+	// copy is on disk when Backup returns.
+	dest, err := (&sqlite3.SQLiteDriver{}).Open("file:" + path + "?_synchronous=FULL")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer dest.Close()
+	src, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer src.Close()
+	err = src.Raw(func(driverConn any) error {
+		srcConn, ok := driverConn.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("source connection is a %T", driverConn)
+		}
+		b, err := dest.(*sqlite3.SQLiteConn).Backup("main", srcConn, "main")
+		if err != nil {
+			return err
+		}
+		pages, stalls, left := backupStepPages, 0, -1
+		for {
+			done, err := b.Step(pages)
+			if err != nil {
+				b.Finish()
+				return err
+			}
+			if done {
+				return b.Finish()
+			}
+			// A step that did not bring the pages left down by its size made
+			// no headway: SQLite started over (another connection wrote) or
+			// the source was busy.
+			r := b.Remaining()
+			if left >= 0 && r > left-pages {
+				if stalls++; stalls >= backupStalls {
+					pages = -1
+				}
+			}
+			left = r
+			if err := ctx.Err(); err != nil {
+				b.Finish()
+				return err
+			}
+			time.Sleep(backupPause)
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil

@@ -328,7 +328,7 @@ func (e *env) backup(args []string) error {
 	}
 	// Create the file first, empty, exclusive and 0600: an existing file is
 	// never overwritten and the copy is never readable by others, not even
-	// for a moment. SQLite's VACUUM INTO accepts an empty file.
+	// for a moment. Store.Backup accepts an empty file.
 	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("backup: %s already exists", *out)

@@ -120,6 +120,14 @@ func TestDeployConfigServes(t *testing.T) {
 	if !slices.Contains(docker["CMD"], `["serve"]`) {
 		t.Errorf("Dockerfile: CMD %v, want serve", docker["CMD"])
 	}
+	// The SQLite driver (github.com/mattn/go-sqlite3) is cgo: the build needs
+	// CGO_ENABLED=1 and the binary glibc, which a static base image lacks.
+	if from := docker["FROM"]; len(from) == 0 || strings.Contains(from[0], "/static") {
+		t.Errorf("Dockerfile: run stage FROM %v, want an image with glibc (distroless/base)", from)
+	}
+	if src, _ := os.ReadFile("../../Dockerfile"); !strings.Contains(string(src), "CGO_ENABLED=1") {
+		t.Errorf("Dockerfile: the build does not set CGO_ENABLED=1")
+	}
 
 	// serve with that environment and no flags, as the image runs it.
 	h := newHome(t)
