@@ -85,7 +85,7 @@ func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, passwor
 	if email == "" || password == "" {
 		return db.User{}, errMissingCredentials
 	}
-	if s.hasher.Saturated() {
+	if s.hasher.ShedIfSaturated() {
 		// Overload: shed before the throttle and member reads, so that
 		// refused sign-ins cost neither database time nor CPU the hashes
 		// need. Nothing is counted against the account or the IP.
