@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/descope/virtualwebauthn"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -463,4 +464,31 @@ func TestMetricsOutboxAndJobs(t *testing.T) {
 	if _, ok := s.value("gatehouse_job_lag_seconds", map[string]string{"job": "mail"}); ok {
 		t.Errorf("mail job lag reported without SMTP")
 	}
+}
+
+// Keys count as webauthn (the second step) and passkey (passwordless).
+func TestMetricsWebAuthnSteps(t *testing.T) {
+	env, _, _ := waSetup(t, withMetricsToken)
+	k, _ := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "Key", virtualwebauthn.AuthenticatorOptions{})
+	before := scrapeMetrics(t, env)
+
+	keyLogin(t, env, "acme", "alice@acme.test", pw, k)
+	mt := mfaToken(t, env, "acme", "alice@acme.test", pw)
+	cer, _ := loginBegin(t, env, "acme", mt)
+	wantErr(t, "junk second-step assertion", loginFinish(env, "acme", cer, `{"id":"junk"}`, mt), "invalid_credential", http.StatusUnauthorized)
+
+	cer, opts := loginBegin(t, env, "acme", "")
+	if res := loginFinish(env, "acme", cer, k.sign(opts), ""); res.StatusCode != http.StatusOK {
+		t.Fatalf("passwordless = %d %s", res.StatusCode, res.Body)
+	}
+	cer, _ = loginBegin(t, env, "acme", "")
+	wantErr(t, "junk passwordless assertion", loginFinish(env, "acme", cer, `{"id":"junk"}`, ""), "invalid_credential", http.StatusUnauthorized)
+
+	checkSteps(t, before, scrapeMetrics(t, env), map[step]float64{
+		{"password", "ok"}:      2,
+		{"webauthn", "ok"}:      1,
+		{"webauthn", "invalid"}: 1,
+		{"passkey", "ok"}:       1,
+		{"passkey", "invalid"}:  1,
+	})
 }
