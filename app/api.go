@@ -201,11 +201,7 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 		return err
 	}
 	defer cancel()
-	use, err := s.checkFactor(c, t, u, ch.ID, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode})
-	if err != nil {
-		return err
-	}
-	a, remaining, err := s.passChallenge(c, t, u, ch, use)
+	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode})
 	if err != nil {
 		return err
 	}

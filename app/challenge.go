@@ -273,6 +273,7 @@ func (s *Server) recordFailure(c echo.Context, t *tenants.Tenant, u db.User, cha
 	if err != nil {
 		return err
 	}
+	s.metrics.lockout(out)
 	s.logger(c).Info("second factor failed", slog.Int64("workspace_id", t.ID), slog.Int64("user_id", u.ID),
 		slog.String("method", method), slog.Bool("mfa_failed", true), slog.Bool("locked", out.NewlyLocked), slog.Bool("disabled", out.NewlyDisabled))
 	switch {
@@ -293,6 +294,25 @@ func totpAAD(credID, userID int64) []byte { return fmt.Appendf(nil, "totp:%d:%d"
 
 func recoveryPurpose(u db.User) string {
 	return fmt.Sprintf("recovery:%d:%d", u.WorkspaceID, u.ID)
+}
+
+// signInFactor checks a code typed for a sign-in challenge and, when it is
+// right, passes the challenge (checkFactor, then passChallenge). The page,
+// the API and the native OpenID flow all sign in through it; the step is
+// counted in the metrics.
+func (s *Server) signInFactor(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, in factorInput) (*Auth, int, error) {
+	method := "totp"
+	if in.RecoveryCode != "" {
+		method = "recovery_code"
+	}
+	use, err := s.checkFactor(c, t, u, ch.ID, in)
+	var a *Auth
+	var remaining int
+	if err == nil {
+		a, remaining, err = s.passChallenge(c, t, u, ch, use)
+	}
+	s.metrics.signInStep(method, err)
+	return a, remaining, err
 }
 
 // passChallenge consumes the factor and turns the pending state into an
@@ -415,11 +435,7 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	use, err := s.checkFactor(c, t, u, ch.ID, in)
-	var remaining int
-	if err == nil {
-		_, remaining, err = s.passChallenge(c, t, u, ch, use)
-	}
+	_, remaining, err := s.signInFactor(c, t, u, ch, in)
 	if e, status, ok := formError(c, err); ok {
 		if e == errInvalidMFAToken {
 			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")

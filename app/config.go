@@ -26,6 +26,14 @@ type Config struct {
 	Dev            bool
 	PasswordHash   auth.Params
 	TrustedProxies []*net.IPNet
+	// MetricsAddr, when set, is a second listener that serves GET /metrics
+	// and nothing else (GATEHOUSE_METRICS_ADDR, --metrics-addr): bind it to
+	// loopback or a private network.
+	MetricsAddr string
+	// MetricsToken, when set, serves GET /metrics on the main listener too,
+	// to a caller that sends it as a bearer token (GATEHOUSE_METRICS_TOKEN).
+	// Unset, /metrics there is a 404.
+	MetricsToken string
 	// Demo is the demo workspace `serve --demo` created (dev mode only):
 	// the start page leads to its sign-in with the accounts serve printed.
 	Demo *Demo
@@ -46,13 +54,15 @@ type DemoAccount struct {
 // validates. Flags are applied by the caller afterwards.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		Addr:        getenv("GATEHOUSE_ADDR"),
-		DataDir:     getenv("GATEHOUSE_DATA"),
-		DatabaseURL: getenv("GATEHOUSE_DATABASE_URL"),
-		BaseDomain:  strings.ToLower(strings.TrimSpace(getenv("GATEHOUSE_BASE_DOMAIN"))),
-		MasterKey:   getenv("GATEHOUSE_MASTER_KEY"),
-		SMTPURL:     getenv("GATEHOUSE_SMTP_URL"),
-		Dev:         getenv("GATEHOUSE_DEV") == "1" || getenv("GATEHOUSE_DEV") == "true",
+		Addr:         getenv("GATEHOUSE_ADDR"),
+		DataDir:      getenv("GATEHOUSE_DATA"),
+		DatabaseURL:  getenv("GATEHOUSE_DATABASE_URL"),
+		BaseDomain:   strings.ToLower(strings.TrimSpace(getenv("GATEHOUSE_BASE_DOMAIN"))),
+		MasterKey:    getenv("GATEHOUSE_MASTER_KEY"),
+		SMTPURL:      getenv("GATEHOUSE_SMTP_URL"),
+		Dev:          getenv("GATEHOUSE_DEV") == "1" || getenv("GATEHOUSE_DEV") == "true",
+		MetricsAddr:  strings.TrimSpace(getenv("GATEHOUSE_METRICS_ADDR")),
+		MetricsToken: getenv("GATEHOUSE_METRICS_TOKEN"),
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -66,6 +76,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.TrustedProxies, err = ParseCIDRs(getenv("GATEHOUSE_TRUSTED_PROXIES")); err != nil {
 		return Config{}, fmt.Errorf("GATEHOUSE_TRUSTED_PROXIES: %w", err)
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < MinMetricsTokenLength {
+		// The token route is on the public listener: a short token could
+		// be guessed.
+		return Config{}, fmt.Errorf("GATEHOUSE_METRICS_TOKEN: use at least %d characters (e.g. openssl rand -hex 32)", MinMetricsTokenLength)
 	}
 	if raw := getenv("GATEHOUSE_BASE_URL"); raw != "" {
 		if c.BaseURL, err = ParseBaseURL(raw); err != nil {

@@ -29,6 +29,9 @@ type Jobs struct {
 	// CleanupEvery is how often expired rows are removed (default ten
 	// minutes).
 	CleanupEvery time.Duration
+	// Metrics, when set, records when each job last completed (the
+	// server's, so that /metrics shows the jobs' lag).
+	Metrics *Metrics
 }
 
 // mailMaxAttempts is how often the jobs' sender tries a message before
@@ -79,17 +82,25 @@ func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 	var err error
 	if r.RemindersQueued, err = j.ScanReminders(ctx); err != nil {
 		errs = append(errs, err)
+	} else {
+		j.Metrics.jobDone("reminders")
 	}
 	if err := j.resets(ctx, &r); err != nil {
 		errs = append(errs, err)
+	} else {
+		j.Metrics.jobDone("resets")
 	}
 	if j.Mail != nil {
 		if r.MailSent, r.MailFailed, err = j.Mail.RunOnce(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("outbox delivery: %w", err))
+		} else {
+			j.Metrics.jobDone("mail")
 		}
 	}
 	if err := j.cleanup(ctx, &r); err != nil {
 		errs = append(errs, err)
+	} else {
+		j.Metrics.jobDone("cleanup")
 	}
 	return r, errors.Join(errs...)
 }
@@ -139,29 +150,58 @@ func (j *Jobs) cleanup(ctx context.Context, r *RunResult) error {
 
 // Run runs the jobs until ctx ends: mail continuously, reminders and due
 // resets every minute, cleanup periodically, each at once on start. Errors are logged and the
-// jobs go on; Run returns when every job has stopped.
+// jobs go on; Run returns when every job has stopped. A pass that completes
+// without error is recorded in Metrics (the jobs' lag).
 func (j *Jobs) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	for _, job := range []string{"reminders", "resets", "cleanup"} {
+		j.Metrics.jobStarted(job)
+	}
 	if j.Mail != nil {
+		j.Metrics.jobStarted("mail")
 		wg.Add(1)
-		go func() { defer wg.Done(); j.Mail.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			// The sender's own Run, with each completed pass recorded.
+			every(ctx, cmp.Or(j.Mail.Interval, 5*time.Second), func() {
+				if _, _, err := j.Mail.RunOnce(ctx); err != nil {
+					if ctx.Err() == nil {
+						j.Log.Error("outbox delivery", slog.Any("err", err))
+					}
+				} else {
+					j.Metrics.jobDone("mail")
+				}
+			})
+		}()
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		every(ctx, cmp.Or(j.ReminderEvery, time.Minute), func() {
-			if _, err := j.ScanReminders(ctx); err != nil && ctx.Err() == nil {
-				j.Log.Error("mfa reminders", slog.Any("err", err))
+			if _, err := j.ScanReminders(ctx); err != nil {
+				if ctx.Err() == nil {
+					j.Log.Error("mfa reminders", slog.Any("err", err))
+				}
+			} else {
+				j.Metrics.jobDone("reminders")
 			}
-			if err := j.resets(ctx, &RunResult{}); err != nil && ctx.Err() == nil {
-				j.Log.Error("resets", slog.Any("err", err))
+			if err := j.resets(ctx, &RunResult{}); err != nil {
+				if ctx.Err() == nil {
+					j.Log.Error("resets", slog.Any("err", err))
+				}
+			} else {
+				j.Metrics.jobDone("resets")
 			}
 		})
 	}()
 	every(ctx, cmp.Or(j.CleanupEvery, 10*time.Minute), func() {
-		if err := j.cleanup(ctx, &RunResult{}); err != nil && ctx.Err() == nil {
-			j.Log.Error("cleanup", slog.Any("err", err))
+		if err := j.cleanup(ctx, &RunResult{}); err != nil {
+			if ctx.Err() == nil {
+				j.Log.Error("cleanup", slog.Any("err", err))
+			}
+		} else {
+			j.Metrics.jobDone("cleanup")
 		}
 	})
 }

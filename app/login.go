@@ -78,14 +78,21 @@ func (s *Server) throttleKey(kind string, parts ...any) string {
 // before the hash (takePassword): a burst gets no more judged than the
 // limits, and the right password is refused while they are reached. It
 // returns an *Error for throttling (429), a full hashing queue (503) and bad
-// credentials (401).
+// credentials (401). The step is counted in the metrics.
 func (s *Server) checkPassword(c echo.Context, t *tenants.Tenant, email, password string) (db.User, error) {
+	u, err := s.judgePassword(c, t, email, password)
+	s.metrics.signInStep("password", err)
+	return u, err
+}
+
+// judgePassword is checkPassword's work.
+func (s *Server) judgePassword(c echo.Context, t *tenants.Tenant, email, password string) (db.User, error) {
 	ctx := c.Request().Context()
 	email = strings.TrimSpace(email)
 	if email == "" || password == "" {
 		return db.User{}, errMissingCredentials
 	}
-	if s.hasher.Saturated() {
+	if s.hasher.ShedIfSaturated() {
 		// Overload: shed before the throttle and member reads, so that
 		// refused sign-ins cost neither database time nor CPU the hashes
 		// need. Nothing is counted against the account or the IP.

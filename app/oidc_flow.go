@@ -382,11 +382,7 @@ func (s *Server) handleOAuthAuthorizeMFA(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	use, err := s.checkFactor(c, t, u, ch.ID, factorInput{Code: in.Code, RecoveryCode: in.BackupCode})
-	if err != nil {
-		return err
-	}
-	a, remaining, err := s.passChallenge(c, t, u, ch, use)
+	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: in.Code, RecoveryCode: in.BackupCode})
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,15 @@ func (s *Server) routes() {
 	s.routeTable = r.routes
 
 	e.Pre(s.securityHeaders, s.hostRewrite, s.supportRewrite)
-	e.Use(s.matchRoute, s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
+	e.Use(s.matchRoute, s.observeRequests, s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
 
 	// Operations and static files.
 	r.get("/healthz", s.handleHealthz, public, global, noCookies)
 	r.get("/readyz", s.handleReadyz, public, global, noCookies)
+	// Prometheus metrics: only with GATEHOUSE_METRICS_TOKEN, checked in the
+	// handler (404 when none is set); the metrics listener serves them
+	// without (metrics.go).
+	r.get("/metrics", s.handleMetrics, public, global, noCookies)
 	r.get("/assets/*", echo.WrapHandler(assets.Handler()), public, global, noCookies)
 	r.get("/", s.handleHome, public, global)
 

@@ -14,6 +14,7 @@ import (
 var wantPublic = map[string]bool{
 	"GET /healthz":                                true,
 	"GET /readyz":                                 true,
+	"GET /metrics":                                true, // needs GATEHOUSE_METRICS_TOKEN as a bearer token, checked in the handler (404 without one configured)
 	"GET /assets/*":                               true,
 	"GET /":                                       true,
 	"GET /t/:slug/login":                          true,

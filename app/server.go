@@ -37,11 +37,14 @@ type Server struct {
 	// oidc is the OpenID provider every workspace is (oidc.go).
 	oidc     *op.Provider
 	keyCache keyCache
+	// metrics are this server's Prometheus metrics (metrics.go).
+	metrics *Metrics
 }
 
 // NewServer wires the application. The store's clock is the server's clock.
 func NewServer(cfg Config, log *slog.Logger, store *db.Store, kr *keys.Keyring) *Server {
 	s := &Server{cfg: cfg, log: log, store: store, keys: kr, hasher: auth.NewHasher(cfg.PasswordHash)}
+	s.metrics = newMetrics(store, s.hasher, log)
 	s.keyCache.sets = map[int64]*keySet{}
 	provider, err := s.newProvider()
 	if err != nil {
@@ -77,16 +80,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // Echo exposes the router, for tests that walk the routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
 
+// Metrics returns the server's metrics, for the jobs to record their
+// progress in and for tests.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
 // Hasher exposes the password hasher to the CLI, which creates users.
 func (s *Server) Hasher() *auth.Hasher { return s.hasher }
 
 func (s *Server) now() time.Time { return s.store.Now() }
 
-// ListenAndServe serves on l until ctx ends, then shuts down gracefully:
-// in-flight requests get up to 20 seconds to finish.
+// Serve serves the application on l until ctx ends, then shuts down
+// gracefully: in-flight requests get up to 20 seconds to finish.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, s, "app")
+}
+
+// ServeMetrics serves GET /metrics, and nothing else, on l until ctx ends
+// (the metrics listener, GATEHOUSE_METRICS_ADDR). It asks for no token:
+// the listener is for a private address only Prometheus reaches.
+func (s *Server) ServeMetrics(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, s.metricsMux(), "metrics")
+}
+
+func (s *Server) serve(ctx context.Context, l net.Listener, h http.Handler, name string) error {
 	hs := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -101,7 +119,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down")
+	s.log.Info("shutting down", slog.String("listener", name))
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

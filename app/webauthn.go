@@ -437,13 +437,15 @@ func (s *Server) finishSecondFactor(c echo.Context, t *tenants.Tenant, u db.User
 		return nil, err
 	}
 	use, err := s.checkAssertion(c, t, user, sd, ch.ID, credential, false)
-	if err != nil {
-		return nil, err
+	var a *Auth
+	if err == nil {
+		a, _, err = s.passChallenge(c, t, u, ch, use)
+		if errors.Is(err, errInvalidCode) {
+			err = errInvalidCredential
+		}
 	}
-	a, _, err := s.passChallenge(c, t, u, ch, use)
-	if errors.Is(err, errInvalidCode) {
-		return nil, errInvalidCredential
-	}
+	// Counted once the key was judged; a stale ceremony judged nothing.
+	s.metrics.signInStep("webauthn", err)
 	return a, err
 }
 
@@ -472,6 +474,9 @@ func (s *Server) beginPasswordless(c echo.Context, t *tenants.Tenant) (string, *
 // signed in at aal2 (AMR passkey); otherwise the passkey stands for the
 // password and a second-factor challenge follows (challenged is true).
 func (s *Server) finishPasswordless(c echo.Context, ceremony string, credential json.RawMessage) (a *Auth, challenged bool, err error) {
+	// Counted whatever the outcome; signInStep leaves out the answers that
+	// judged no key (an expired ceremony, the workspace's policy).
+	defer func() { s.metrics.signInStep("passkey", err) }()
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	_, sd, err := s.useCeremony(c, t, ceremony, db.CeremonyPasswordless, 0, db.SessionBinding{})

@@ -185,3 +185,31 @@ func (s *Store) OutboxMessage(ctx context.Context, id int64) (OutboxMessage, err
 	}
 	return m, nil
 }
+
+// OutboxStats is the outbox's backlog, for the metrics.
+type OutboxStats struct {
+	// Unsent counts messages still to be delivered (due or waiting for a
+	// retry); OldestUnsent is when the oldest of them was queued (zero when
+	// there is none).
+	Unsent       int
+	OldestUnsent time.Time
+	// Failed counts messages given up on.
+	Failed int
+}
+
+// OutboxStats counts the outbox's backlog. Both counts read the outbox_due
+// index (sent_at, failed_at, …) only for the rows they count, so the cost
+// follows the backlog, not the outbox's history.
+func (s *Store) OutboxStats(ctx context.Context) (OutboxStats, error) {
+	var st OutboxStats
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `
+		SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL),
+		       (SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL),
+		       (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NOT NULL)`).Scan(&st.Unsent, &oldest, &st.Failed)
+	if err != nil {
+		return OutboxStats{}, fmt.Errorf("outbox stats: %w", err)
+	}
+	st.OldestUnsent = nullTime(oldest)
+	return st, nil
+}

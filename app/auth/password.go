@@ -124,6 +124,7 @@ type Hasher struct {
 	slots   chan struct{}
 	waiting atomic.Int64
 	queue   int64
+	sheds   atomic.Uint64
 	maxWait time.Duration
 	dummy   string
 }
@@ -141,6 +142,7 @@ func NewHasher(p Params) *Hasher {
 func (h *Hasher) acquire(ctx context.Context) error {
 	if h.waiting.Add(1) > h.queue {
 		h.waiting.Add(-1)
+		h.sheds.Add(1)
 		return ErrBusy
 	}
 	defer h.waiting.Add(-1)
@@ -150,6 +152,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	case h.slots <- struct{}{}:
 		return nil
 	case <-t.C:
+		h.sheds.Add(1)
 		return ErrBusy
 	case <-ctx.Done():
 		return ctx.Err()
@@ -163,6 +166,28 @@ func (h *Hasher) release() { <-h.slots }
 // the pool would refuse anyway. Hash and Verify enforce the bound
 // themselves; this is only a cheap early answer.
 func (h *Hasher) Saturated() bool { return h.waiting.Load() >= h.queue }
+
+// ShedIfSaturated is Saturated for a caller that refuses the request when
+// it reports true: that refusal is counted as a shed (Sheds).
+func (h *Hasher) ShedIfSaturated() bool {
+	if h.Saturated() {
+		h.sheds.Add(1)
+		return true
+	}
+	return false
+}
+
+// Load reports the hashes running now and the ones waiting for a worker.
+func (h *Hasher) Load() (running, waiting int) {
+	running = len(h.slots)
+	// waiting counts every caller inside acquire, including one that has
+	// just taken its slot; it is a gauge, not an exact count.
+	return running, int(max(h.waiting.Load(), 0))
+}
+
+// Sheds is how many hashes were refused with ErrBusy (queue full, waited
+// too long, or shed early by ShedIfSaturated) since the hasher was made.
+func (h *Hasher) Sheds() uint64 { return h.sheds.Load() }
 
 // Hash returns the encoded argon2id hash of pw under the current parameters.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {

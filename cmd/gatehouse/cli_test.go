@@ -245,7 +245,8 @@ func TestNoCommandHelpAndUnknownCommand(t *testing.T) {
 		// Every command and every variable of the contract is listed.
 		for _, want := range []string{"Usage:", "serve", "migrate", "workspace create", "user create", "jobs run-once", "backup",
 			"GATEHOUSE_DATA", "GATEHOUSE_DATABASE_URL", "GATEHOUSE_ADDR", "GATEHOUSE_BASE_URL", "GATEHOUSE_BASE_DOMAIN",
-			"GATEHOUSE_MASTER_KEY", "GATEHOUSE_SMTP_URL", "GATEHOUSE_DEV", "GATEHOUSE_PASSWORD_HASH", "GATEHOUSE_TRUSTED_PROXIES"} {
+			"GATEHOUSE_MASTER_KEY", "GATEHOUSE_SMTP_URL", "GATEHOUSE_DEV", "GATEHOUSE_PASSWORD_HASH", "GATEHOUSE_TRUSTED_PROXIES",
+			"GATEHOUSE_METRICS_ADDR", "GATEHOUSE_METRICS_TOKEN", "--metrics-addr"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("gatehouse %s: usage lacks %q", arg, want)
 			}
@@ -862,6 +863,8 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"master key too short", []string{"GATEHOUSE_DEV", "1", "GATEHOUSE_MASTER_KEY", base64.StdEncoding.EncodeToString(make([]byte, 16))}, nil, "base64 of 32 bytes"},
 		{"bad SMTP URL", []string{"GATEHOUSE_DEV", "1", "GATEHOUSE_SMTP_URL", "smtp://mail.example.com"}, nil, "from= (the sender address) missing"},
 		{"bad listen address", []string{"GATEHOUSE_DEV", "1"}, []string{"--addr", "256.0.0.1:80"}, "listen:"},
+		{"bad metrics address", []string{"GATEHOUSE_DEV", "1"}, []string{"--metrics-addr", "256.0.0.1:80"}, "listen for metrics:"},
+		{"metrics token too short", []string{"GATEHOUSE_DEV", "1", "GATEHOUSE_METRICS_TOKEN", "short"}, nil, "GATEHOUSE_METRICS_TOKEN: use at least 32 characters"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1028,5 +1031,44 @@ func TestGracefulShutdown(t *testing.T) {
 	code, body := s2.doJSON(http.MethodGet, "/t/acme/api/v1/session", r.token, nil)
 	if user, _ := body["user"].(map[string]any); code != 200 || user["email"] != "slow@acme.test" {
 		t.Errorf("session from the shutdown, after restart: %d %v", code, body)
+	}
+}
+
+var metricsAt = regexp.MustCompile(`Metrics at (\S+)\n`)
+
+// serve --metrics-addr: a second listener with the metrics and nothing
+// else; the main listener has no /metrics without a token.
+func TestServeMetricsListener(t *testing.T) {
+	t.Parallel()
+	h := newHome(t).with("GATEHOUSE_DEV", "1")
+	s := h.serve("--metrics-addr", "127.0.0.1:0")
+	m := metricsAt.FindStringSubmatch(s.stdout.String())
+	if m == nil {
+		t.Fatalf("serve --metrics-addr printed no metrics URL: %s", s.stdout.String())
+	}
+	get := func(u string) (int, string) {
+		resp, err := s.client.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// The jobs started with serve: their lag is there.
+	code, body := get(m[1])
+	if code != http.StatusOK || !strings.Contains(body, `gatehouse_job_lag_seconds{job="cleanup"}`) || !strings.Contains(body, "gatehouse_signin_steps_total") {
+		t.Fatalf("GET %s = %d\n%s", m[1], code, body)
+	}
+	for _, path := range []string{"/", "/healthz", "/t/acme/login"} {
+		if code, _ := get(strings.TrimSuffix(m[1], "/metrics") + path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the metrics listener = %d, want 404", path, code)
+		}
+	}
+	if code, _ := s.get("/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the main listener without GATEHOUSE_METRICS_TOKEN = %d, want 404", code)
+	}
+	if code := s.stop(); code != 0 {
+		t.Errorf("exit %d after SIGTERM, stderr: %s", code, s.stderr.String())
 	}
 }

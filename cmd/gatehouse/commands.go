@@ -32,11 +32,12 @@ func (e *env) serve(args []string) error {
 	}
 	fs := e.flags("serve", &cfg)
 	addr := fs.String("addr", cfg.Addr, "listen address")
+	metricsAddr := fs.String("metrics-addr", cfg.MetricsAddr, "a second listen address serving only GET /metrics (off when empty)")
 	demo := fs.Bool("demo", false, "create the demo workspace on first start (dev mode only)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	cfg.Addr = *addr
+	cfg.Addr, cfg.MetricsAddr = *addr, *metricsAddr
 	// Check the settings before anything is created, so that a bad one is a
 	// one-line error that leaves no database or key behind.
 	probe := cfg
@@ -64,6 +65,13 @@ func (e *env) serve(args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer l.Close()
+	var ml net.Listener
+	if cfg.MetricsAddr != "" {
+		if ml, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		defer ml.Close()
+	}
 	if cfg.BaseURL == nil {
 		u, err := app.ParseBaseURL("http://" + l.Addr().String())
 		if err != nil {
@@ -95,12 +103,30 @@ func (e *env) serve(args []string) error {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	jobs := app.NewJobs(store, log, cfg)
+	jobs.Metrics = srv.Metrics()
 	if jobs.Mail == nil {
 		log.Warn("GATEHOUSE_SMTP_URL is not set: emails stay queued in the outbox" + devMailboxHint(cfg))
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); jobs.Run(ctx) }()
+	// The metrics listener ends serve when it fails, as the main one does.
+	metricsErr := make(chan error, 1)
+	if ml != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.ServeMetrics(ctx, ml); err != nil {
+				metricsErr <- fmt.Errorf("metrics listener: %w", err)
+				cancel()
+			}
+		}()
+	}
 
+	// Printed before the URL line, which scripts wait for.
+	if ml != nil {
+		fmt.Fprintf(e.stdout, "Metrics at http://%s/metrics\n", ml.Addr())
+		log.Info("serving metrics", slog.String("addr", ml.Addr().String()))
+	}
 	base := strings.TrimRight(cfg.BaseURL.String(), "/")
 	if *demo {
 		if err := seedDemo(e, store, srv.Hasher()); err != nil {
@@ -112,7 +138,15 @@ func (e *env) serve(args []string) error {
 		fmt.Fprintf(e.stdout, "Gatehouse is running at %s\n", base)
 	}
 	log.Info("serving", slog.String("addr", l.Addr().String()), slog.String("base_url", base), slog.Bool("dev", cfg.Dev))
-	return srv.Serve(ctx, l)
+	err = srv.Serve(ctx, l)
+	cancel()
+	wg.Wait()
+	select {
+	case merr := <-metricsErr:
+		return errors.Join(err, merr)
+	default:
+		return err
+	}
 }
 
 func devMailboxHint(cfg app.Config) string {

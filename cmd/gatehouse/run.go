@@ -17,7 +17,7 @@ import (
 const usage = `Gatehouse: a second factor in front of every sign-in.
 
 Usage:
-  gatehouse serve     [--addr 127.0.0.1:8080] [--data ./data] [--demo]
+  gatehouse serve     [--addr 127.0.0.1:8080] [--data ./data] [--demo] [--metrics-addr 127.0.0.1:9090]
   gatehouse migrate   [--data ./data]
   gatehouse workspace create --slug SLUG --name NAME
   gatehouse workspace passkeys --slug SLUG [--satisfy-mfa true|false] [--device-bound-only true|false]
@@ -47,6 +47,10 @@ Environment:
   GATEHOUSE_DEV              1 = dev mode: dev mailbox, cookies without Secure over http
   GATEHOUSE_PASSWORD_HASH    argon2id:m=19456,t=2,p=1 (the default)
   GATEHOUSE_TRUSTED_PROXIES  CIDRs whose X-Forwarded-For is believed
+  GATEHOUSE_METRICS_ADDR     a second listener serving only GET /metrics (Prometheus), e.g. 127.0.0.1:9090;
+                             off by default; no token there, so keep it on loopback or a private network
+  GATEHOUSE_METRICS_TOKEN    serve GET /metrics on the main listener too, to "Authorization: Bearer TOKEN"
+                             (at least 32 characters, e.g. openssl rand -hex 32); unset: 404 there
 Flags win over the environment.
 `
 
