@@ -333,6 +333,7 @@ func (s *remindSim) pastDeadline() int {
 // days on day 9. Each email arrives exactly once, in the pass of its day;
 // none after enrolling; the deadline confines exactly who it should.
 func TestRemindersThirtyDays(t *testing.T) {
+	t.Parallel()
 	// 300 members: every class below has 30, and each is checked member by
 	// member; the scan's cost at 100,000 members is a benchmark's job
 	// (db BenchmarkScanReminders100k), not this test's.
@@ -473,6 +474,7 @@ func TestRemindersThirtyDays(t *testing.T) {
 // and 1-day reminders wait in the outbox and arrive after it recovers,
 // within one backoff period; nothing is lost, nothing arrives twice.
 func TestRemindersSMTPOutage(t *testing.T) {
+	t.Parallel()
 	const n = 60
 	s := newRemindSim(t, n)
 	s.require()
@@ -543,6 +545,7 @@ func TestRemindersSMTPOutage(t *testing.T) {
 // 3-day reminders). On return, only the most urgent reminder due goes out,
 // late, once: the 3-day one, which says 2 days; then the 1-day one on time.
 func TestRemindersServiceOutage(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	s := newRemindSim(t, n)
 	s.require()
@@ -577,6 +580,7 @@ func TestRemindersServiceOutage(t *testing.T) {
 // every hour, and then Run loops, stopped and started again as in a
 // restart.
 func TestRemindersTwoSchedulers(t *testing.T) {
+	t.Parallel()
 	const n = 50
 	s := newRemindSim(t, n)
 	var path string
@@ -669,6 +673,7 @@ func (s *remindSim) runLoops(t *testing.T, want int, jobs ...*app.Jobs) {
 // A Run loop whose reminder scan fails logs the error and goes on (it
 // fails again on the next tick), and still returns when stopped.
 func TestRemindersRunErrors(t *testing.T) {
+	t.Parallel()
 	s := newRemindSim(t, 3)
 	s.require()
 	s.jobs.BaseURL = nil // the emails cannot be written
@@ -703,6 +708,7 @@ func TestRemindersRunErrors(t *testing.T) {
 // policy to optional or off, or the members enroll (on day 9, after the
 // 7-day reminder).
 func TestRemindersStop(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		change func(s *remindSim)
@@ -720,6 +726,7 @@ func TestRemindersStop(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			const n = 20
 			s := newRemindSim(t, n)
 			s.require()
