@@ -325,7 +325,7 @@ func (s *remindSim) pastDeadline() int {
 	return im.PastDeadline
 }
 
-// A month of a 300-member workspace going from optional to required
+// A month of a 100-member workspace going from optional to required
 // (14 days of grace, reminders 7, 3, 1), the jobs running every hour.
 // Members: 40 % with an authenticator app and 10 % with a security key
 // beforehand; 10 % enroll on day 3 (one through the API), 10 % on day 9
@@ -334,10 +334,11 @@ func (s *remindSim) pastDeadline() int {
 // none after enrolling; the deadline confines exactly who it should.
 func TestRemindersThirtyDays(t *testing.T) {
 	t.Parallel()
-	// 300 members: every class below has 30, and each is checked member by
-	// member; the scan's cost at 100,000 members is a benchmark's job
+	// 100 members: every class below has 10, and each is checked member by
+	// member (the announcements still fill several outbox batches); the
+	// scan's cost at 100,000 members is a benchmark's job
 	// (db BenchmarkScanReminders100k), not this test's.
-	const n = 300
+	const n = 100
 	const api, never, extended = 5, 8, 9 // members who sign in
 	s := newRemindSim(t, n, 0, api, never, extended)
 	class := func(i int) int { return i % 10 }
@@ -618,8 +619,11 @@ func TestRemindersTwoSchedulers(t *testing.T) {
 		s.at(20 * oneDay)
 		s.require()
 		before := len(s.smtp.Messages())
+		// Scans every 50 ms still run many times over each phase (and
+		// both at once on start); every 5 ms, two processes' scans kept
+		// both cores busy under -race and slowed the deliveries waited for.
 		for _, j := range []*app.Jobs{s.jobs, second} {
-			j.ReminderEvery, j.Mail.Interval = 5*time.Millisecond, 5*time.Millisecond
+			j.ReminderEvery, j.Mail.Interval = 50*time.Millisecond, 5*time.Millisecond
 		}
 		// Announcements now; the 7-day reminders after a restart a week on.
 		for _, phase := range []time.Duration{20 * oneDay, 27 * oneDay} {
