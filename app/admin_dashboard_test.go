@@ -70,6 +70,7 @@ func listEmails(t *testing.T, a policyEnv, status string) []string {
 }
 
 func TestAdminMembersStatusFilters(t *testing.T) {
+	t.Parallel()
 	a := policySetup(t)
 	for status, want := range map[string][]string{
 		"":                   {"admin@acme.test", "alice@acme.test", "bob@acme.test", "carol@acme.test"},
@@ -119,6 +120,7 @@ func TestAdminMembersStatusFilters(t *testing.T) {
 }
 
 func TestAdminDashboard(t *testing.T) {
+	t.Parallel()
 	a := policySetup(t)
 	res := a.c.Get("/t/acme/admin")
 	if res.StatusCode != http.StatusOK {
@@ -194,6 +196,7 @@ func figures(t *testing.T, a policyEnv) map[string]string {
 // The figures are read afresh on every request: an enrollment and a reset
 // show on the next reload.
 func TestAdminDashboardFresh(t *testing.T) {
+	t.Parallel()
 	a := policySetup(t)
 	ctx := context.Background()
 	if got := figures(t, a); got["enrolled"] != "25%" || got["in_grace"] != "2" {
@@ -217,6 +220,7 @@ func TestAdminDashboardFresh(t *testing.T) {
 
 // Without a deadline ahead, the row says why instead of staying empty.
 func TestAdminDashboardNoNextDeadline(t *testing.T) {
+	t.Parallel()
 	t.Run("NoRequirement", func(t *testing.T) {
 		a := policyEnv{adminEnv: aal2AdminSetup(t)}
 		if got := figures(t, a)["next-deadline"]; got != "None: the policy does not require a second factor." {
@@ -248,6 +252,7 @@ func deadlineOf(t *testing.T, a policyEnv, u db.User) int64 {
 }
 
 func TestAdminExtendDeadline(t *testing.T) {
+	t.Parallel()
 	a := policySetup(t)
 	env := a.env
 	before := deadlineOf(t, a, a.bob)

@@ -81,6 +81,7 @@ func lockOut(t *testing.T, env *apptest.Env, u db.User) {
 }
 
 func TestAdminMemberDetail(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	enrollAPI(t, a.env, "acme", "alice@acme.test", pw)
 	doc := a.c.Get("/t/acme/admin/members").Doc()
@@ -111,6 +112,7 @@ func TestAdminMemberDetail(t *testing.T) {
 }
 
 func TestAdminResetMFA(t *testing.T) {
+	t.Parallel()
 	for _, endSessions := range []bool{true, false} {
 		t.Run(fmt.Sprintf("EndSessions=%v", endSessions), func(t *testing.T) {
 			a := aal2AdminSetup(t)
@@ -182,6 +184,7 @@ func TestAdminResetMFA(t *testing.T) {
 }
 
 func TestAdminStepUpRequired(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env, alice := a.env, a.alice
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -228,6 +231,7 @@ func TestAdminStepUpRequired(t *testing.T) {
 // An admin of acme gets 404 for every globex member id, on every page and
 // API call, and globex's members are untouched.
 func TestAdminMembersCrossWorkspace(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	globex := mustWorkspace(t, env, "globex")
@@ -275,6 +279,7 @@ func TestAdminMembersCrossWorkspace(t *testing.T) {
 }
 
 func TestAdminMembersForbiddenToMembers(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	c := a.env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -299,6 +304,7 @@ func TestAdminMembersForbiddenToMembers(t *testing.T) {
 }
 
 func TestAdminMalformedMemberIDs(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	for _, id := range []string{"0", "-1", "abc", "1e3", "0x10", "1.5", "99999999999999999999", "%20", "%2F1", strings.Repeat("9", 400), "%C3%A9"} {
 		if res := a.c.Get("/t/acme/admin/members/" + id); res.StatusCode != http.StatusNotFound {
@@ -322,6 +328,7 @@ func TestAdminMalformedMemberIDs(t *testing.T) {
 }
 
 func TestAdminChangeRole(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env, alice := a.env, a.alice
 	owner := env.User(a.acme, "owner@acme.test", db.RoleOwner, "owner password 1")
@@ -413,6 +420,7 @@ func TestAdminChangeRole(t *testing.T) {
 }
 
 func TestAdminEndSessions(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env, alice := a.env, a.alice
 	b1, b2 := env.Client(), env.Client()
@@ -441,6 +449,7 @@ func TestAdminEndSessions(t *testing.T) {
 }
 
 func TestAdminResendInvitation(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	oldPath := invite(t, env, a.c, "newbie@acme.test", db.RoleMember)
@@ -489,6 +498,7 @@ func TestAdminResendInvitation(t *testing.T) {
 }
 
 func TestAdminAPIMembers(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)

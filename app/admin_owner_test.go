@@ -21,6 +21,7 @@ import (
 // their role or extend their deadline, on the pages or the API; the
 // console shows the admin none of those buttons. Another owner can.
 func TestAdminCannotTouchOwner(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	setTrustedDays(t, env, "acme", 30)
@@ -95,6 +96,7 @@ func TestAdminCannotTouchOwner(t *testing.T) {
 // the API: an owner whose second factor is 11 minutes old is sent to
 // verify, and nothing is created until they do.
 func TestInvitationPageNeedsStepUp(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	env.Clock.Advance(11 * time.Minute)

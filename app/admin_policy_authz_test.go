@@ -32,6 +32,7 @@ func policyState(t *testing.T, env *apptest.Env, ws db.Workspace) string {
 }
 
 func TestPolicyRefused(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	globex := mustWorkspace(t, env, "globex")

@@ -36,6 +36,7 @@ func lastPolicyChange(t *testing.T, env *apptest.Env, ws db.Workspace) (old, nw 
 }
 
 func TestPolicyPasskeysPage(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	def := db.PasskeySettings{SatisfyMFA: true}
@@ -78,6 +79,7 @@ func TestPolicyPasskeysPage(t *testing.T) {
 }
 
 func TestPolicyPasskeysAPI(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	const path = "/t/acme/api/v1/admin/policy"

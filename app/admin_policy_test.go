@@ -37,6 +37,7 @@ func policyAudits(t *testing.T, env *apptest.Env, ws db.Workspace) int64 {
 }
 
 func TestPolicySettingsPage(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	res := a.c.Get(settingsPath)
@@ -134,6 +135,7 @@ func TestPolicySettingsPage(t *testing.T) {
 
 // An admin without a second factor cannot require one.
 func TestPolicyEnrollFirst(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	env.User(acme, "boss@acme.test", db.RoleOwner, adminPW)
 	// The owner enrolls only a passkey-less TOTP through the API, then the
@@ -159,6 +161,7 @@ func TestPolicyEnrollFirst(t *testing.T) {
 }
 
 func TestPolicyAPI(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	const path = "/t/acme/api/v1/admin/policy"
@@ -230,6 +233,7 @@ func TestPolicyAPI(t *testing.T) {
 }
 
 func TestPolicyEndNonCompliantSessions(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	alice := env.Client()

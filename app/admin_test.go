@@ -55,6 +55,7 @@ func aal2Page(t *testing.T, env *apptest.Env, slug, email, password string) *app
 }
 
 func TestAdminNeedsAdminRole(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -74,6 +75,7 @@ func TestAdminNeedsAdminRole(t *testing.T) {
 
 // An admin of one workspace has nothing in another.
 func TestAdminCrossWorkspace(t *testing.T) {
+	t.Parallel()
 	env, _, c := adminSetup(t)
 	if res := c.Get("/t/globex/admin"); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("acme admin GET globex admin = %d, want a redirect to globex sign-in", res.StatusCode)
@@ -102,6 +104,7 @@ func countRows(t *testing.T, env *apptest.Env, table string) int {
 }
 
 func TestAdminMembersPagedAndSearch(t *testing.T) {
+	t.Parallel()
 	env, acme, c := adminSetup(t)
 	for i := range 120 {
 		if _, err := env.Store.CreateUser(context.Background(), acme.ID, fmt.Sprintf("user%03d@acme.test", i), db.RoleMember, "x", db.Meta{}, 0); err != nil {
@@ -180,6 +183,7 @@ func accept(c *apptest.Client, path, password string) *apptest.Response {
 }
 
 func TestInvitation(t *testing.T) {
+	t.Parallel()
 	env, acme, admin := inviterSetup(t)
 	path := invite(t, env, admin, "newbie@acme.test", db.RoleMember)
 
@@ -233,6 +237,7 @@ func TestInvitation(t *testing.T) {
 }
 
 func TestInvitationExpiresAndIsScoped(t *testing.T) {
+	t.Parallel()
 	env, _, admin := inviterSetup(t)
 	path := invite(t, env, admin, "late@acme.test", db.RoleMember)
 	// The acme token used on globex's path is nothing.
@@ -255,6 +260,7 @@ func TestInvitationExpiresAndIsScoped(t *testing.T) {
 
 // Two people racing with one invitation: exactly one account.
 func TestInvitationRace(t *testing.T) {
+	t.Parallel()
 	env, acme, admin := inviterSetup(t)
 	path := invite(t, env, admin, "race@acme.test", db.RoleAdmin)
 	clients := make([]*apptest.Client, 10)
@@ -293,6 +299,7 @@ func TestInvitationRace(t *testing.T) {
 }
 
 func TestInvitationFormValidation(t *testing.T) {
+	t.Parallel()
 	env, _, admin := inviterSetup(t)
 	for name, f := range map[string]url.Values{
 		"NoEmail":      {"role": {"member"}},

@@ -27,6 +27,7 @@ func apiMemberPath(id int64, action string) string {
 }
 
 func TestAdminAPIMemberDetail(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -55,6 +56,7 @@ func TestAdminAPIMemberDetail(t *testing.T) {
 }
 
 func TestAdminAPIEndSessionsAndRole(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	_, codes, aliceToken := enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -131,6 +133,7 @@ func TestAdminAPIEndSessionsAndRole(t *testing.T) {
 }
 
 func TestAdminAPIInvitations(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	invites := func() int64 { return queryInt(t, env, `SELECT COUNT(*) FROM invitations`) }
@@ -211,6 +214,7 @@ func TestAdminAPIInvitations(t *testing.T) {
 
 // Members get 403, other workspaces' ids 404, on every new call.
 func TestAdminAPIMemberCallsScoped(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env := a.env
 	globex := mustWorkspace(t, env, "globex")

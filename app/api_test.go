@@ -10,6 +10,7 @@ import (
 )
 
 func TestAPISessionLifecycle(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	c := env.Client()
 	res := c.API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": pw})
@@ -57,6 +58,7 @@ func TestAPISessionLifecycle(t *testing.T) {
 
 // The API reads only the bearer header; pages read only the cookie.
 func TestAPICredentialsDoNotCross(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	browser := env.Client()
 	browser.Login("acme", "alice@acme.test", pw)
@@ -86,6 +88,7 @@ func TestAPICredentialsDoNotCross(t *testing.T) {
 }
 
 func TestAPIUnknownWorkspace(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	res := env.Client().API(http.MethodPost, "/t/nowhere/api/v1/login", "", map[string]string{"email": "a@b.test", "password": "x"})
 	if res.StatusCode != http.StatusNotFound || res.JSON()["error"] != "not_found" {
@@ -97,6 +100,7 @@ func TestAPIUnknownWorkspace(t *testing.T) {
 // null used to be read as {}, so a null policy was a 200 (found by
 // FuzzDecodeJSON).
 func TestAPIBodyNotAnObject(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	env.User(acme, "olive@acme.test", db.RoleOwner, pw)
 	c := env.Client()

@@ -13,6 +13,7 @@ import (
 // and the CSRF token apart: the token rendered into every form is not a
 // session token (issue 12, defect 5).
 func TestCookieWorkspaceNamedCSRF(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	// Straight into the table: the store refuses the slug today.
 	if _, err := env.Store.DB().Exec(`INSERT INTO workspaces (slug, name, created_at) VALUES ('csrf', 'CSRF', ?)`, env.Clock.Now().Unix()); err != nil {

@@ -20,6 +20,7 @@ const slugChars = "abcdefghijklmnopqrstuvwxyz0123456789-"
 // can have (valid slugs, and the platform's), and two per-workspace kinds
 // never share a name, in dev and in production naming.
 func TestCookieNameSpaces(t *testing.T) {
+	t.Parallel()
 	reachable := func(slug string) bool { return tenants.ValidSlug(slug) || slug == db.PlatformSlug }
 	for _, secure := range []bool{false, true} {
 		var fixed []string
@@ -72,6 +73,7 @@ func TestCookieNameSpaces(t *testing.T) {
 // TestCookieNamesInOnePlace fails when code outside cookies.go spells a
 // cookie name: every name comes from cookieName.
 func TestCookieNamesInOnePlace(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ func wantBurst(t *testing.T, what string, rs []*apptest.Response, judgedAs, judg
 }
 
 func TestCountFirstSignIn(t *testing.T) {
+	t.Parallel()
 	wrong := url.Values{"email": {"alice@acme.test"}, "password": {"wrong password!"}}
 	for _, tc := range []struct {
 		name     string
@@ -109,6 +110,7 @@ func TestCountFirstSignIn(t *testing.T) {
 // wrong guesses judged in the window stay at most the limit, and the
 // account is throttled after the burst.
 func TestCountFirstSignInRightPasswordInBurst(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	rs := burst(40, func(i int) *apptest.Response {
 		p := "wrong password!"
@@ -137,6 +139,7 @@ func TestCountFirstSignInRightPasswordInBurst(t *testing.T) {
 // The per-IP counter (100 in 15 minutes) counts first too: a spray of
 // many accounts from one address gets 100 judged.
 func TestCountFirstSignInPerIP(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	rs := burst(120, func(i int) *apptest.Response {
 		return env.Client().API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": fmt.Sprintf("user%d@acme.test", i), "password": "wrong password!"})
@@ -154,6 +157,7 @@ func TestCountFirstSignInPerIP(t *testing.T) {
 // The current password of the password change counts against the account
 // like sign-in.
 func TestCountFirstPasswordChange(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -184,6 +188,7 @@ func TestCountFirstPasswordChange(t *testing.T) {
 
 // Staff sign in at /support through the same counted check.
 func TestCountFirstStaffSignIn(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	_, token := newStaff(t, env, "sam@support.test", false)
 	secret := enrollStaff(t, env, token)
@@ -206,6 +211,7 @@ func TestCountFirstStaffSignIn(t *testing.T) {
 // One by one, right passwords give their places back and never fill the
 // counter; nor do they wipe the wrong ones counted before them.
 func TestCountFirstRightPasswordsOneByOne(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	login := func(p string) int {
 		return env.Client().API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": "alice@acme.test", "password": p}).StatusCode
@@ -232,6 +238,7 @@ func TestCountFirstRightPasswordsOneByOne(t *testing.T) {
 
 // Recovery links by email: three an hour per member.
 func TestCountFirstRecoveryLink(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	setRecovery(t, env, acme, true)
@@ -251,6 +258,7 @@ func TestCountFirstRecoveryLink(t *testing.T) {
 
 // Enrollment links past the deadline: five an hour per member.
 func TestCountFirstEnrollLink(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	requireSystem(t, env, acme)
 	env.Clock.Advance(15 * 24 * time.Hour)
@@ -270,6 +278,7 @@ func TestCountFirstEnrollLink(t *testing.T) {
 
 // Support's member search: 60 in ten minutes per staff member.
 func TestCountFirstSupportSearch(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	_, token := newStaff(t, env, "sam@support.test", false)
 	tok := staffToken(t, env, "sam@support.test", enrollStaff(t, env, token))
@@ -286,6 +295,7 @@ func TestCountFirstSupportSearch(t *testing.T) {
 // Support's case actions: 30 in ten minutes per staff member, counted
 // before the case is read or changed.
 func TestCountFirstSupportCaseActions(t *testing.T) {
+	t.Parallel()
 	s := supportSetup(t)
 	_, body := s.open(t, s.token(t, s.sam), s.alice.ID)
 	tina := s.token(t, s.tina)

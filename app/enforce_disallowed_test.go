@@ -47,6 +47,7 @@ func pageAssertion(t *testing.T, c *apptest.Client, begin, finish string, k *vke
 }
 
 func TestEnforceDisallowedFactorTOTP(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 
@@ -115,6 +116,7 @@ func TestEnforceDisallowedFactorTOTP(t *testing.T) {
 // A security key under an authenticator-app-only policy, on the page's
 // key challenge and as a passkey that satisfies MFA.
 func TestEnforceDisallowedFactorKey(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := waSetup(t)
 	k, _ := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "Key", virtualwebauthn.AuthenticatorOptions{})
 	requireSystem(t, env, acme, db.MethodTOTP)

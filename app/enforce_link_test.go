@@ -64,6 +64,7 @@ func linksUsed(t *testing.T, env *apptest.Env) int64 {
 }
 
 func TestEnforceLinkRefused(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	globex := mustWorkspace(t, env, "globex")
 	env.User(acme, "bob@acme.test", db.RoleMember, "bob password 1")
@@ -135,6 +136,7 @@ func TestEnforceLinkRefused(t *testing.T) {
 }
 
 func TestEnforceLinkThrottle(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	requireSystem(t, env, acme)
 	env.Clock.Advance(15 * 24 * time.Hour)

@@ -28,6 +28,7 @@ func enrollState(t *testing.T, env *apptest.Env, u db.User) string {
 }
 
 func TestEnforceMethodNotAllowed(t *testing.T) {
+	t.Parallel()
 	t.Run("TOTP", func(t *testing.T) {
 		env, acme, alice := setup(t)
 		requireSystem(t, env, acme, db.MethodWebAuthn)
@@ -101,6 +102,7 @@ func removalState(t *testing.T, env *apptest.Env, u db.User) string {
 // The key is alice's last allowed factor (her authenticator app is not
 // allowed): DELETE and the page's remove are refused, nothing changes.
 func TestEnforceLastKeyRequired(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	secret, _, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	k, res := register(t, env, "acme", tok, "Key", virtualwebauthn.AuthenticatorOptions{})

@@ -73,6 +73,7 @@ func oneWon(t *testing.T, what string, codes []int) (unauthenticated bool) {
 }
 
 func TestEnforceRemovalRaceKeys(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	k, _ := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "Key 0", virtualwebauthn.AuthenticatorOptions{})
 	keys := map[int64]*vkey{k.id: k}
@@ -121,6 +122,7 @@ func TestEnforceRemovalRaceKeys(t *testing.T) {
 
 // An authenticator app and a key removed at once: one goes, one stays.
 func TestEnforceRemovalRaceTOTPAndKey(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	k, _ := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "Key", virtualwebauthn.AuthenticatorOptions{})
 	requireSystem(t, env, acme)

@@ -33,6 +33,7 @@ func apiLogin(c *apptest.Client, email, password string) *apptest.Response {
 }
 
 func TestEnforceAPILoginDeadline(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	c := env.Client()
 	// Policy optional: no deadline for anyone.
@@ -65,6 +66,7 @@ func TestEnforceAPILoginDeadline(t *testing.T) {
 }
 
 func TestEnforceLastFactorRequired(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	secret, token := requireMFA(t, env, acme)
 	c := env.Client()
@@ -106,6 +108,7 @@ func lastEnrollLink(t *testing.T, env *apptest.Env, to string) string {
 func location(res *apptest.Response) string { return res.Header.Get("Location") }
 
 func TestEnforceGraceBannerAndInterstitial(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	// Policy optional: straight to the portal, no banner.
 	c := env.Client()
@@ -133,6 +136,7 @@ func TestEnforceGraceBannerAndInterstitial(t *testing.T) {
 }
 
 func TestEnforcePastDeadline(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	requireMFA(t, env, acme)
 	env.Clock.Advance(15 * 24 * time.Hour)
@@ -240,6 +244,7 @@ func countEvents(t *testing.T, env *apptest.Env, event string) int {
 }
 
 func TestEnforceAPIConfined(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	requireMFA(t, env, acme)
 	c := env.Client()
@@ -263,6 +268,7 @@ func TestEnforceAPIConfined(t *testing.T) {
 }
 
 func TestEnforceOnboarding(t *testing.T) {
+	t.Parallel()
 	env, acme, admin := inviterSetup(t)
 	requireMFA(t, env, acme)
 	path := invite(t, env, admin, "newbie@acme.test", db.RoleMember)

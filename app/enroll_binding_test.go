@@ -64,6 +64,7 @@ func otherSessionCannotConfirm(t *testing.T, p *apptest.Client, slug, code strin
 // browser session of the same member can neither read nor confirm it, nor
 // become aal2; the first session then confirms it with the same code.
 func TestTOTPEnrollmentBoundToSession(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	alignClock(env)
 	a := env.Client()
@@ -104,6 +105,7 @@ func TestTOTPEnrollmentBoundToSession(t *testing.T) {
 // same session's old setup is gone too. The beginning session finishes
 // both.
 func TestEnrollmentBoundToSessionAndStepUp(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	setTrustedDays(t, env, "acme", trustDays)
 	alignClock(env)
@@ -179,6 +181,7 @@ func TestEnrollmentBoundToSessionAndStepUp(t *testing.T) {
 // second factor cannot be finished by a second bearer session; the first
 // finishes it.
 func TestWebAuthnRegistrationBoundToSession(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	a := env.Client()
 	tokA := a.APILogin("acme", "alice@acme.test", pw)

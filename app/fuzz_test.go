@@ -461,6 +461,7 @@ func FuzzLoadConfig(f *testing.F) {
 // wellFormedToken let CR and LF through (the base64 decoder skips them), so
 // a 43-byte value with a line break reached the store lookups.
 func TestWellFormedTokenRefusesLineBreaks(t *testing.T) {
+	t.Parallel()
 	for _, tok := range []string{"\n" + strings.Repeat("A", 42), strings.Repeat("A", 21) + "\r" + strings.Repeat("A", 21),
 		strings.Repeat("A", 41) + "\r\n"} {
 		if wellFormedToken(tok) {
@@ -474,6 +475,7 @@ func TestWellFormedTokenRefusesLineBreaks(t *testing.T) {
 
 // decodeJSON and decodePolicyJSON read a null body as an empty object.
 func TestDecodeJSONRefusesNonObjects(t *testing.T) {
+	t.Parallel()
 	e := echo.New()
 	for _, body := range []string{"null", " null ", "[]", `"x"`, "1", "true"} {
 		for _, policy := range []bool{false, true} {
@@ -499,6 +501,7 @@ func TestDecodeJSONRefusesNonObjects(t *testing.T) {
 // answer itself (found by FuzzSafeNext in the long run; the input is also
 // in testdata/fuzz/FuzzSafeNext).
 func TestSafeNextBoundsTheEscapedTarget(t *testing.T) {
+	t.Parallel()
 	ten := fuzzTenants[0]
 	next := ten.Base + "/" + strings.Repeat("\xfa", 2000)
 	if got := (&Server{}).safeNext(ten, next); len(got) > 2048 {
@@ -557,6 +560,7 @@ func FuzzParseAuditTime(f *testing.F) {
 // parseAuditTime checked the year before converting to UTC, so an offset
 // moved an accepted time to 1969 or 10000 (found by FuzzParseAuditTime).
 func TestParseAuditTimeYearInUTC(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"1970-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"} {
 		if got, err := parseAuditTime(s, false); err == nil {
 			t.Errorf("parseAuditTime(%q) = %v, want refused", s, got)

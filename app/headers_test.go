@@ -9,6 +9,7 @@ import (
 )
 
 func TestSecurityHeadersEverywhere(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	for _, path := range []string{"/", "/t/acme/login", "/t/nowhere/login", "/no/such/page", "/healthz", "/assets/css/app.css", "/t/acme/api/v1/session"} {
@@ -38,6 +39,7 @@ func TestSecurityHeadersEverywhere(t *testing.T) {
 }
 
 func TestUnknownWorkspaceIs404Page(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	for _, path := range []string{"/t/nowhere/login", "/t/nowhere/account", "/t/UPPER/login", "/t/a/login", "/t/" + strings.Repeat("x", 40) + "/login", "/t/%2e%2e/login"} {
 		res := env.Client().Get(path)
@@ -48,6 +50,7 @@ func TestUnknownWorkspaceIs404Page(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	if res := env.Client().Get("/healthz"); res.StatusCode != http.StatusOK {
 		t.Fatalf("healthz = %d", res.StatusCode)
@@ -67,6 +70,7 @@ func TestHealth(t *testing.T) {
 // With a base domain, {slug}.{domain} serves the workspace at the root, and
 // a workspace host never serves another workspace.
 func TestWorkspaceHost(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t, func(c *app.Config) { c.BaseDomain = "gatehouse.test" })
 	get := func(host, path string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, env.HTTP.URL+path, nil)

@@ -51,6 +51,7 @@ var inviteLink = regexp.MustCompile(`https?://\S+/t/acme/invite/\S+`)
 // An invitation goes from the admin console through the outbox and SMTP to
 // the invitee, whose link works once.
 func TestInvitationMailFlow(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	ws := env.Workspace("acme", "Acme")
 	env.User(ws, "admin@acme.test", "admin", "correct horse battery")
@@ -137,6 +138,7 @@ func TestInvitationMailFlow(t *testing.T) {
 // A password change queues exactly one notice, in its transaction: a change
 // that fails queues none.
 func TestPasswordChangedMail(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	ws := env.Workspace("acme", "Acme")
 	env.User(ws, "alice@acme.test", "member", "correct horse battery")

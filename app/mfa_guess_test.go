@@ -81,6 +81,7 @@ func containsInt(xs []int, x int) bool {
 // refused on the API and on the page and enables nothing, one lock email;
 // after 15 minutes (the clock moved, no sleep) the right code works.
 func TestEnrollConfirmWrongCodesLock(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	alignClock(env)
 	c := env.Client()
@@ -148,6 +149,7 @@ func TestEnrollConfirmWrongCodesLock(t *testing.T) {
 // 40 wrong confirmation codes sent at once: at most 10 are judged, the
 // rest answered 429 with Retry-After, and nothing is enabled.
 func TestEnrollConfirmBurst(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	alignClock(env)
 	c := env.Client()
@@ -181,6 +183,7 @@ func TestEnrollConfirmBurst(t *testing.T) {
 // (the rest find it ended); across 40 challenges at most 10 (the rest 429).
 // Half of the second burst are recovery codes: one counter for both.
 func TestChallengeGuessBurst(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	c := env.Client()
@@ -230,6 +233,7 @@ func TestChallengeGuessBurst(t *testing.T) {
 // from two sessions: at most 10 judged, the rest 429; no session is
 // refreshed.
 func TestStepUpGuessBurst(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, _, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	b := pendingPage(t, env, "acme", "alice@acme.test", pw)
@@ -268,6 +272,7 @@ func TestStepUpGuessBurst(t *testing.T) {
 // code waits for the lock too. After the lock the right code enrolls, and
 // takes its own count back.
 func TestStaffEnrollConfirmBurst(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	alignClock(env)
 	staff, link := newStaff(t, env, "staff@platform.test", false)

@@ -17,6 +17,7 @@ import (
 var recoveryCodeFormat = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}$`)
 
 func TestRecoveryCodes(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	env.User(acme, "bob@acme.test", db.RoleMember, "bob's password 1")
 	secret, codes, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -153,6 +154,7 @@ func TestRecoveryCodes(t *testing.T) {
 
 // Recovery codes exist only while MFA is on.
 func TestRecoveryCodesNeedMFA(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	c := env.Client()
 	tok := c.APILogin("acme", "alice@acme.test", pw)
@@ -196,6 +198,7 @@ func TestRecoveryCodesNeedMFA(t *testing.T) {
 // 20 concurrent redemptions of one recovery code through the API, each
 // with its own mfa_token: exactly one 200.
 func TestRecoveryCodeConcurrent(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	_, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	const n = 20
@@ -238,6 +241,7 @@ func TestRecoveryCodeConcurrent(t *testing.T) {
 // never accepted, never counted as a failure, and the state it was aimed
 // at still works afterwards.
 func TestMFAMalformedInput(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	env.User(acme, "carol@acme.test", db.RoleMember, "carol's password")
 	secret, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)

@@ -30,6 +30,7 @@ import (
 // A copy of the database (file and WAL) holds neither the TOTP secret, in
 // any encoding, nor any recovery code; nor do the logs.
 func TestSecretsNotAtRest(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	// Through the pages: the secret is shown on the setup page only.
 	page := env.Client()
@@ -126,6 +127,7 @@ func TestSecretsNotAtRest(t *testing.T) {
 // Tampered ciphertext, or ciphertext moved to another member's row, is
 // never accepted, and nothing logs the secret.
 func TestTamperedSecretRefused(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	bob := env.User(acme, "bob@acme.test", db.RoleMember, "bob's password 1")
 	aliceSecret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -187,6 +189,7 @@ func TestTamperedSecretRefused(t *testing.T) {
 // An abandoned or wrongly confirmed enrollment does not turn MFA on; it
 // expires after 15 minutes; starting again replaces it.
 func TestEnrollmentEdges(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	c := env.Client()
 	tok := c.APILogin("acme", "alice@acme.test", pw)
@@ -266,6 +269,7 @@ func TestEnrollmentEdges(t *testing.T) {
 // Security changes need a second factor within the last 10 minutes; the
 // step-up renews the session token.
 func TestStepUp(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	page := pendingPage(t, env, "acme", "alice@acme.test", pw)
@@ -361,6 +365,7 @@ func TestStepUp(t *testing.T) {
 // Adding, removing and regenerating email the member; every event is in
 // the audit trail and on the portal's "Recent security activity".
 func TestMFANoticesAndActivity(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	loginMFA(env, "acme", map[string]string{"mfa_token": mfaToken(t, env, "acme", "alice@acme.test", pw), "code": wrongCode(t, env, secret)})
@@ -401,6 +406,7 @@ func TestMFANoticesAndActivity(t *testing.T) {
 // with the A+B keyring still signs in with codes and with recovery codes
 // hashed under A.
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	keyA := bytes.Repeat([]byte{7}, 32) // apptest's master key

@@ -13,6 +13,7 @@ import (
 // TestTOTPHappyPath enrolls through the API, signs in through the challenge
 // page, and checks the basics; the adversarial suite lives beside it.
 func TestTOTPHappyPath(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	tok := c.APILogin("acme", "alice@acme.test", pw)

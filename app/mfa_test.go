@@ -169,6 +169,7 @@ func lastStep(t testing.TB, env *apptest.Env, u db.User) int64 {
 // refused (and are above the last used step, so it is the window that
 // refuses them, not replay protection).
 func TestChallengeSkewEdges(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	alignClock(env)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -213,6 +214,7 @@ func TestChallengeSkewEdges(t *testing.T) {
 // A code works once: not in a second challenge within its window, not
 // after a newer step was used, and not the one that confirmed enrollment.
 func TestChallengeReplay(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	alignClock(env)
 	c := env.Client()
@@ -264,6 +266,7 @@ func TestChallengeReplay(t *testing.T) {
 // 20 clients past the password submit the same valid code at once: exactly
 // one gets in.
 func TestChallengeConcurrentSameCode(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	alignClock(env)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -341,6 +344,7 @@ func race(n int, build func(i int) (*http.Request, *http.Client)) []int {
 // refuses it, by cookie and as a bearer token; afterwards the challenge
 // still works, so it was refused for being pending, not for being broken.
 func TestPendingStateRefusedEverywhere(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	pending := pendingPage(t, env, "acme", "alice@acme.test", pw)
@@ -419,6 +423,7 @@ func TestPendingStateRefusedEverywhere(t *testing.T) {
 // mfa_token: single use, scoped to its workspace, 5 minutes from the
 // password whatever happens meanwhile.
 func TestMFATokenLifecycle(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 
@@ -506,6 +511,7 @@ func TestMFATokenLifecycle(t *testing.T) {
 
 // A session token is not an mfa_token, and junk tokens are refused.
 func TestMFATokenJunk(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	session := c.APILogin("acme", "alice@acme.test", pw)
@@ -523,6 +529,7 @@ func TestMFATokenJunk(t *testing.T) {
 
 // Five wrong codes end a challenge, on the page and in the API.
 func TestChallengeEndsAfterFiveWrong(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 
@@ -566,6 +573,7 @@ func TestChallengeEndsAfterFiveWrong(t *testing.T) {
 // Retry-After, the right code refused, one email, then it works again. The
 // password throttle is a separate thing.
 func TestSecondFactorLock(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	start := env.Clock.Now()
@@ -664,6 +672,7 @@ func TestSecondFactorLock(t *testing.T) {
 // The window counts across challenges: a new challenge never resets it, and
 // a success does not either.
 func TestNewChallengeDoesNotResetCounters(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	for i := 1; i <= 6; i++ {
@@ -697,6 +706,7 @@ func TestNewChallengeDoesNotResetCounters(t *testing.T) {
 // second-factor sign-in: the right code and recovery codes are refused, the
 // member is emailed once, and it is audited.
 func TestSecondFactorDisabledAfter100(t *testing.T) {
+	t.Parallel()
 	env, _, alice := setup(t)
 	secret, codes, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	var last *apptest.Response

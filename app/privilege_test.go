@@ -23,6 +23,7 @@ func sessionOf(env *apptest.Env, tok string) (int, map[string]any) {
 }
 
 func TestRoleChangeEndsMemberSessions(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	env, alice := a.env, a.alice
 	browser := env.Client()
@@ -77,6 +78,7 @@ func TestRoleChangeEndsMemberSessions(t *testing.T) {
 // raises the bearer session to aal2 under a new token, returned as
 // session_token; the old token is dead.
 func TestAPIEnrollmentRotatesToken(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := waSetup(t)
 	env.User(acme, "bob@acme.test", db.RoleMember, pw)
 	c := env.Client()

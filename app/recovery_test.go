@@ -78,6 +78,7 @@ func requestRecovery(t *testing.T, env *apptest.Env) string {
 }
 
 func TestSelfRecoveryOffByDefault(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	c := pendingPage(t, env, "acme", "alice@acme.test", pw)
@@ -96,6 +97,7 @@ func TestSelfRecoveryOffByDefault(t *testing.T) {
 }
 
 func TestSelfRecoveryWaitingPeriodAndReset(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	setRecovery(t, env, acme, true)
@@ -198,6 +200,7 @@ func TestSelfRecoveryWaitingPeriodAndReset(t *testing.T) {
 // A workspace that turns recovery by email off stops the recoveries under
 // way: none of them resets anyone.
 func TestSelfRecoveryTurnedOff(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	setRecovery(t, env, acme, true)
@@ -216,6 +219,7 @@ func TestSelfRecoveryTurnedOff(t *testing.T) {
 }
 
 func TestSelfRecoveryCancelled(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	secret, _, _ := enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	setRecovery(t, env, acme, true)
@@ -255,6 +259,7 @@ func TestSelfRecoveryCancelled(t *testing.T) {
 }
 
 func TestSelfRecoveryRequestLimit(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	setRecovery(t, env, acme, true)
@@ -271,6 +276,7 @@ func TestSelfRecoveryRequestLimit(t *testing.T) {
 }
 
 func TestSelfRecoverySettingsAPI(t *testing.T) {
+	t.Parallel()
 	a := aal2AdminSetup(t)
 	res := a.c.API(http.MethodPut, "/t/acme/api/v1/admin/policy", a.token, map[string]any{"self_service_recovery": true, "recovery_wait_hours": 10})
 	if res.StatusCode != http.StatusBadRequest || res.JSON()["error"] != "invalid_policy" {

@@ -325,7 +325,7 @@ func (s *remindSim) pastDeadline() int {
 	return im.PastDeadline
 }
 
-// A month of a 300-member workspace going from optional to required
+// A month of a 100-member workspace going from optional to required
 // (14 days of grace, reminders 7, 3, 1), the jobs running every hour.
 // Members: 40 % with an authenticator app and 10 % with a security key
 // beforehand; 10 % enroll on day 3 (one through the API), 10 % on day 9
@@ -333,10 +333,12 @@ func (s *remindSim) pastDeadline() int {
 // days on day 9. Each email arrives exactly once, in the pass of its day;
 // none after enrolling; the deadline confines exactly who it should.
 func TestRemindersThirtyDays(t *testing.T) {
-	// 300 members: every class below has 30, and each is checked member by
-	// member; the scan's cost at 100,000 members is a benchmark's job
+	t.Parallel()
+	// 100 members: every class below has 10, and each is checked member by
+	// member (the announcements still fill several outbox batches); the
+	// scan's cost at 100,000 members is a benchmark's job
 	// (db BenchmarkScanReminders100k), not this test's.
-	const n = 300
+	const n = 100
 	const api, never, extended = 5, 8, 9 // members who sign in
 	s := newRemindSim(t, n, 0, api, never, extended)
 	class := func(i int) int { return i % 10 }
@@ -473,6 +475,7 @@ func TestRemindersThirtyDays(t *testing.T) {
 // and 1-day reminders wait in the outbox and arrive after it recovers,
 // within one backoff period; nothing is lost, nothing arrives twice.
 func TestRemindersSMTPOutage(t *testing.T) {
+	t.Parallel()
 	const n = 60
 	s := newRemindSim(t, n)
 	s.require()
@@ -543,6 +546,7 @@ func TestRemindersSMTPOutage(t *testing.T) {
 // 3-day reminders). On return, only the most urgent reminder due goes out,
 // late, once: the 3-day one, which says 2 days; then the 1-day one on time.
 func TestRemindersServiceOutage(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	s := newRemindSim(t, n)
 	s.require()
@@ -577,6 +581,7 @@ func TestRemindersServiceOutage(t *testing.T) {
 // every hour, and then Run loops, stopped and started again as in a
 // restart.
 func TestRemindersTwoSchedulers(t *testing.T) {
+	t.Parallel()
 	const n = 50
 	s := newRemindSim(t, n)
 	var path string
@@ -614,8 +619,11 @@ func TestRemindersTwoSchedulers(t *testing.T) {
 		s.at(20 * oneDay)
 		s.require()
 		before := len(s.smtp.Messages())
+		// Scans every 50 ms still run many times over each phase (and
+		// both at once on start); every 5 ms, two processes' scans kept
+		// both cores busy under -race and slowed the deliveries waited for.
 		for _, j := range []*app.Jobs{s.jobs, second} {
-			j.ReminderEvery, j.Mail.Interval = 5*time.Millisecond, 5*time.Millisecond
+			j.ReminderEvery, j.Mail.Interval = 50*time.Millisecond, 5*time.Millisecond
 		}
 		// Announcements now; the 7-day reminders after a restart a week on.
 		for _, phase := range []time.Duration{20 * oneDay, 27 * oneDay} {
@@ -669,6 +677,7 @@ func (s *remindSim) runLoops(t *testing.T, want int, jobs ...*app.Jobs) {
 // A Run loop whose reminder scan fails logs the error and goes on (it
 // fails again on the next tick), and still returns when stopped.
 func TestRemindersRunErrors(t *testing.T) {
+	t.Parallel()
 	s := newRemindSim(t, 3)
 	s.require()
 	s.jobs.BaseURL = nil // the emails cannot be written
@@ -703,6 +712,7 @@ func TestRemindersRunErrors(t *testing.T) {
 // policy to optional or off, or the members enroll (on day 9, after the
 // 7-day reminder).
 func TestRemindersStop(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		change func(s *remindSim)
@@ -720,6 +730,7 @@ func TestRemindersStop(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			const n = 20
 			s := newRemindSim(t, n)
 			s.require()

@@ -101,6 +101,7 @@ func rowCounts(t *testing.T, env *apptest.Env) map[string]int64 {
 // a session whose second factor is 11 minutes old, or is on the reviewed
 // list. The refusals change nothing.
 func TestRouteFactsStepUp(t *testing.T) {
+	t.Parallel()
 	w := newStepUpWalk(t)
 	env := w.env
 	env.Clock.Advance(11 * time.Minute) // past StepUpWindow, within the idle limit
@@ -183,6 +184,7 @@ func TestRouteFactsStepUp(t *testing.T) {
 // workspace's admin (anonymous here: 303 to sign-in on pages, 401 on the
 // API, also with the other workspace's token), and changes nothing.
 func TestRouteFactsAdmin(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t)
 	globex, err := env.Store.WorkspaceBySlug(context.Background(), "globex")
 	if err != nil {

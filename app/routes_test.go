@@ -68,6 +68,7 @@ var wantPublic = map[string]bool{
 // TestRoutesDefaultDeny walks every route: each one is either on the public
 // list or refuses an anonymous request (API: 401; pages: redirect to sign-in).
 func TestRoutesDefaultDeny(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Workspace("acme", "Acme")
 	c := env.Client()
@@ -154,6 +155,7 @@ func anonymousRequest(method, url string) *http.Request {
 
 // Dev routes exist only in dev mode.
 func TestDevMailboxOnlyInDev(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t, func(c *app.Config) { c.Dev = false })
 	res := env.Client().Get("/dev/mailbox")
 	if res.StatusCode != http.StatusNotFound {

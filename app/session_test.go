@@ -47,6 +47,7 @@ func signedIn(t *testing.T, c *apptest.Client, slug string) bool {
 }
 
 func TestSessionCookieAttributes(t *testing.T) {
+	t.Parallel()
 	t.Run("Dev", func(t *testing.T) {
 		env, _, _ := setup(t)
 		res := env.Client().Login("acme", "alice@acme.test", pw)
@@ -103,6 +104,7 @@ func findCookie(res *apptest.Response, name string) *http.Cookie {
 // A session token planted before sign-in (fixation) is worthless after it,
 // and the token changes at every sign-in.
 func TestSessionFixation(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	env.User(acme, "mallory@acme.test", db.RoleMember, "mallory password")
 	attacker := env.Client()
@@ -127,6 +129,7 @@ func TestSessionFixation(t *testing.T) {
 // A session of one workspace is worthless in another, by cookie and by
 // bearer token.
 func TestSessionCrossWorkspace(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -147,6 +150,7 @@ func TestSessionCrossWorkspace(t *testing.T) {
 }
 
 func TestSessionTamperedCookie(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -193,6 +197,7 @@ func advanceActive(t *testing.T, env *apptest.Env, c *apptest.Client, total, ste
 }
 
 func TestSessionAbsoluteTimeout(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -215,6 +220,7 @@ func TestSessionAbsoluteTimeout(t *testing.T) {
 }
 
 func TestSessionIdleTimeout(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)
@@ -290,6 +296,7 @@ func writeBack(t *testing.T, env *apptest.Env, token string, data []byte, expiry
 // A request that loaded a session before a sign-out, a sign-out everywhere
 // or a token rotation can write the old session back; it must stay dead.
 func TestSessionWriteBackAfterRevocation(t *testing.T) {
+	t.Parallel()
 	cases := map[string]func(t *testing.T, env *apptest.Env, victim, other *apptest.Client){
 		"SignOut": func(t *testing.T, env *apptest.Env, victim, other *apptest.Client) {
 			victim.PostForm("/t/acme/logout", nil)
@@ -346,6 +353,7 @@ func TestSessionWriteBackAfterRevocation(t *testing.T) {
 }
 
 func TestSessionsListAndEnd(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	a, b := env.Client(), env.Client()
 	a.Login("acme", "alice@acme.test", pw)
@@ -393,6 +401,7 @@ func TestSessionsListAndEnd(t *testing.T) {
 }
 
 func TestSignOut(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	c := env.Client()
 	c.Login("acme", "alice@acme.test", pw)

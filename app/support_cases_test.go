@@ -90,6 +90,7 @@ func (s *supportEnv) aliceFactors(t *testing.T) int64 {
 }
 
 func TestSupportCaseLifecycle(t *testing.T) {
+	t.Parallel()
 	s := supportSetup(t)
 	env := s.env
 	samTok, tinaTok := s.token(t, s.sam), s.token(t, s.tina)
@@ -228,6 +229,7 @@ func TestSupportCaseLifecycle(t *testing.T) {
 }
 
 func TestSupportCaseCancelledByMember(t *testing.T) {
+	t.Parallel()
 	s := supportSetup(t)
 	env := s.env
 	_, body := s.open(t, s.token(t, s.sam), s.alice.ID)
@@ -271,6 +273,7 @@ func TestSupportCaseCancelledByMember(t *testing.T) {
 }
 
 func TestSupportCaseExpiresAndOwnAccount(t *testing.T) {
+	t.Parallel()
 	s := supportSetup(t)
 	env := s.env
 	_, body := s.open(t, s.token(t, s.sam), s.alice.ID)
@@ -308,6 +311,7 @@ func TestSupportCaseExpiresAndOwnAccount(t *testing.T) {
 // Members and workspace sessions cannot reach cases; staff actions need a
 // fresh second factor; the pages carry the same flow.
 func TestSupportCasePagesAndGuards(t *testing.T) {
+	t.Parallel()
 	s := supportSetup(t)
 	env := s.env
 	memberTok := env.Client().APILogin("globex", "alice@acme.test", "globex password 1")
@@ -362,6 +366,7 @@ func TestSupportCasePagesAndGuards(t *testing.T) {
 }
 
 func TestSupportCaseRejected(t *testing.T) {
+	t.Parallel()
 	s := supportSetup(t)
 	env := s.env
 	_, body := s.open(t, s.token(t, s.sam), s.alice.ID)

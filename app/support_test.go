@@ -92,6 +92,7 @@ func staffToken(t *testing.T, env *apptest.Env, email, secret string) string {
 }
 
 func TestStaffEnrollmentPages(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	staff, token := newStaff(t, env, "sam@gatehouse.test", false)
 	c := env.Client()
@@ -147,6 +148,7 @@ func TestStaffEnrollmentPages(t *testing.T) {
 }
 
 func TestStaffEnrollmentAPI(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	_, token := newStaff(t, env, "sam@gatehouse.test", false)
 	c := env.Client()
@@ -187,6 +189,7 @@ func TestStaffEnrollmentAPI(t *testing.T) {
 
 // A staff member without a second factor gets no session at all.
 func TestStaffNoSessionBelowAAL2(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	newStaff(t, env, "sam@gatehouse.test", false)
 	c := env.Client()
@@ -208,6 +211,7 @@ func TestStaffNoSessionBelowAAL2(t *testing.T) {
 
 // The console and the workspaces share nothing: sessions, tokens, routes.
 func TestSupportApartFromWorkspaces(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	_, token := newStaff(t, env, "alice@acme.test", false) // the same address as acme's alice
 	secret := enrollStaff(t, env, token)
@@ -258,6 +262,7 @@ func TestSupportApartFromWorkspaces(t *testing.T) {
 }
 
 func TestSupportMemberSearch(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t)
 	enrollAPI(t, env, "acme", "alice@acme.test", pw)
 	_, token := newStaff(t, env, "alice@acme.test", false)

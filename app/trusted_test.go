@@ -127,6 +127,7 @@ func deviceIDs(t *testing.T, env *apptest.Env, u db.User) []int64 {
 }
 
 func TestTrustedDeviceSkipsChallenge(t *testing.T) {
+	t.Parallel()
 	te := trustSetup(t)
 	env, alice := te.env, te.alice
 	c := env.Client()
@@ -232,6 +233,7 @@ func wellFormed(tok string) bool {
 // Every cookie that is not this member's usable device in this workspace
 // is ignored: the challenge follows, nothing is recorded as used.
 func TestTrustedDeviceRefused(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		// spoil runs after alice trusted browser c (token tok); it returns
@@ -337,6 +339,7 @@ func TestTrustedDeviceRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			te := trustSetup(t)
 			env := te.env
 			c := env.Client()
@@ -372,6 +375,7 @@ func adminBrowser(t *testing.T, env *apptest.Env, ws db.Workspace) *apptest.Clie
 // The API never uses devices, the box is absent when the workspace has
 // trusted devices off, and a ticked box (forged) then trusts nothing.
 func TestTrustedDeviceOffAndAPI(t *testing.T) {
+	t.Parallel()
 	te := trustSetup(t)
 	env := te.env
 	c := env.Client()
@@ -413,6 +417,7 @@ func TestTrustedDeviceOffAndAPI(t *testing.T) {
 // The portal and the JSON API list the member's trusted browsers, and
 // nobody else's; another member's device id is a 404.
 func TestTrustedDeviceLists(t *testing.T) {
+	t.Parallel()
 	te := trustSetup(t)
 	env, alice := te.env, te.alice
 	c := env.Client()
@@ -478,6 +483,7 @@ func TestTrustedDeviceLists(t *testing.T) {
 // never offered, a forged one trusts nothing, whatever the platform
 // workspace's setting says.
 func TestTrustedDeviceNeverForStaff(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t)
 	_, token := newStaff(t, env, "sam@support.test", false)
 	secret := enrollStaff(t, env, token)
@@ -512,6 +518,7 @@ func TestTrustedDeviceNeverForStaff(t *testing.T) {
 // A security key passes the challenge too: with the box ticked (the page's
 // script adds trust_device to the finish URL) the browser is trusted.
 func TestTrustedDeviceWithKey(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	setTrustedDays(t, env, "acme", 7)
 	k, _ := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "Key", virtualwebauthn.AuthenticatorOptions{})
@@ -553,6 +560,7 @@ func TestTrustedDeviceWithKey(t *testing.T) {
 // Outside dev mode the device cookie is __Host- prefixed and Secure (like
 // the session cookie), and it is what the next sign-in reads.
 func TestTrustedDeviceCookieProduction(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t, func(c *app.Config) {
 		c.Dev = false
 		c.BaseURL, _ = app.ParseBaseURL("https://gatehouse.example")
@@ -608,6 +616,7 @@ func TestTrustedDeviceCookieProduction(t *testing.T) {
 // the policy still asks to enroll (their factor is not an allowed one) is
 // challenged instead: the aal2 it gives is what unlocks enrollment.
 func TestTrustedDeviceAndPolicy(t *testing.T) {
+	t.Parallel()
 	te := trustSetup(t)
 	env := te.env
 	c := env.Client()
@@ -631,6 +640,7 @@ func TestTrustedDeviceAndPolicy(t *testing.T) {
 // challenge (429 with Retry-After), its device is not used, and it skips
 // the challenge again once the pause is over.
 func TestTrustedDeviceRefusedWhileLocked(t *testing.T) {
+	t.Parallel()
 	te := trustSetup(t)
 	env, alice := te.env, te.alice
 	c := env.Client()
@@ -675,6 +685,7 @@ func TestTrustedDeviceRefusedWhileLocked(t *testing.T) {
 // (DESIGN: "void after any … factor change"; issue 12, defect 9): a key,
 // an authenticator app, and new recovery codes.
 func TestTrustedDeviceVoidedByFactorAdded(t *testing.T) {
+	t.Parallel()
 	voided := func(t *testing.T, env *apptest.Env, c *apptest.Client, u db.User, reason string) {
 		t.Helper()
 		if n := queryInt(t, env, `SELECT COUNT(*) FROM trusted_devices WHERE user_id = ? AND revoked_reason = ?`, u.ID, reason); n != 1 {

@@ -51,6 +51,7 @@ func strs(v any) []string {
 // session (whatever the workspace setting); with it, aal2 and AMR passkey.
 // For the second factor user verification is only preferred.
 func TestWebAuthnPasswordlessUserVerification(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	c := env.Client()
 	k, _ := register(t, env, "acme", c.APILogin("acme", "alice@acme.test", pw), "Key", virtualwebauthn.AuthenticatorOptions{})
@@ -108,6 +109,7 @@ func (r keyRow) SignCount32() uint32 { return uint32(r.SignCount) }
 // mfa_token follows, keys are not offered again, and a TOTP code or a
 // recovery code completes it with AMR [passkey, totp|recovery_code].
 func TestWebAuthnPasskeyThenSecondFactor(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	alignClock(env)
 	secret, codes, tok := enrollAPI(t, env, "acme", "alice@acme.test", pw)
@@ -178,6 +180,7 @@ func TestWebAuthnPasskeyThenSecondFactor(t *testing.T) {
 // ones; backup flags are stored and reported as "synced"; a device-bound
 // key that later claims to be backup eligible is refused.
 func TestWebAuthnDeviceBoundOnly(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	ctx := context.Background()
 	if err := env.Store.SetPasskeySettings(ctx, acme.ID, db.PasskeySettings{SatisfyMFA: true, DeviceBoundOnly: true}); err != nil {
@@ -260,6 +263,7 @@ func TestWebAuthnDeviceBoundOnly(t *testing.T) {
 // recovery codes; rename is scoped; emails go out; GET /mfa and the
 // challenge's methods list keys.
 func TestWebAuthnEnrollmentLifecycle(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	ctx := context.Background()
 	bob := env.User(acme, "bob@acme.test", db.RoleMember, pw)
@@ -394,6 +398,7 @@ func TestWebAuthnEnrollmentLifecycle(t *testing.T) {
 // (429), a valid assertion is then refused everywhere, and 15 minutes
 // later it works.
 func TestWebAuthnFailuresLock(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	c := env.Client()
 	tok := c.APILogin("acme", "alice@acme.test", pw)
@@ -471,6 +476,7 @@ func TestWebAuthnFailuresLock(t *testing.T) {
 // not JSON, arrays, wrong types, huge bodies, a missing ceremony, garbage
 // credentials, and mutated or truncated attestations and assertions.
 func TestWebAuthnMalformedBodies(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	bob := env.User(acme, "bob@acme.test", db.RoleMember, pw)
 	c := env.Client()

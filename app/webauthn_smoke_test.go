@@ -19,6 +19,7 @@ import (
 // password and the key, then passwordless; the adversarial suite is beside
 // it.
 func TestWebAuthnHappyPath(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t, func(c *app.Config) {
 		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
 	})
@@ -130,6 +131,7 @@ func portOf(addr string) string {
 // A synced passkey registered before "device-bound keys only" was turned
 // on no longer signs in, and the refusal is not counted as an attack.
 func TestWebAuthnDeviceBoundOnlyAtSignIn(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := setup(t, func(c *app.Config) {
 		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
 	})
@@ -169,6 +171,7 @@ func TestWebAuthnDeviceBoundOnlyAtSignIn(t *testing.T) {
 // Starting passwordless ceremonies is bounded per client IP: each is a row,
 // and anyone can ask for one.
 func TestPasswordlessBeginBounded(t *testing.T) {
+	t.Parallel()
 	env, _, _ := setup(t, func(c *app.Config) {
 		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
 	})
@@ -192,6 +195,7 @@ func TestPasswordlessBeginBounded(t *testing.T) {
 // (and recovery codes) is told to sign in with the password: recovery codes
 // are not spent as an everyday second step.
 func TestPasskeyNotEnoughWithoutApp(t *testing.T) {
+	t.Parallel()
 	env, acme, _ := setup(t, func(c *app.Config) {
 		c.BaseURL, _ = app.ParseBaseURL("http://localhost:" + portOf(c.Addr))
 	})

@@ -259,6 +259,7 @@ func userIn(t testing.TB, env *apptest.Env, slug, email string) db.User {
 // acme's user handle and with globex's; nothing is updated and no session
 // made. The key still works in acme afterwards.
 func TestWebAuthnCrossWorkspace(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	galice := userIn(t, env, "globex", "alice@acme.test")
 	c := env.Client()
@@ -309,6 +310,7 @@ func TestWebAuthnCrossWorkspace(t *testing.T) {
 // (a virtual authenticator can) is refused in globex when the assertion
 // was made for acme's RP ID or origin.
 func TestWebAuthnCrossWorkspaceRPID(t *testing.T) {
+	t.Parallel()
 	env, _, _ := waSetup(t, withBaseDomain)
 	c := env.Client()
 	acmeTok := c.APILogin("acme", "alice@acme.test", pw)
@@ -366,6 +368,7 @@ func TestWebAuthnCrossWorkspaceRPID(t *testing.T) {
 // assertion on a new ceremony, and a ceremony already spent by a failure
 // are refused, for the second factor and passwordless. Nothing moves.
 func TestWebAuthnReplay(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	k, _ := register(t, env, "acme", env.Client().APILogin("acme", "alice@acme.test", pw), "Key", virtualwebauthn.AuthenticatorOptions{})
 
@@ -420,6 +423,7 @@ func TestWebAuthnReplay(t *testing.T) {
 // A ceremony lives 5 minutes and belongs to one kind, member, workspace and
 // challenge: anything else is refused.
 func TestWebAuthnCeremonyScope(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	bob := env.User(acme, "bob@acme.test", db.RoleMember, pw)
 	c := env.Client()
@@ -528,6 +532,7 @@ func keyLoginAt(t *testing.T, env *apptest.Env, k *vkey) string {
 // drops to 0) is refused and audited, and the stored count stays; a key
 // that always says 0 (synced passkeys) is fine.
 func TestWebAuthnSignCount(t *testing.T) {
+	t.Parallel()
 	env, _, alice := waSetup(t)
 	tok := env.Client().APILogin("acme", "alice@acme.test", pw)
 	k, res := register(t, env, "acme", tok, "Counting key", virtualwebauthn.AuthenticatorOptions{})
@@ -594,6 +599,7 @@ func TestWebAuthnSignCount(t *testing.T) {
 // so are another member's key, a key nobody registered, and a registered
 // credential id signed by another private key.
 func TestWebAuthnWrongOriginAndCredential(t *testing.T) {
+	t.Parallel()
 	env, acme, alice := waSetup(t)
 	bob := env.User(acme, "bob@acme.test", db.RoleMember, pw)
 	c := env.Client()

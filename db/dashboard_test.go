@@ -248,6 +248,7 @@ func slowHistory(facts []memberFacts, days int, now time.Time) []db.EnrollmentDa
 // members joined), and never count the other workspace; the members list
 // agrees figure by figure.
 func TestCoverageMatchesSlowComputation(t *testing.T) {
+	t.Parallel() // its own database file and clock
 	f := newDashboardFixture(t)
 	ctx := context.Background()
 	facts := slowFacts(t, f.store, f.ws.ID)
@@ -338,6 +339,7 @@ func countMembersMFA(t *testing.T, store *db.Store, workspaceID int64, status st
 // an enrollment, a used code, a reset and a removed key show on the next
 // read, with no cache in between.
 func TestCoverageFresh(t *testing.T) {
+	t.Parallel() // its own database file and clock
 	f := newDashboardFixture(t)
 	ctx := context.Background()
 	store, now := f.store, f.clock.Now()

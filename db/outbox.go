@@ -64,6 +64,18 @@ func (s *Store) Enqueue(ctx context.Context, workspaceID int64, msg OutboxMessag
 // claimed row is invisible to other claimers until its lease runs out, so
 // several senders never hold the same message.
 func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.Duration, limit int) ([]OutboxMessage, error) {
+	// Senders poll, most often an outbox with nothing due: look first
+	// without the write lock, so that idle polls of several processes do not
+	// queue behind each other and hold back the writes that matter.
+	var due bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outbox
+		WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?))`,
+		s.now(), s.now()).Scan(&due); err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	if !due {
+		return nil, nil
+	}
 	var out []OutboxMessage
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
@@ -114,6 +126,26 @@ func (s *Store) RenewOutboxClaim(ctx context.Context, id int64, claimToken strin
 		return false, fmt.Errorf("renew outbox claim: %w", err)
 	}
 	return n == 1, nil
+}
+
+// ReleaseOutboxClaim hands back the holder's claim on the messages ids that
+// it will not attempt after all (its batch was cut short by an error or by
+// shutdown), so that any sender may take them at once instead of when the
+// lease runs out. Messages already done, or claimed by another since, are
+// left alone.
+func (s *Store) ReleaseOutboxClaim(ctx context.Context, claimToken string, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, args := inList(ids)
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE outbox SET claim_token = NULL, claimed_until = NULL
+		WHERE claim_token = ? AND sent_at IS NULL AND failed_at IS NULL AND id IN (`+in+`)`,
+		append([]any{claimToken}, args...)...)
+	if err != nil {
+		return fmt.Errorf("release outbox claim: %w", err)
+	}
+	return nil
 }
 
 // MarkOutboxSent records a delivery. It only succeeds for the holder of the

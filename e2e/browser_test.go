@@ -10,6 +10,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -42,8 +43,76 @@ type browser struct {
 	console *consoleLog
 }
 
-// newBrowser starts Chromium with a fresh profile (width x height window)
-// and stops it when the test ends.
+// shared is the package's one Chromium, started by the first test that
+// needs it and stopped by TestMain. Each test gets a browser context of its
+// own in it (cookies, storage, cache and permissions as fresh as a new
+// profile's): starting a Chromium per test cost 2 to 7 s each under -race,
+// about 75 s of the package's time.
+var shared struct {
+	once sync.Once
+	ctx  context.Context // the browser's first tab
+	stop func()
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.stop != nil {
+		shared.stop()
+	}
+	os.Exit(code)
+}
+
+// sharedBrowser starts the shared Chromium once and returns its context.
+func sharedBrowser() (context.Context, error) {
+	shared.once.Do(func() {
+		profile, err := os.MkdirTemp("", "gatehouse-e2e-chromium-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		opts := []chromedp.ExecAllocatorOption{
+			chromedp.ExecPath(chromiumPath),
+			chromedp.UserDataDir(profile),
+			chromedp.Headless,
+			chromedp.NoSandbox, // required as root
+			chromedp.DisableGPU,
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-extensions", true),
+			chromedp.Flag("lang", "en-US"),
+		}
+		actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+		// The browser's protocol errors go to the test binary's output
+		// (they are not one test's).
+		ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "chromedp: "+format+"\n", args...)
+		}))
+		shared.ctx = ctx
+		shared.stop = func() {
+			cancel()
+			acancel()
+			os.RemoveAll(profile)
+		}
+		start := time.Now()
+		// On this context itself: the browser lives as long as the one
+		// the first Do gets.
+		shared.err = chromedp.Do(ctx)
+		chromiumStart = time.Since(start)
+	})
+	return shared.ctx, shared.err
+}
+
+// chromiumStart is how long the shared Chromium took to start.
+var chromiumStart time.Duration
+
+// newBrowser opens a tab in a browser context of its own (width x height
+// viewport) in the shared Chromium, closed when the test ends.
 func newBrowser(t *testing.T, width, height int) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -52,38 +121,21 @@ func newBrowser(t *testing.T, width, height int) *browser {
 		}
 		t.Skipf("browser test skipped: %s not found (apt-get install chromium; under CI this is a failure)", chromiumPath)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()), // fresh profile for each test
-		chromedp.Headless,
-		chromedp.NoSandbox, // required as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.WindowSize(width, height),
-	}
-	// The allocator's parent carries the deadline: it bounds the browser's
-	// life, and so every action of the test.
-	root, rootCancel := context.WithTimeout(context.Background(), testTimeout)
-	actx, acancel := chromedp.NewExecAllocator(root, opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(func() {
-		cancel()
-		acancel()
-		rootCancel()
-	})
-	start := time.Now()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser and the tab
+	root, err := sharedBrowser()
+	if err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("chromium started in %v (shared)", chromiumStart.Round(time.Millisecond))
+	tab, closeTab := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	// The deadline bounds every action of the test.
+	ctx, cancel := context.WithTimeout(tab, testTimeout)
+	t.Cleanup(func() {
+		cancel()
+		closeTab()
+	})
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("open tab: %v", err)
+	}
 	return &browser{t: t, ctx: ctx, console: watchConsole(ctx)}
 }
 

@@ -51,7 +51,9 @@ func (e *Env) Logs() string {
 }
 
 // New starts an application in dev mode over http. Options adjust the
-// config before the server is built.
+// config before the server is built. Nothing is shared between two Envs
+// (database file, server, clock, keys), so the tests using them call
+// t.Parallel.
 func New(t testing.TB, opts ...func(*app.Config)) *Env {
 	t.Helper()
 	store, clock := dbtest.New(t)

@@ -74,53 +74,93 @@ func (s *Sender) RunOnce(ctx context.Context) (sent, failed int, err error) {
 		if len(msgs) == 0 {
 			return sent, failed, nil
 		}
-		for _, m := range msgs {
-			if ctx.Err() != nil {
-				return sent, failed, ctx.Err()
-			}
-			// The batch was claimed under one lease but goes out one message
-			// at a time, so a slow server can outlast the lease of the last
-			// ones, and another sender may claim them meanwhile. Renewing
-			// just before sending (and sending for at most half a lease)
-			// means nothing is sent outside its lease.
-			if ok, err := s.Store.RenewOutboxClaim(ctx, m.ID, claim, s.Lease); err != nil {
-				return sent, failed, err
-			} else if !ok {
-				s.Log.Info("mail claim taken over", slog.Int64("outbox_id", m.ID))
-				continue
-			}
-			sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
-			serr := s.Transport.Send(sendCtx, m)
-			cancel()
-			if serr == nil {
-				sent++
-				if err := s.Store.MarkOutboxSent(ctx, m.ID, claim); errors.Is(err, db.ErrNotFound) {
-					// Only if this send outlived its lease: another sender
-					// may deliver it again, with the same Message-ID.
-					s.Log.Warn("mail sent after its claim was lost", slog.Int64("outbox_id", m.ID))
-					continue
-				} else if err != nil {
-					return sent, failed, err
-				}
-				s.Log.Info("mail sent", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind), slog.Int64("workspace_id", m.WorkspaceID))
-				continue
-			}
-			failed++
-			next := s.Store.Now().Add(Backoff(m.Attempts + 1))
-			var perm *PermanentError
-			if errors.As(serr, &perm) || m.Attempts+1 >= s.MaxAttempts {
-				next = time.Time{}
-			}
-			if err := s.Store.MarkOutboxRetry(ctx, m.ID, claim, next, serr.Error()); errors.Is(err, db.ErrNotFound) {
-				s.Log.Warn("mail attempt failed after its claim was lost", slog.Int64("outbox_id", m.ID))
+		n, f, err := s.sendBatch(ctx, claim, msgs)
+		sent, failed = sent+n, failed+f
+		if err != nil {
+			return sent, failed, err
+		}
+	}
+}
+
+// sendBatch sends the messages claimed under claim, one at a time. When it
+// stops early (a database error, or ctx ending on shutdown), it hands back
+// the claim on the messages it never passed to the transport: they go out
+// in the next pass of any sender rather than once the lease has run out
+// (which, without the release, holds them back for a whole lease after
+// every transient error). A message that was passed to the transport keeps
+// its claim, since it may have been delivered.
+func (s *Sender) sendBatch(ctx context.Context, claim string, msgs []db.OutboxMessage) (sent, failed int, err error) {
+	untried := 0 // msgs[untried:] were never passed to the transport
+	defer func() {
+		if untried >= len(msgs) {
+			return
+		}
+		ids := make([]int64, 0, len(msgs)-untried)
+		for _, m := range msgs[untried:] {
+			ids = append(ids, m.ID)
+		}
+		// Also on shutdown, when ctx has ended already.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Lease/2)
+		defer cancel()
+		if rerr := s.Store.ReleaseOutboxClaim(rctx, claim, ids); rerr != nil {
+			s.Log.Error("outbox release", slog.Int("count", len(ids)), slog.Any("err", rerr))
+		}
+	}()
+	for i, m := range msgs {
+		untried = i
+		if ctx.Err() != nil {
+			return sent, failed, ctx.Err()
+		}
+		// The batch was claimed under one lease but goes out one message
+		// at a time, so a slow server can outlast the lease of the last
+		// ones, and another sender may claim them meanwhile. Renewing
+		// just before sending (and sending for at most half a lease)
+		// means nothing is sent outside its lease.
+		if ok, err := s.Store.RenewOutboxClaim(ctx, m.ID, claim, s.Lease); err != nil {
+			return sent, failed, err
+		} else if !ok {
+			s.Log.Info("mail claim taken over", slog.Int64("outbox_id", m.ID))
+			continue
+		}
+		untried = i + 1
+		sendCtx, cancel := context.WithTimeout(ctx, s.Lease/2)
+		serr := s.Transport.Send(sendCtx, m)
+		cancel()
+		// The outcome is recorded even when ctx ended during the send
+		// (shutdown): a delivery left unrecorded would go out again once
+		// the lease runs out.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Lease/2)
+		defer cancel()
+		if serr == nil {
+			sent++
+			if err := s.Store.MarkOutboxSent(rctx, m.ID, claim); errors.Is(err, db.ErrNotFound) {
+				// Only if this send outlived its lease: another sender
+				// may deliver it again, with the same Message-ID.
+				s.Log.Warn("mail sent after its claim was lost", slog.Int64("outbox_id", m.ID))
 				continue
 			} else if err != nil {
 				return sent, failed, err
 			}
-			s.Log.Warn("mail delivery failed", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind),
-				slog.Int("attempt", m.Attempts+1), slog.Bool("gave_up", next.IsZero()), slog.String("err", serr.Error()))
+			s.Log.Info("mail sent", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind), slog.Int64("workspace_id", m.WorkspaceID))
+			continue
 		}
+		failed++
+		next := s.Store.Now().Add(Backoff(m.Attempts + 1))
+		var perm *PermanentError
+		if errors.As(serr, &perm) || m.Attempts+1 >= s.MaxAttempts {
+			next = time.Time{}
+		}
+		if err := s.Store.MarkOutboxRetry(rctx, m.ID, claim, next, serr.Error()); errors.Is(err, db.ErrNotFound) {
+			s.Log.Warn("mail attempt failed after its claim was lost", slog.Int64("outbox_id", m.ID))
+			continue
+		} else if err != nil {
+			return sent, failed, err
+		}
+		s.Log.Warn("mail delivery failed", slog.Int64("outbox_id", m.ID), slog.String("kind", m.Kind),
+			slog.Int("attempt", m.Attempts+1), slog.Bool("gave_up", next.IsZero()), slog.String("err", serr.Error()))
 	}
+	untried = len(msgs)
+	return sent, failed, nil
 }
 
 // Run delivers the outbox every Interval until ctx ends.

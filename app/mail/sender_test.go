@@ -2,6 +2,7 @@ package mail_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -562,4 +563,47 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("Backoff(%d): only %d distinct values in 500 draws", tt.n, len(seen))
 		}
 	}
+}
+
+// A pass cut short (here by shutdown, after the first message of a batch
+// of three) hands back the claim on the messages it never tried: at the
+// same instant, another sender takes them, rather than a lease later.
+func TestCutShortBatchReleased(t *testing.T) {
+	store, _ := dbtest.New(t)
+	srv := mailtest.NewServer(t)
+	a := newSender(t, store, srv, nil)
+	b := newSender(t, store, srv, nil)
+	msgs := enqueue(t, store, "one@example.com", "two@example.com", "three@example.com")
+
+	actx, stop := context.WithCancel(ctx)
+	a.Transport = stopAfterSend{a.Transport, stop}
+	sent, _, err := a.RunOnce(actx)
+	if sent != 1 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("RunOnce stopped after the first send = %d sent, %v; want 1, context canceled", sent, err)
+	}
+	if sent, failed := runOnce(t, b); sent != 2 || failed != 0 {
+		t.Fatalf("other sender at the same instant = %d sent, %d failed; want 2, 0", sent, failed)
+	}
+	ids := srv.MessageIDs()
+	for _, m := range msgs {
+		if ids[messageID(m)] != 1 {
+			t.Errorf("%s delivered %d times, want once", m.To, ids[messageID(m)])
+		}
+		if r := row(t, store, m.ID); r.SentAt.IsZero() {
+			t.Errorf("%s not marked sent", m.To)
+		}
+	}
+}
+
+// stopAfterSend ends the sender's context once a send has returned, as a
+// shutdown arriving during the send would.
+type stopAfterSend struct {
+	mail.Transport
+	stop func()
+}
+
+func (s stopAfterSend) Send(ctx context.Context, m db.OutboxMessage) error {
+	err := s.Transport.Send(ctx, m)
+	s.stop()
+	return err
 }
