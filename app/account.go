@@ -42,6 +42,19 @@ func (s *Server) renderAccount(c echo.Context, status int, p views.Page, pf view
 	for _, ev := range events {
 		v.Activity = append(v.Activity, views.ActivityRow{At: ev.CreatedAt, What: describeEvent(ev), IP: ev.IP, Device: describeUserAgent(ev.UserAgent)})
 	}
+	consents, err := s.store.MemberConsents(c.Request().Context(), t.ID, a.User.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range consents {
+		var what []string
+		for _, sc := range k.Scopes {
+			if d, ok := scopeNames[sc]; ok {
+				what = append(what, d)
+			}
+		}
+		v.Apps = append(v.Apps, views.AppConsentRow{ClientID: k.ClientID, Name: k.Name, Scopes: strings.Join(what, ", "), GrantedAt: k.GrantedAt})
+	}
 	for _, us := range sessions {
 		v.Sessions = append(v.Sessions, views.SessionRow{ID: us.ID, Current: us.ID == a.Session.ID, Device: describeUserAgent(us.UserAgent),
 			IP: us.IP, SignedIn: us.AuthTime, LastSeen: us.LastSeenAt})
@@ -182,6 +195,11 @@ func describeUserAgent(ua string) string {
 // eventNames are the member-facing names of audit events.
 var eventNames = map[string]string{
 	db.EventSignInSucceeded:         "Signed in",
+	db.EventOAuthAuthorized:         "Signed in to an application",
+	db.EventOAuthConsentGranted:     "Allowed an application",
+	db.EventOAuthConsentRevoked:     "Removed an application's access",
+	db.EventOAuthTokenRevoked:       "An application's access ended",
+	db.EventOAuthRefreshReused:      "An application's stolen token was refused",
 	db.EventSignInFailed:            "Wrong password",
 	db.EventSignedOut:               "Signed out",
 	db.EventSessionEnded:            "Session ended",
@@ -211,4 +229,19 @@ func describeEvent(ev db.AuditEvent) string {
 		return n
 	}
 	return ev.Event
+}
+
+// scopeNames are the scopes as the portal names them.
+var scopeNames = map[string]string{"openid": "who you are", "email": "your email", "profile": "your profile", "offline_access": "access while you are away"}
+
+// handleAppRevoke takes back the member's consent to an application and
+// its tokens. Taking access away needs no step-up (like ending a session).
+func (s *Server) handleAppRevoke(c echo.Context) error {
+	t := tenants.FromContext(c.Request().Context())
+	a := authFrom(c)
+	err := s.store.RevokeConsent(c.Request().Context(), t.ID, a.User.ID, c.Param("client"), meta(c))
+	if err != nil {
+		return err // ErrNotFound: 404
+	}
+	return c.Redirect(http.StatusSeeOther, t.Base+"/account?notice=app_revoked")
 }

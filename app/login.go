@@ -49,6 +49,7 @@ func errBusy() *Error {
 // notices are the fixed messages a redirect can ask a page to show.
 var notices = map[string]string{
 	"signed_out":          "You are signed out.",
+	"app_revoked":         "The application's access is removed. It will ask you again if you sign in there.",
 	"staff_enrolled":      "Your second factor is set up. Sign in with it.",
 	"password_changed":    "Your password was changed. Every other session was signed out.",
 	"session_ended":       "That session was signed out.",

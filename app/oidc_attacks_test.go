@@ -652,3 +652,48 @@ func TestOIDCNativeSharesGuards(t *testing.T) {
 		t.Fatalf("the API's second step after the native flow's wrong codes = %d %s, want 429", r.StatusCode, r.Body)
 	}
 }
+
+// TestOIDCMemberRemovesApp: a member sees the applications they allowed
+// and removes one: its tokens die and it asks again; another member's or
+// an unknown application is a 404 and changes nothing.
+func TestOIDCMemberRemovesApp(t *testing.T) {
+	o := newOIDCEnv(t, true)
+	env := o.env
+	c := env.Client()
+	res := o.walk(t, c, o.authorizeURL("s", "n", oauth2.GenerateVerifier()))
+	res = o.signInPage(t, c, res)
+	p, _ := o.pathOf(res.Header.Get("Location"))
+	o.walk(t, c, p) // the consent page of a first authorization, left unanswered
+	verifier := oauth2.GenerateVerifier()
+	res = o.walk(t, c, o.authorizeURL("s", "n", verifier))
+	id, _ := res.Doc().Find(`input[name="id"]`).Attr("value")
+	res = c.PostForm("/t/acme/oauth/continue", url.Values{"id": {id}, "decision": {"allow"}})
+	p, _ = o.pathOf(res.Header.Get("Location"))
+	code, _ := codeFrom(t, o.walk(t, c, p))
+	tok, _ := o.exchange(t, code, verifier, "n")
+
+	account := c.Get("/t/acme/account")
+	if account.Doc().Find("[data-testid=apps]").Text() == "" || !strings.Contains(account.Doc().Find("[data-testid=apps]").Text(), "Acme CRM") {
+		t.Fatalf("the portal does not list the allowed application\n%s", account.Body)
+	}
+	// Someone else's session cannot remove it, nor can an unknown id.
+	bob := env.User(o.ws, "bob@acme.test", db.RoleMember, oidcPassword)
+	b := env.Client()
+	b.Login("acme", bob.Email, oidcPassword)
+	if r := b.PostForm("/t/acme/account/apps/"+o.client.ClientID+"/revoke", nil); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("another member's revoke = %d", r.StatusCode)
+	}
+	if in := o.introspect(t, tok.AccessToken); in["active"] != true {
+		t.Fatalf("another member's revoke touched the token: %v", in)
+	}
+	if r := c.PostForm("/t/acme/account/apps/"+o.client.ClientID+"/revoke", nil); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke = %d %s", r.StatusCode, r.Body)
+	}
+	if in := o.introspect(t, tok.AccessToken); in["active"] != false {
+		t.Fatalf("token after the member removed the app: %v", in)
+	}
+	res = o.walk(t, c, o.authorizeURL("s", "n", oauth2.GenerateVerifier()))
+	if res.Doc().Find("[data-testid=consent-allow]").Length() != 1 {
+		t.Fatalf("no consent asked after removal: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+}

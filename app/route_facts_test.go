@@ -41,6 +41,7 @@ var noStepUp = map[string]string{
 	"POST /t/:slug/api/v1/mfa/webauthn/register/finish":  "finishes a registration bound to the session and step-up that began it (rule 12)",
 	"POST /t/:slug/account/enroll/link":                  "a confined member without a factor asks for the emailed link",
 	"POST /t/:slug/account/enroll/link/:token":           "spends the emailed link, bound to this session",
+	"POST /t/:slug/account/apps/:client/revoke":          "takes an application's access away (like ending a session)",
 	"POST /t/:slug/oauth/continue":                       "the member's consent to an application: grants what signing in there would, no security change",
 }
 

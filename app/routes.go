@@ -62,6 +62,7 @@ func (s *Server) routes() {
 	r.post("/t/:slug/account/password", s.handlePasswordChange, member, alsoSupport, stepUp, back("/account"))
 	r.post("/t/:slug/account/sessions/:id/end", s.handleSessionEnd, member, alsoSupport)
 	r.post("/t/:slug/account/sessions/end-others", s.handleSessionsEndOthers, member, alsoSupport)
+	r.post("/t/:slug/account/apps/:client/revoke", s.handleAppRevoke, member)
 	r.get("/t/:slug/account/verify", s.handleStepUpShow, member, alsoSupport)
 	r.post("/t/:slug/account/verify", s.handleStepUpCheck, member, alsoSupport)
 	r.post("/t/:slug/account/verify/webauthn/begin", s.handleStepUpWebAuthnBegin, member, alsoSupport, jsonOut)

@@ -19,6 +19,7 @@ const (
 	EventOAuthSecretRotated  = "oauth.client_secret_rotated"
 	EventOAuthAuthorized     = "oauth.authorized"
 	EventOAuthConsentGranted = "oauth.consent_granted"
+	EventOAuthConsentRevoked = "oauth.consent_revoked"
 	EventOAuthTokenIssued    = "oauth.token_issued"
 	EventOAuthCodeReused     = "oauth.code_reused"
 	EventOAuthRefreshReused  = "oauth.refresh_reused"
@@ -696,6 +697,64 @@ func (s *Store) GrantConsent(ctx context.Context, workspaceID, userID int64, cli
 		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
 			Event: EventOAuthConsentGranted, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"client_id": clientID, "scopes": scopes}})
+	})
+}
+
+// MemberConsent is an application a member allowed.
+type MemberConsent struct {
+	ClientID  string
+	Name      string
+	Scopes    []string
+	GrantedAt time.Time
+}
+
+// MemberConsents lists the applications (not deleted) a member allowed,
+// newest first.
+func (s *Store) MemberConsents(ctx context.Context, workspaceID, userID int64) ([]MemberConsent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT k.client_id, c.name, k.scopes, k.granted_at FROM oauth_consents k
+		JOIN oauth_clients c ON c.workspace_id = k.workspace_id AND c.client_id = k.client_id AND c.deleted_at IS NULL
+		WHERE k.workspace_id = ? AND k.user_id = ? ORDER BY k.granted_at DESC`, workspaceID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("member consents: %w", err)
+	}
+	defer rows.Close()
+	var out []MemberConsent
+	for rows.Next() {
+		var m MemberConsent
+		var scopes string
+		var at int64
+		if err := rows.Scan(&m.ClientID, &m.Name, &scopes, &at); err != nil {
+			return nil, fmt.Errorf("member consents: %w", err)
+		}
+		if err := json.Unmarshal([]byte(scopes), &m.Scopes); err != nil {
+			return nil, fmt.Errorf("member consents: %w", err)
+		}
+		m.GrantedAt = unix(at)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// RevokeConsent takes back a member's consent to an application and
+// revokes every token the application holds for the member, audited.
+// ErrNotFound when there was no consent.
+func (s *Store) RevokeConsent(ctx context.Context, workspaceID, userID int64, clientID string, meta Meta) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_consents WHERE workspace_id = ? AND user_id = ? AND client_id = ?`,
+			workspaceID, userID, clientID)
+		if err != nil {
+			return fmt.Errorf("revoke consent: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("revoke consent: %w", ErrNotFound)
+		}
+		n, err := s.revokeOAuth(ctx, tx, workspaceID, `user_id = ? AND client_id = ?`, userID, clientID)
+		if err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventOAuthConsentRevoked, IP: meta.IP, UserAgent: meta.UserAgent,
+			Details: map[string]any{"client_id": clientID, "tokens_revoked": n}})
 	})
 }
 

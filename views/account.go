@@ -15,6 +15,16 @@ type AccountView struct {
 	Password      PasswordForm
 	MFAOn         bool
 	Activity      []ActivityRow
+	// Apps are the third-party applications the member allowed.
+	Apps []AppConsentRow
+}
+
+// AppConsentRow is an application the member allowed.
+type AppConsentRow struct {
+	ClientID  string
+	Name      string
+	Scopes    string
+	GrantedAt time.Time
 }
 
 // ActivityRow is one entry of "recent security activity".
