@@ -61,12 +61,15 @@ func scanTrusted(row interface{ Scan(...any) error }) (TrustedDevice, error) {
 }
 
 // usableTrusted is the condition on a trusted_devices row d (joined with
-// its workspace w) under which it may skip the challenge at now (the
-// first parameter, used three times): not revoked, not expired, and
-// trusted devices still on in the workspace, for no longer than the
-// workspace allows today (a shortened setting shortens existing devices).
-const usableTrusted = `d.revoked_at IS NULL AND d.expires_at > ?1
-	AND w.trusted_device_days > 0 AND d.created_at + w.trusted_device_days * 86400 > ?1`
+// its workspace w) under which it may skip the challenge at now (its two
+// parameters, usableArgs): not revoked, not expired, and trusted devices
+// still on in the workspace, for no longer than the workspace allows today
+// (a shortened setting shortens existing devices).
+const usableTrusted = `d.revoked_at IS NULL AND d.expires_at > ?
+	AND w.trusted_device_days > 0 AND d.created_at + w.trusted_device_days * 86400 > ?`
+
+// usableArgs are usableTrusted's parameters at now.
+func usableArgs(now int64) []any { return []any{now, now} }
 
 // CreateTrustedDevice stores a trusted device (the hash of its token) for
 // the member, expiring at expires, and audits it, in one transaction. It
@@ -101,17 +104,19 @@ func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64,
 	if len(tokenHashes) == 0 {
 		return TrustedDevice{}, fmt.Errorf("use trusted device: %w", ErrNotFound)
 	}
-	_, args := inList(tokenHashes)
 	var d TrustedDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
-		row := tx.QueryRowContext(ctx, `
-			UPDATE trusted_devices SET last_used_at = ?1
+		hashes, hashArgs := inList(tokenHashes)
+		q := `UPDATE trusted_devices SET last_used_at = ?
 			WHERE id = (SELECT d.id FROM trusted_devices d JOIN workspaces w ON w.id = d.workspace_id
-				WHERE d.workspace_id = ?2 AND d.user_id = ?3 AND `+usableTrusted+` AND d.token_hash IN (`+numbered(4, len(args))+`)
+				WHERE d.workspace_id = ? AND d.user_id = ? AND ` + usableTrusted + ` AND d.token_hash IN (` + hashes + `)
 				AND NOT EXISTS (SELECT 1 FROM mfa_guards g WHERE g.workspace_id = d.workspace_id AND g.user_id = d.user_id
-					AND (g.locked_until > ?1 OR g.disabled_at IS NOT NULL)))
-			RETURNING `+trustedColumns, append([]any{now, workspaceID, userID}, args...)...)
+					AND (g.locked_until > ? OR g.disabled_at IS NOT NULL)))
+			RETURNING ` + trustedColumns
+		qargs := append([]any{now, workspaceID, userID}, usableArgs(now)...)
+		qargs = append(append(qargs, hashArgs...), now)
+		row := tx.QueryRowContext(ctx, q, qargs...)
 		var err error
 		if d, err = scanTrusted(row); err != nil {
 			return notFound("use trusted device", err)
@@ -123,25 +128,13 @@ func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64,
 	return d, err
 }
 
-// numbered returns "?4, ?5, …" for n parameters starting at first.
-func numbered(first, n int) string {
-	out := ""
-	for i := range n {
-		if i > 0 {
-			out += ", "
-		}
-		out += fmt.Sprintf("?%d", first+i)
-	}
-	return out
-}
-
 // TrustedDevices lists the member's devices that can still skip the
 // challenge, newest first.
 func (s *Store) TrustedDevices(ctx context.Context, workspaceID, userID int64) ([]TrustedDevice, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT `+trustedColumnsD+` FROM trusted_devices d JOIN workspaces w ON w.id = d.workspace_id
-		WHERE d.workspace_id = ?2 AND d.user_id = ?3 AND `+usableTrusted+`
-		ORDER BY d.created_at DESC, d.id DESC`, s.now(), workspaceID, userID)
+		WHERE d.workspace_id = ? AND d.user_id = ? AND `+usableTrusted+`
+		ORDER BY d.created_at DESC, d.id DESC`, append([]any{workspaceID, userID}, usableArgs(s.now())...)...)
 	if err != nil {
 		return nil, fmt.Errorf("trusted devices: %w", err)
 	}
