@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -206,12 +205,11 @@ func metaOf(ctx context.Context) db.Meta {
 // browserBinding returns the keyed hash of the browser's authorization
 // cookie, setting a new cookie when there is none: a pending authorization
 // belongs to the browser that started it.
-func (st *oidcStorage) browserBinding(ctx context.Context, t *tenants.Tenant, create bool) (string, error) {
+func (s *Server) browserBinding(ctx context.Context, t *tenants.Tenant, create bool) (string, error) {
 	c := echoFrom(ctx)
 	if c == nil {
 		return "", errors.New("oidc: no request")
 	}
-	s := st.s
 	name := s.cookieName(cookieOAuth, t.Slug)
 	if ck, err := c.Cookie(name); err == nil && wellFormedToken(ck.Value) {
 		return s.keys.HashToken(purposeOAuthBrowser, ck.Value), nil
@@ -219,26 +217,16 @@ func (st *oidcStorage) browserBinding(ctx context.Context, t *tenants.Tenant, cr
 	if !create {
 		return "", nil
 	}
-	v := newBrowserToken()
+	v := auth.NewToken()
 	c.SetCookie(&http.Cookie{Name: name, Value: v, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies(), SameSite: http.SameSiteLaxMode})
 	c.Request().AddCookie(&http.Cookie{Name: name, Value: v})
 	return s.keys.HashToken(purposeOAuthBrowser, v), nil
 }
 
-// newBrowserToken is a fresh authorization cookie value: 32 random bytes,
-// base64url (the shape wellFormedToken accepts).
-func newBrowserToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // sameBrowser reports, in constant time, whether the request's browser is
 // the one a pending authorization belongs to.
-func (st *oidcStorage) sameBrowser(ctx context.Context, t *tenants.Tenant, r db.AuthRequest) bool {
-	h, err := st.browserBinding(ctx, t, false)
+func (s *Server) sameBrowser(ctx context.Context, t *tenants.Tenant, r db.AuthRequest) bool {
+	h, err := s.browserBinding(ctx, t, false)
 	return err == nil && h != "" && subtle.ConstantTimeCompare([]byte(h), []byte(r.BrowserHash)) == 1
 }
 
@@ -271,7 +259,7 @@ func (st *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequ
 	if len(req.Scopes) == 0 {
 		return nil, oidc.ErrInvalidScope().WithDescription("none of the requested scopes is allowed for this client")
 	}
-	browser, err := st.browserBinding(ctx, t, true)
+	browser, err := st.s.browserBinding(ctx, t, true)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +292,7 @@ func (st *oidcStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthR
 		return nil, err
 	}
 	// The callback completes only in the browser that asked.
-	if !st.sameBrowser(ctx, t, ar.row) {
+	if !st.s.sameBrowser(ctx, t, ar.row) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("this authorization belongs to another browser")
 	}
 	return ar, nil
@@ -347,19 +335,19 @@ func (st *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.A
 	return st.s.authRequestFromRow(ctx, row)
 }
 
-// codeHash is the stored form of an authorization code. Codes are
-// looked up by it, so it is a plain SHA-256 (the code is op's encrypted
-// request id: unguessable), keyed per deployment by the hash purpose.
-func (s *Server) codeHash(code string) string {
-	h := sha256.Sum256([]byte(purposeOAuthCode + "\x00" + code))
+// storedHash is the form in which an authorization code or a refresh
+// token is stored and looked up: SHA-256 under its purpose. Both are
+// unguessable (a refresh token is 256 random bits, a code op's encrypted
+// request id), so a plain hash is enough to make a copy of the database
+// worthless, and it does not change with the master key.
+func storedHash(purpose, token string) string {
+	h := sha256.Sum256([]byte(purpose + "\x00" + token))
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// refreshHash is the stored form of a refresh token.
-func (s *Server) refreshHash(token string) string {
-	h := sha256.Sum256([]byte(purposeOAuthRefresh + "\x00" + token))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}
+func (s *Server) codeHash(code string) string { return storedHash(purposeOAuthCode, code) }
+
+func (s *Server) refreshHash(token string) string { return storedHash(purposeOAuthRefresh, token) }
 
 func (st *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	t, err := tenantOf(ctx)
@@ -429,7 +417,7 @@ func (st *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.
 	if !refresh.ExpiresAt.After(s.now()) {
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the sign-in is too old; sign in again")
 	}
-	raw := auth.NewID() + auth.NewID()
+	raw := auth.NewToken()
 	refresh.TokenHash = s.refreshHash(raw)
 	grant, rotate := "authorization_code", ""
 	if current != "" {
@@ -546,12 +534,17 @@ func (st *oidcStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token 
 	return sub, refreshRef + id, nil
 }
 
-func (st *oidcStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+// keySet returns the request's workspace's keys.
+func (st *oidcStorage) keySet(ctx context.Context) (*keySet, error) {
 	t, err := tenantOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := st.s.signingKeys(ctx, t.ID)
+	return st.s.signingKeys(ctx, t.ID)
+}
+
+func (st *oidcStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	ks, err := st.keySet(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -566,11 +559,7 @@ func (st *oidcStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlg
 }
 
 func (st *oidcStorage) KeySet(ctx context.Context) ([]op.Key, error) {
-	t, err := tenantOf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ks, err := st.s.signingKeys(ctx, t.ID)
+	ks, err := st.keySet(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/gatehouse/gatehouse/app/auth"
 	"github.com/gatehouse/gatehouse/db"
 )
 
@@ -100,7 +99,7 @@ func (s *Server) CreateClient(ctx context.Context, workspaceID, actorID int64, i
 	}
 	var secret string
 	if c.Confidential() {
-		secret = newClientSecret()
+		secret = auth.NewToken()
 		c.SecretHash = s.keys.HashToken(purposeClientSecret, secret)
 	}
 	for range 3 {
@@ -161,7 +160,7 @@ func (s *Server) RotateClientSecret(ctx context.Context, workspaceID, actorID, i
 	if !cur.Confidential() {
 		return db.OAuthClient{}, "", ErrPublicClient
 	}
-	secret := newClientSecret()
+	secret := auth.NewToken()
 	c, err := s.store.SetOAuthClientSecret(ctx, workspaceID, actorID, id, s.keys.HashToken(purposeClientSecret, secret), meta)
 	if err != nil {
 		return db.OAuthClient{}, "", err
@@ -173,15 +172,6 @@ func (s *Server) RotateClientSecret(ctx context.Context, workspaceID, actorID, i
 // working at once. ErrNotFound: no such application.
 func (s *Server) DeleteClient(ctx context.Context, workspaceID, actorID, id int64, meta db.Meta) error {
 	return s.store.DeleteOAuthClient(ctx, workspaceID, actorID, id, meta)
-}
-
-// newClientSecret is 32 random bytes, base64url without padding.
-func newClientSecret() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // the system's randomness failed: nothing is safe
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func nonNil(v []string) []string {

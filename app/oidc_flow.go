@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -120,8 +119,7 @@ func (s *Server) browserAuthorization(c echo.Context, t *tenants.Tenant, id stri
 	} else if err != nil {
 		return nil, err
 	}
-	st := &oidcStorage{s: s}
-	if !st.sameBrowser(withEcho(c), t, ar.row) || ar.Done() {
+	if !s.sameBrowser(withEcho(c), t, ar.row) || ar.Done() {
 		return nil, errAuthorizationGone
 	}
 	return ar, nil
@@ -262,8 +260,6 @@ type nativeAuthorizeRequest struct {
 	Password            string `json:"password"`
 }
 
-func oauthError(status int, code, message string) *Error { return errorf(status, code, message) }
-
 // handleOAuthAuthorizePost is POST /oauth/authorize: a JSON body is the
 // native flow; a form is the standard authorization request (OpenID
 // Connect Core §3.1.2.1), handled by the provider.
@@ -280,18 +276,18 @@ func (s *Server) handleOAuthAuthorizePost(c echo.Context) error {
 	}
 	client, err := s.store.OAuthClientByClientID(ctx, t.ID, in.ClientID)
 	if errors.Is(err, db.ErrNotFound) {
-		return oauthError(http.StatusBadRequest, "invalid_client", "Unknown client.")
+		return errorf(http.StatusBadRequest, "invalid_client", "Unknown client.")
 	} else if err != nil {
 		return err
 	}
 	if !client.FirstParty {
-		return oauthError(http.StatusBadRequest, "unauthorized_client", "Only first-party applications may send a member's password.")
+		return errorf(http.StatusBadRequest, "unauthorized_client", "Only first-party applications may send a member's password.")
 	}
 	if !slices.Contains(client.RedirectURIs, in.RedirectURI) {
-		return oauthError(http.StatusBadRequest, "invalid_request", "redirect_uri is not registered for this client.")
+		return errorf(http.StatusBadRequest, "invalid_request", "redirect_uri is not registered for this client.")
 	}
 	if in.CodeChallenge == "" || in.CodeChallengeMethod != string(oidc.CodeChallengeMethodS256) {
-		return oauthError(http.StatusBadRequest, "invalid_request", "PKCE is required: send code_challenge with code_challenge_method S256.")
+		return errorf(http.StatusBadRequest, "invalid_request", "PKCE is required: send code_challenge with code_challenge_method S256.")
 	}
 	var scopes []string
 	for _, sc := range strings.Fields(in.Scope) {
@@ -300,7 +296,7 @@ func (s *Server) handleOAuthAuthorizePost(c echo.Context) error {
 		}
 	}
 	if len(scopes) == 0 {
-		return oauthError(http.StatusBadRequest, "invalid_scope", "None of the requested scopes is allowed for this client.")
+		return errorf(http.StatusBadRequest, "invalid_scope", "None of the requested scopes is allowed for this client.")
 	}
 	u, err := s.checkPassword(c, t, in.Email, in.Password)
 	if err != nil {
@@ -365,20 +361,15 @@ func (s *Server) handleOAuthAuthorizeMFA(c echo.Context) error {
 	}
 	defer cancel()
 	ctx := c.Request().Context()
-	id := s.sessions.GetString(ctx, keyOAuthRequest)
-	row, err := s.store.AuthRequestByID(ctx, t.ID, id)
+	ar, err := s.loadAuthRequest(ctx, t, s.sessions.GetString(ctx, keyOAuthRequest))
 	if errors.Is(err, db.ErrNotFound) {
 		return errInvalidMFAToken
 	} else if err != nil {
 		return err
 	}
-	ar, err := s.authRequestFromRow(ctx, row)
-	if err != nil {
-		return err
-	}
-	client, err := s.store.OAuthClientByClientID(ctx, t.ID, row.ClientID)
+	client, err := s.store.OAuthClientByClientID(ctx, t.ID, ar.row.ClientID)
 	if errors.Is(err, db.ErrNotFound) {
-		return oauthError(http.StatusBadRequest, "invalid_client", "Unknown client.")
+		return errorf(http.StatusBadRequest, "invalid_client", "Unknown client.")
 	} else if err != nil {
 		return err
 	}
@@ -461,15 +452,11 @@ func (s *Server) flowFormAction(c echo.Context) {
 	if id == "" || len(id) > 64 {
 		return
 	}
-	row, err := s.store.AuthRequestByID(ctx, t.ID, id)
+	ar, err := s.loadAuthRequest(ctx, t, id)
 	if err != nil {
 		return
 	}
-	var req oidc.AuthRequest
-	if err := json.Unmarshal(row.Request, &req); err != nil {
-		return
-	}
-	if src := cspSource(req.RedirectURI); src != "" {
+	if src := cspSource(ar.req.RedirectURI); src != "" {
 		c.Response().Header().Set("Content-Security-Policy",
 			strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+src, 1))
 	}

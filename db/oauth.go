@@ -547,7 +547,7 @@ func (s *Store) RefreshToken(ctx context.Context, workspaceID int64, hash string
 		row := tx.QueryRowContext(ctx, `SELECT `+oauthTokenColumns+`, t.token_hash, t.used_at, t.revoked_at FROM oauth_refresh_tokens t
 			JOIN oauth_clients c ON c.workspace_id = t.workspace_id AND c.client_id = t.client_id AND c.deleted_at IS NULL
 			WHERE t.workspace_id = ? AND t.token_hash = ? AND t.expires_at > ?`, workspaceID, hash, s.now())
-		t, err = scanOAuthToken(scanExtra{row, []any{&t.TokenHash, &used, &revoked}})
+		t, err = scanOAuthToken(withColumns{row, []any{&t.TokenHash, &used, &revoked}})
 		if err != nil {
 			return notFound("refresh token", err)
 		}
@@ -566,16 +566,13 @@ func (s *Store) RefreshToken(ctx context.Context, workspaceID int64, hash string
 	return t, err
 }
 
-// scanExtra scans a token row followed by more columns.
-type scanExtra struct {
+// withColumns scans a row followed by more columns into extra.
+type withColumns struct {
 	row   interface{ Scan(...any) error }
 	extra []any
 }
 
-func (x scanExtra) Scan(dest ...any) error {
-	hash := x.extra
-	return x.row.Scan(append(dest, hash...)...)
-}
+func (w withColumns) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
 
 // AccessToken returns a live access token of the workspace: not expired,
 // not revoked, its client not deleted.
@@ -761,15 +758,24 @@ func (s *Store) RevokeConsent(ctx context.Context, workspaceID, userID int64, cl
 // MemberSubject returns the member's subject identifier for ID tokens,
 // creating it on first use.
 func (s *Store) MemberSubject(ctx context.Context, workspaceID, userID int64) (string, error) {
+	// Read first: every token use asks, and only the first needs a write.
+	var sub sql.NullString
+	if err := s.db.QueryRowContext(ctx, `SELECT oidc_sub FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&sub); err != nil {
+		return "", notFound("member subject", err)
+	}
+	if sub.Valid {
+		return sub.String, nil
+	}
+	// A concurrent first use may have set it: the update keeps theirs and
+	// both read the same value back.
 	if _, err := s.db.ExecContext(ctx, `UPDATE users SET oidc_sub = ? WHERE workspace_id = ? AND id = ? AND oidc_sub IS NULL`,
 		randomHex(16), workspaceID, userID); err != nil {
 		return "", fmt.Errorf("member subject: %w", err)
 	}
-	var sub string
 	if err := s.db.QueryRowContext(ctx, `SELECT oidc_sub FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&sub); err != nil {
 		return "", notFound("member subject", err)
 	}
-	return sub, nil
+	return sub.String, nil
 }
 
 // MemberBySubject returns the workspace's member with the subject sub.
@@ -798,9 +804,15 @@ type SigningKey struct {
 // SigningKeys returns the workspace's keys that are still published,
 // newest first: the first one not retired signs.
 func (s *Store) SigningKeys(ctx context.Context, workspaceID int64) ([]SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, workspace_id, alg, master_key_id, private_key, public_jwk, created_at, retired_at, publish_until
-		FROM oauth_signing_keys WHERE workspace_id = ? AND (publish_until IS NULL OR publish_until > ?) ORDER BY created_at DESC, rowid DESC`,
+	return s.signingKeys(ctx, `WHERE workspace_id = ? AND (publish_until IS NULL OR publish_until > ?) ORDER BY created_at DESC, rowid DESC`,
 		workspaceID, s.now())
+}
+
+// signingKeys lists the signing keys that where (a condition and an
+// order) selects.
+func (s *Store) signingKeys(ctx context.Context, where string, args ...any) ([]SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, workspace_id, alg, master_key_id, private_key, public_jwk, created_at, retired_at, publish_until
+		FROM oauth_signing_keys `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}

@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -15,25 +14,7 @@ import (
 // (their private halves are still sealed under a master key), for the
 // master-key rotation.
 func (s *Store) AllSigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, workspace_id, alg, master_key_id, private_key, public_jwk, created_at, retired_at, publish_until
-		FROM oauth_signing_keys ORDER BY workspace_id, created_at, rowid`)
-	if err != nil {
-		return nil, fmt.Errorf("all signing keys: %w", err)
-	}
-	defer rows.Close()
-	var out []SigningKey
-	for rows.Next() {
-		var k SigningKey
-		var jwk string
-		var created int64
-		var retired, until sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.WorkspaceID, &k.Alg, &k.MasterKeyID, &k.Private, &jwk, &created, &retired, &until); err != nil {
-			return nil, fmt.Errorf("all signing keys: %w", err)
-		}
-		k.PublicJWK, k.CreatedAt, k.RetiredAt, k.PublishUntil = []byte(jwk), unix(created), nullTime(retired), nullTime(until)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return s.signingKeys(ctx, `ORDER BY workspace_id, created_at, rowid`)
 }
 
 // ReplaceSigningKeyPrivate stores a signing key's private half sealed

@@ -42,7 +42,7 @@ type Sender struct {
 	Lease       time.Duration // how long a claim holds; longer than one send
 	Batch       int
 	MaxAttempts int
-	Interval    time.Duration // how often Run polls
+	Interval    time.Duration // how often the jobs' mail loop (app.Jobs.Run) polls
 }
 
 // NewSender returns a Sender with production settings.
@@ -161,22 +161,6 @@ func (s *Sender) sendBatch(ctx context.Context, claim string, msgs []db.OutboxMe
 	}
 	untried = len(msgs)
 	return sent, failed, nil
-}
-
-// Run delivers the outbox every Interval until ctx ends.
-func (s *Sender) Run(ctx context.Context) {
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		if _, _, err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Error("outbox delivery", slog.Any("err", err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // SMTP delivers over SMTP with go-mail.
