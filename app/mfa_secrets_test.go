@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/app/keys"
 	"github.com/gatehouse/gatehouse/app/mail"
 	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/db/dbtest"
 )
 
 // A copy of the database (file and WAL) holds neither the TOTP secret, in
@@ -79,21 +79,7 @@ func TestSecretsNotAtRest(t *testing.T) {
 		codes = append(codes, c.(string))
 	}
 
-	if _, err := env.Store.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		t.Fatal(err)
-	}
-	var path string
-	if err := env.Store.DB().QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil || path == "" {
-		t.Fatalf("database path: %q %v", path, err)
-	}
-	var files []byte
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		b, err := os.ReadFile(p)
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		files = append(files, b...)
-	}
+	files := dbtest.Contents(t, env.Store)
 	if len(files) < 4096 {
 		t.Fatalf("read only %d bytes of database", len(files))
 	}

@@ -584,11 +584,7 @@ func TestRemindersTwoSchedulers(t *testing.T) {
 	t.Parallel()
 	const n = 50
 	s := newRemindSim(t, n)
-	var path string
-	if err := s.env.Store.DB().QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
-		t.Fatal(err)
-	}
-	other, err := db.Open(context.Background(), path)
+	other, err := db.Open(context.Background(), s.env.Store.URL())
 	if err != nil {
 		t.Fatal(err)
 	}

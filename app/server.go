@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
+	"github.com/alexedwards/scs/postgresstore"
 	"github.com/alexedwards/scs/sqlite3store"
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
@@ -53,7 +54,7 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store, kr *keys.Keyring) 
 	s.oidc = provider
 
 	sm := scs.New()
-	sm.Store = sqlite3store.NewWithCleanupInterval(store.DB(), 10*time.Minute)
+	sm.Store = sessionStore(store)
 	sm.HashTokenInStore = true
 	// The outer bounds; each workspace's stricter absolute and idle limits
 	// are enforced in authenticate from the session register.
@@ -172,4 +173,13 @@ func meta(c echo.Context) db.Meta {
 func (s *Server) IsPublic(method, path string) bool {
 	rt := s.routeTable[method+" "+path]
 	return rt != nil && rt.access == accessPublic
+}
+
+// sessionStore is scs's store for the engine: session data lives in the
+// sessions table of the same database, so every node sees every session.
+func sessionStore(store *db.Store) scs.Store {
+	if store.Engine() == "postgres" {
+		return postgresstore.NewWithCleanupInterval(store.DB(), 10*time.Minute)
+	}
+	return sqlite3store.NewWithCleanupInterval(store.DB(), 10*time.Minute)
 }

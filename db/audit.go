@@ -135,10 +135,10 @@ func (s *Store) AuditEvents(ctx context.Context, workspaceID int64, f AuditFilte
 		// Actor or subject: each half walks its own index newest first
 		// and stops at the limit, so a rare member costs a few rows, not
 		// a scan of the workspace's log (an OR would pick one index).
-		half := `SELECT id FROM (SELECT e.id FROM audit_events e WHERE ` + cond + ` AND e.%s = ? ORDER BY e.id DESC LIMIT ?)`
+		half := `SELECT id FROM (SELECT e.id FROM audit_events e WHERE ` + cond + ` AND e.%[1]s_user_id = ? ORDER BY e.id DESC LIMIT ?) AS %[1]s_half`
 		both := append(append([]any{}, args...), f.MemberID, f.Limit)
 		both = append(append(both, args...), f.MemberID, f.Limit)
-		cond = `e.workspace_id = ? AND e.id IN (` + fmt.Sprintf(half, "subject_user_id") + ` UNION ALL ` + fmt.Sprintf(half, "actor_user_id") + `)`
+		cond = `e.workspace_id = ? AND e.id IN (` + fmt.Sprintf(half, "subject") + ` UNION ALL ` + fmt.Sprintf(half, "actor") + `)`
 		args = append([]any{workspaceID}, both...)
 	}
 	// The user joins repeat the workspace: an id from elsewhere (a platform

@@ -52,17 +52,17 @@ const (
 // walk over the workspace's entries of an index plus the members in grace,
 // past deadline or low on codes, and never a lookup per member in the
 // factor tables. One statement, so one snapshot.
-const coverageSQL = `WITH f(factors, compliant) AS (VALUES (0, :c0), (1, :c1), (2, :c2), (3, :c3))
+const coverageSQL = `WITH f(factors, compliant) AS (VALUES (0, %d), (1, %d), (2, %d), (3, %d))
 	SELECT factors, compliant,
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors),
-		CASE WHEN compliant THEN (SELECT COUNT(*) FROM users u
-			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_codes <= :low) ELSE 0 END,
-		CASE WHEN compliant THEN 0 ELSE (SELECT COUNT(*) FROM users u
-			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_deadline > :now) END,
-		CASE WHEN compliant THEN 0 ELSE (SELECT COUNT(*) FROM users u
-			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_deadline <= :now) END,
-		CASE WHEN compliant THEN NULL ELSE (SELECT MIN(u.mfa_deadline) FROM users u
-			WHERE u.workspace_id = :ws AND u.mfa_factors = f.factors AND u.mfa_deadline > :now) END
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.mfa_factors = f.factors),
+		CASE WHEN compliant = 1 THEN (SELECT COUNT(*) FROM users u
+			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_codes <= ?) ELSE 0 END,
+		CASE WHEN compliant = 1 THEN 0 ELSE (SELECT COUNT(*) FROM users u
+			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_deadline > ?) END,
+		CASE WHEN compliant = 1 THEN 0 ELSE (SELECT COUNT(*) FROM users u
+			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_deadline <= ?) END,
+		CASE WHEN compliant = 1 THEN NULL ELSE (SELECT MIN(u.mfa_deadline) FROM users u
+			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_deadline > ?) END
 	FROM f`
 
 // Coverage counts the workspace's members under policy p at now. The
@@ -79,9 +79,17 @@ func coverage(ctx context.Context, q querier, workspaceID int64, p Policy, now t
 	compliant := func(factors int) bool {
 		return factors&factorsTOTP != 0 && p.Allows(MethodTOTP) || factors&factorsWebAuthn != 0 && p.Allows(MethodWebAuthn)
 	}
-	rows, err := q.QueryContext(ctx, coverageSQL,
-		sql.Named("c0", compliant(0)), sql.Named("c1", compliant(1)), sql.Named("c2", compliant(2)), sql.Named("c3", compliant(3)),
-		sql.Named("ws", workspaceID), sql.Named("low", LowRecoveryCodesThreshold), sql.Named("now", now.Unix()))
+	flag := func(factors int) int {
+		if compliant(factors) {
+			return 1
+		}
+		return 0
+	}
+	// The four flags are the policy's verdicts, constants of the
+	// statement; everything else is an argument.
+	ws, at := workspaceID, now.Unix()
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(coverageSQL, flag(0), flag(1), flag(2), flag(3)),
+		ws, ws, LowRecoveryCodesThreshold, ws, at, ws, at, ws, at)
 	if err != nil {
 		return Coverage{}, fmt.Errorf("coverage: %w", err)
 	}
@@ -119,26 +127,26 @@ func coverage(ctx context.Context, q querier, workspaceID int64, p Policy, now t
 }
 
 // historyWindowSQL counts the members who joined, and those whose earliest
-// current factor dates from, each day of the window (days :first to :last
+// current factor dates from, each day of the window (days first to last
 // since the epoch, UTC) and, as day -2, after it (a test clock). Range
 // counts on the covering indexes users_created and users_first_factor: no
 // member row is read and nothing is sorted.
-const historyWindowSQL = `WITH RECURSIVE d(day) AS (SELECT :first UNION ALL SELECT day + 1 FROM d WHERE day < :last)
+const historyWindowSQL = `WITH RECURSIVE d(day) AS (SELECT CAST(? AS BIGINT) UNION ALL SELECT day + 1 FROM d WHERE day < ?)
 	SELECT day,
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.created_at >= d.day * 86400 AND u.created_at < (d.day + 1) * 86400),
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_first_at >= d.day * 86400 AND u.mfa_first_at < (d.day + 1) * 86400)
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.created_at >= d.day * 86400 AND u.created_at < (d.day + 1) * 86400),
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.mfa_first_at >= d.day * 86400 AND u.mfa_first_at < (d.day + 1) * 86400)
 	FROM d
 	UNION ALL
 	SELECT -2,
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.created_at >= (:last + 1) * 86400),
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_first_at >= (:last + 1) * 86400)`
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.created_at >= (CAST(? AS BIGINT) + 1) * 86400),
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.mfa_first_at >= (CAST(? AS BIGINT) + 1) * 86400)`
 
 // historyBaseSQL is day -1: the members and enrolled before the window.
 const historyBaseSQL = `
 	UNION ALL
 	SELECT -1,
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.created_at < :first * 86400),
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = :ws AND u.mfa_first_at < :first * 86400)`
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.created_at < CAST(? AS BIGINT) * 86400),
+		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.mfa_first_at < CAST(? AS BIGINT) * 86400)`
 
 // EnrollmentHistory reconstructs the last days (UTC, ending today) of
 // enrollment from what the tables still hold: a member counts as enrolled
@@ -161,12 +169,13 @@ func history(ctx context.Context, q querier, workspaceID int64, days int, now ti
 	today := now.UTC().Truncate(24 * time.Hour)
 	start := today.AddDate(0, 0, -(days - 1))
 	first := start.Unix() / 86400
-	query := historyWindowSQL
+	last, ws := first+int64(days)-1, workspaceID
+	query, args := historyWindowSQL, []any{first, last, ws, ws, ws, last, ws, last}
 	if totals == nil {
 		query += historyBaseSQL
+		args = append(args, ws, first, ws, first)
 	}
-	rows, err := q.QueryContext(ctx, query,
-		sql.Named("first", first), sql.Named("last", first+int64(days)-1), sql.Named("ws", workspaceID))
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("enrollment history: %w", err)
 	}

@@ -124,7 +124,7 @@ func (s *Store) StartSessionTOTPEnrollment(ctx context.Context, workspaceID, use
 		var id int64
 		if err := tx.QueryRowContext(ctx, `
 			INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, expires_at, session_id, step_up_at)
-			VALUES (?, ?, '', x'', ?, ?, ?, ?) RETURNING id`, workspaceID, userID, s.now(), expires.Unix(), b.SessionID, b.stepUpUnix()).Scan(&id); err != nil {
+			VALUES (?, ?, '', ?, ?, ?, ?, ?) RETURNING id`, workspaceID, userID, []byte{}, s.now(), expires.Unix(), b.SessionID, b.stepUpUnix()).Scan(&id); err != nil {
 			return fmt.Errorf("start totp enrollment: %w", err)
 		}
 		keyID, ct := seal(id)

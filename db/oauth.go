@@ -802,9 +802,9 @@ type SigningKey struct {
 }
 
 // SigningKeys returns the workspace's keys that are still published,
-// newest first: the first one not retired signs.
+// the one not retired (it signs) first, then the retired newest first.
 func (s *Store) SigningKeys(ctx context.Context, workspaceID int64) ([]SigningKey, error) {
-	return s.signingKeys(ctx, `WHERE workspace_id = ? AND (publish_until IS NULL OR publish_until > ?) ORDER BY created_at DESC, rowid DESC`,
+	return s.signingKeys(ctx, `WHERE workspace_id = ? AND (publish_until IS NULL OR publish_until > ?) ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, created_at DESC, id`,
 		workspaceID, s.now())
 }
 

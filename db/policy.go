@@ -168,7 +168,7 @@ func compliantSQL(methods []string) string {
 		parts = append(parts, `EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id)`)
 	}
 	if len(parts) == 0 {
-		return `0`
+		return `(1 = 0)`
 	}
 	return `(` + strings.Join(parts, ` OR `) + `)`
 }
@@ -384,11 +384,11 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 func (p Policy) coversSQL() string {
 	switch p.Mode {
 	case PolicyRequired:
-		return `1`
+		return `(1 = 1)`
 	case PolicyRequiredForAdmins:
 		return `role IN ('owner', 'admin')`
 	default:
-		return `0`
+		return `(1 = 0)`
 	}
 }
 

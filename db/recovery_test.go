@@ -38,7 +38,7 @@ func TestReenrollFlag(t *testing.T) {
 		t.Fatal("something other than a factor cleared it")
 	}
 	if _, err := store.DB().Exec(`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, sign_count, created_at)
-		VALUES (?, ?, 'key', x'01', x'02', 0, ?)`, acme.ID, alice.ID, clock.Now().Unix()); err != nil {
+		VALUES (?, ?, 'key', ?, ?, 0, ?)`, acme.ID, alice.ID, []byte{1}, []byte{2}, clock.Now().Unix()); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := store.MustReenroll(ctx, acme.ID, alice.ID); v {
@@ -65,7 +65,7 @@ func TestReenrollFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := store.DB().Exec(`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, sign_count, created_at)
-		VALUES (?, ?, 'key', x'03', x'02', 0, ?)`, acme.ID, alice.ID, clock.Now().Unix()); err != nil {
+		VALUES (?, ?, 'key', ?, ?, 0, ?)`, acme.ID, alice.ID, []byte{3}, []byte{2}, clock.Now().Unix()); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, store, `SELECT COUNT(*) FROM users WHERE id = `+fmt.Sprint(alice.ID)+` AND mfa_reenroll = 0 AND mfa_deadline = `+fmt.Sprint(clock.Now().Unix())); n != 1 {

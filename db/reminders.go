@@ -203,7 +203,7 @@ func (s *Store) queueReminder(ctx context.Context, d ReminderDue, msg OutboxMess
 		}
 		var still, told bool
 		var role string
-		if err := tx.QueryRowContext(ctx, `SELECT u.role, COALESCE(u.mfa_deadline = ?, 0) AND NOT `+compliantSQL(p.Methods)+`, `+toldSQL+`
+		if err := tx.QueryRowContext(ctx, `SELECT u.role, u.mfa_deadline IS NOT NULL AND u.mfa_deadline = ? AND NOT `+compliantSQL(p.Methods)+`, `+toldSQL+`
 			FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
 			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&role, &still, &told); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

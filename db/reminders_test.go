@@ -89,7 +89,7 @@ func (r *reminderRig) scan() []int {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	rows, err := r.store.DB().Query(`SELECT days FROM mfa_reminders ORDER BY rowid LIMIT -1 OFFSET ?`, len(r.queued))
+	rows, err := r.store.DB().Query(`SELECT days FROM mfa_reminders ORDER BY created_at, user_id, deadline, days DESC LIMIT 100000 OFFSET ?`, len(r.queued))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // a different SQLite connection, and checks that every one of them got the
 // DSN's settings: a pragma run once with Exec would reach only one.
 func TestOpenPragmas(t *testing.T) {
-	store, _ := dbtest.New(t)
+	store, _ := dbtest.NewSQLite(t)
 	ctx := context.Background()
 	conns := make([]*sql.Conn, 4)
 	for i := range conns {
@@ -73,7 +73,7 @@ func TestOpenPragmas(t *testing.T) {
 // TestOpenForeignKeys: a row pointing at nothing is refused on whichever
 // connection runs it.
 func TestOpenForeignKeys(t *testing.T) {
-	store, _ := dbtest.New(t)
+	store, _ := dbtest.NewSQLite(t)
 	ctx := context.Background()
 	for i := range 3 {
 		_, err := store.DB().ExecContext(ctx, `INSERT INTO audit_events (workspace_id, event, created_at) VALUES (999999, 'x', 0)`)
@@ -88,7 +88,7 @@ func TestOpenForeignKeys(t *testing.T) {
 // pages (several backup steps) while members are created and events
 // audited on other connections, then opens the copy.
 func TestBackupWhileWriting(t *testing.T) {
-	store, _ := dbtest.New(t)
+	store, _ := dbtest.NewSQLite(t)
 	ctx := context.Background()
 	ws, err := store.CreateWorkspace(ctx, "acme", "Acme")
 	if err != nil {
@@ -191,7 +191,7 @@ func TestBackupWhileWriting(t *testing.T) {
 }
 
 func TestBackupRefusesNonEmptyFile(t *testing.T) {
-	store, _ := dbtest.New(t)
+	store, _ := dbtest.NewSQLite(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "copy.db")
 	if err := store.Backup(ctx, path); err != nil {
@@ -205,7 +205,7 @@ func TestBackupRefusesNonEmptyFile(t *testing.T) {
 // TestDashboardBesideWriter: the dashboard reads its snapshot while another
 // connection holds the write lock, instead of waiting for it.
 func TestDashboardBesideWriter(t *testing.T) {
-	store, _ := dbtest.New(t)
+	store, _ := dbtest.NewSQLite(t)
 	ctx := context.Background()
 	ws, err := store.CreateWorkspace(ctx, "acme", "Acme")
 	if err != nil {

@@ -22,7 +22,14 @@ var globalTables = map[string]string{
 
 func TestSchemaScopesEveryTable(t *testing.T) {
 	store, _ := dbtest.New(t)
-	rows, err := store.DB().Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+	tablesSQL, columnsSQL := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`,
+		`SELECT name, "notnull" FROM pragma_table_info(?)`
+	if store.Engine() == "postgres" {
+		tablesSQL = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+		columnsSQL = `SELECT column_name, CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = ?`
+	}
+	rows, err := store.DB().Query(tablesSQL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +40,16 @@ func TestSchemaScopesEveryTable(t *testing.T) {
 		tables = append(tables, n)
 	}
 	rows.Close()
+	if len(tables) < 20 {
+		t.Fatalf("found %d tables: %v", len(tables), tables)
+	}
 	for _, table := range tables {
 		var notnull int
 		var found bool
-		cols, _ := store.DB().Query(`SELECT name, "notnull" FROM pragma_table_info(?)`, table)
+		cols, err := store.DB().Query(columnsSQL, table)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for cols.Next() {
 			var name string
 			var nn int
@@ -116,7 +129,7 @@ func TestBackup(t *testing.T) {
 	if err := store.Backup(ctx, path); err != nil {
 		t.Fatal(err)
 	}
-	copyStore, _ := dbtest.Open(t, path)
+	copyStore := dbtest.Restore(t, path)
 	if ws, err := copyStore.WorkspaceBySlug(ctx, "acme"); err != nil || ws.Name != "Acme" {
 		t.Fatalf("backup copy: %+v, %v", ws, err)
 	}

@@ -23,23 +23,28 @@ func Members(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.
 	}
 	defer tx.Rollback()
 	t := now.Unix()
+	// A credential id unique to the member: the id's digits as bytes.
+	idBytes := `CAST(CAST(id AS TEXT) AS BLOB)`
+	if store.Engine() == "postgres" {
+		idBytes = `convert_to(CAST(id AS TEXT), 'UTF8')`
+	}
 	for _, q := range []struct {
 		sql  string
 		args []any
 	}{
 		{`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?)
 			INSERT INTO users (workspace_id, email, email_key, password_hash, role, password_changed_at, created_at, mfa_deadline)
-			SELECT ?, 'user' || printf('%06d', i) || '@bench.test', 'user' || printf('%06d', i) || '@bench.test', 'x', 'member', ?,
+			SELECT ?, 'user' || CAST(1000000 + i AS TEXT) || '@bench.test', 'user' || CAST(1000000 + i AS TEXT) || '@bench.test', 'x', 'member', ?,
 				? - (i % 180) * 86400 - 3600,
-				CASE WHEN i % 2 = 0 THEN ? + ((i % 3) - 1) * 86400 * 7 + 3600 ELSE NULL END
+				CASE WHEN i % 2 = 0 THEN CAST(? AS BIGINT) + ((i % 3) - 1) * 86400 * 7 + 3600 ELSE NULL END
 			FROM c`, []any{n, workspaceID, t, t, t}},
 		{`INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, confirmed_at)
-			SELECT workspace_id, id, 'k', x'00', created_at, created_at + 600 FROM users WHERE workspace_id = ? AND id % 10 < 6`, []any{workspaceID}},
+			SELECT workspace_id, id, 'k', ?, created_at, created_at + 600 FROM users WHERE workspace_id = ? AND id % 10 < 6`, []any{[]byte{0}, workspaceID}},
 		{`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, created_at)
-			SELECT workspace_id, id, 'key', CAST(id AS BLOB), x'00', created_at + 900 FROM users WHERE workspace_id = ? AND id % 10 = 6`, []any{workspaceID}},
+			SELECT workspace_id, id, 'key', `+idBytes+`, ?, created_at + 900 FROM users WHERE workspace_id = ? AND id % 10 = 6`, []any{[]byte{0}, workspaceID}},
 		{`WITH RECURSIVE k(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM k WHERE j < 10)
 			INSERT INTO recovery_codes (workspace_id, user_id, code_hash, created_at, used_at)
-			SELECT u.workspace_id, u.id, 'h', u.created_at, CASE WHEN u.id % 4 = 0 AND k.j > 2 THEN ? ELSE NULL END
+			SELECT u.workspace_id, u.id, 'h', u.created_at, CASE WHEN u.id % 4 = 0 AND k.j > 2 THEN CAST(? AS BIGINT) ELSE NULL END
 			FROM users u, k WHERE u.workspace_id = ? AND u.id % 10 < 7`, []any{t, workspaceID}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {

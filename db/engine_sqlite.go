@@ -1,0 +1,170 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+	"github.com/pressly/goose/v3"
+)
+
+// sqliteEngine is the embedded default: one file, mattn/go-sqlite3 (cgo).
+type sqliteEngine struct{}
+
+func (sqliteEngine) name() string { return "sqlite" }
+
+func (sqliteEngine) migrations() (goose.Dialect, string) { return goose.DialectSQLite3, "sqlite" }
+
+// openSQLite opens the SQLite file of a path, sqlite://path or file:path.
+func openSQLite(ctx context.Context, databaseURL string) (*sql.DB, engine, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" {
+		return nil, nil, errors.New("empty SQLite path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Pragmas go in the DSN so that every pooled connection gets them
+	// (mattn/go-sqlite3 runs them on each new connection). BEGIN IMMEDIATE
+	// (_txlock) makes read-then-write transactions wait for the write lock
+	// instead of failing with SQLITE_BUSY: SQLite has one writer at a time,
+	// so a transaction's reads stay true until it commits.
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_foreign_keys", "1")
+	q.Set("_txlock", "immediate")
+	sqldb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, nil, err
+	}
+	sqldb.SetMaxOpenConns(8)
+	sqldb.SetMaxIdleConns(8)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, nil, err
+	}
+	return sqldb, sqliteEngine{}, nil
+}
+
+// readTx: mattn/go-sqlite3 ignores sql.TxOptions.ReadOnly and would begin
+// the transaction IMMEDIATE (_txlock), queueing the reader behind every
+// writer; a deferred BEGIN on a connection of its own does not.
+func (sqliteEngine) readTx(ctx context.Context, db *sql.DB, fn func(q querier) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
+		return err
+	}
+	err = fn(conn)
+	// The transaction ends even when ctx is done; a connection that cannot
+	// end it is dropped rather than put back in the pool inside it.
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		if err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// sqliteUniqueViolation reports whether err is SQLite's unique or primary
+// key constraint error.
+func sqliteUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
+}
+
+// Backup steps: pages copied per step, and the pause between steps in which
+// the source connection holds no read transaction.
+const (
+	backupStepPages = 1024
+	backupPause     = 2 * time.Millisecond
+	// backupStalls is how many steps may make no headway (SQLite starts
+	// the copy over when another connection writes between two steps)
+	// before the rest is copied in one step.
+	backupStalls = 3
+)
+
+// backup copies the live database into a new SQLite file at path with
+// SQLite's online backup API, without stopping writers.
+//
+// The copy goes backupStepPages at a time. Each step is one short read
+// transaction on the source, and in WAL mode readers never block writers,
+// so sign-ins go on during a backup. A write by another pooled connection
+// between two steps makes SQLite start the copy over; after backupStalls
+// of those the rest is copied in one step, one read snapshot, so a busy
+// server cannot keep a backup from finishing.
+func (sqliteEngine) backup(ctx context.Context, db *sql.DB, path string) error {
+	// The destination is one plain connection, not a pool. FULL sync: the
+	// copy is on disk when Backup returns.
+	dest, err := (&sqlite3.SQLiteDriver{}).Open("file:" + path + "?_synchronous=FULL")
+	if err != nil {
+		return err
+	}
+	defer dest.Close()
+	src, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	err = src.Raw(func(driverConn any) error {
+		srcConn, ok := driverConn.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("source connection is a %T", driverConn)
+		}
+		b, err := dest.(*sqlite3.SQLiteConn).Backup("main", srcConn, "main")
+		if err != nil {
+			return err
+		}
+		pages, stalls, left := backupStepPages, 0, -1
+		for {
+			done, err := b.Step(pages)
+			if err != nil {
+				b.Finish()
+				return err
+			}
+			if done {
+				return b.Finish()
+			}
+			// A step that did not bring the pages left down by its size made
+			// no headway: SQLite started over (another connection wrote) or
+			// the source was busy.
+			r := b.Remaining()
+			if left >= 0 && r > left-pages {
+				if stalls++; stalls >= backupStalls {
+					pages = -1
+				}
+			}
+			left = r
+			if err := ctx.Err(); err != nil {
+				b.Finish()
+				return err
+			}
+			time.Sleep(backupPause)
+		}
+	})
+	return err
+}
+
