@@ -401,7 +401,7 @@ func TestAdminAuditCSV(t *testing.T) {
 	_, err := f.env.Store.DB().Exec(`
 		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 		INSERT INTO audit_events (workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at)
-		SELECT ?, ?, ?, 'mfa.challenge.passed', '198.51.100.7', 'bulk', json_object('i', i), ? FROM n`,
+		SELECT ?, ?, ?, 'mfa.challenge.passed', '198.51.100.7', 'bulk', '{"i":' || CAST(i AS TEXT) || '}', ? FROM n`,
 		bulk, f.acme.ID, f.bob.ID, f.bob.ID, day(15).Unix())
 	if err != nil {
 		t.Fatal(err)

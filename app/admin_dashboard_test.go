@@ -45,7 +45,7 @@ func policySetup(t *testing.T) policyEnv {
 		// bob's deadline passed an hour ago (as if the policy had been set 15 days back).
 		{`UPDATE users SET mfa_deadline = ? WHERE id = ?`, []any{now - 3600, bob.ID}},
 		{`INSERT INTO webauthn_credentials (workspace_id, user_id, credential_id, public_key, name, sign_count, created_at)
-			VALUES (?, ?, x'01', x'02', 'key', 0, ?)`, []any{a.acme.ID, carol.ID, now}},
+			VALUES (?, ?, ?, ?, 'key', 0, ?)`, []any{a.acme.ID, carol.ID, []byte{1}, []byte{2}, now}},
 		{`UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND id NOT IN (SELECT id FROM recovery_codes WHERE user_id = ? LIMIT 2)`,
 			[]any{now, a.admin.ID, a.admin.ID}},
 	} {
@@ -204,7 +204,7 @@ func TestAdminDashboardFresh(t *testing.T) {
 	}
 	now := a.env.Clock.Now().Unix()
 	if _, err := a.env.Store.DB().Exec(`INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, confirmed_at)
-		VALUES (?, ?, 'k', x'00', ?, ?)`, a.acme.ID, a.alice.ID, now, now); err != nil {
+		VALUES (?, ?, 'k', ?, ?, ?)`, a.acme.ID, a.alice.ID, []byte{0}, now, now); err != nil {
 		t.Fatal(err)
 	}
 	if got := figures(t, a); got["enrolled"] != "50%" || got["in_grace"] != "1" || got["no_mfa"] != "1" {

@@ -178,7 +178,7 @@ func TestAdminAPIInvitations(t *testing.T) {
 	}
 	newID := int64(res.JSON()["id"].(float64))
 	var revoked, open int64
-	if err := env.Store.DB().QueryRow(`SELECT (SELECT revoked_at IS NOT NULL FROM invitations WHERE id = ?),
+	if err := env.Store.DB().QueryRow(`SELECT (SELECT CASE WHEN revoked_at IS NOT NULL THEN 1 ELSE 0 END FROM invitations WHERE id = ?),
 		(SELECT COUNT(*) FROM invitations WHERE email = 'new@acme.test' AND revoked_at IS NULL AND token_hash <> ?)`, id, oldHash).Scan(&revoked, &open); err != nil {
 		t.Fatal(err)
 	}

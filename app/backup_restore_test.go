@@ -56,8 +56,9 @@ func TestRestoreBackupTakenUnderLoad(t *testing.T) {
 	}
 
 	// The restored copy, served with the same master key.
-	store, clock := dbtest.Open(t, path)
-	clock.Set(env.Clock.Now())
+	store := dbtest.Restore(t, path)
+	clock := dbtest.NewClock(env.Clock.Now())
+	store.Now = clock.Now
 	hs := httptest.NewUnstartedServer(nil)
 	base, _ := app.ParseBaseURL("http://" + hs.Listener.Addr().String())
 	cfg := app.Config{Addr: hs.Listener.Addr().String(), DataDir: t.TempDir(), BaseURL: base, Dev: true, PasswordHash: apptest.FastHash}

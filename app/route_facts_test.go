@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/app/apptest"
 	"github.com/gatehouse/gatehouse/db"
+	"github.com/gatehouse/gatehouse/db/dbtest"
 )
 
 // noStepUp are the state-changing routes that change security without a
@@ -80,19 +81,11 @@ func newStepUpWalk(t *testing.T) stepUpWalk {
 // rowCounts counts the rows of every table but scs's sessions.
 func rowCounts(t *testing.T, env *apptest.Env) map[string]int64 {
 	t.Helper()
-	rows, err := env.Store.DB().Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('sessions', 'goose_db_version') AND name NOT LIKE 'sqlite_%'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		names = append(names, n)
-	}
-	rows.Close()
 	out := map[string]int64{}
-	for _, n := range names {
+	for _, n := range dbtest.Tables(t, env.Store) {
+		if n == "sessions" {
+			continue
+		}
 		out[n] = queryInt(t, env, `SELECT COUNT(*) FROM "`+n+`"`)
 	}
 	return out

@@ -277,7 +277,9 @@ func scsHash(token string) string {
 
 // sessionRow reads the raw scs row of a token, to write it back later the
 // way a slow in-flight request that loaded it would.
-func sessionRow(t *testing.T, env *apptest.Env, token string) (data []byte, expiry float64) {
+// sessionRow reads scs's row of the session as it is stored; its expiry is
+// the engine's type (a julian day on SQLite, a timestamptz on PostgreSQL).
+func sessionRow(t *testing.T, env *apptest.Env, token string) (data []byte, expiry any) {
 	t.Helper()
 	err := env.Store.DB().QueryRow(`SELECT data, expiry FROM sessions WHERE token = ?`, scsHash(token)).Scan(&data, &expiry)
 	if err != nil {
@@ -286,9 +288,10 @@ func sessionRow(t *testing.T, env *apptest.Env, token string) (data []byte, expi
 	return data, expiry
 }
 
-func writeBack(t *testing.T, env *apptest.Env, token string, data []byte, expiry float64) {
+func writeBack(t *testing.T, env *apptest.Env, token string, data []byte, expiry any) {
 	t.Helper()
-	if _, err := env.Store.DB().Exec(`REPLACE INTO sessions (token, data, expiry) VALUES (?, ?, ?)`, scsHash(token), data, expiry); err != nil {
+	if _, err := env.Store.DB().Exec(`INSERT INTO sessions (token, data, expiry) VALUES (?, ?, ?)
+		ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`, scsHash(token), data, expiry); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -155,8 +155,11 @@ func isUniqueViolation(err error) bool {
 }
 
 // notFound maps sql.ErrNoRows to ErrNotFound and wraps everything else.
+// A lookup by a text no row can hold (a NUL byte or invalid UTF-8, which
+// PostgreSQL refuses outright and the store never writes) finds nothing
+// too, on both engines.
 func notFound(op string, err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || postgresInvalidText(err) {
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
 	return fmt.Errorf("%s: %w", op, err)

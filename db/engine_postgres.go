@@ -99,6 +99,13 @@ func postgresUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
+// postgresInvalidText reports whether err is PostgreSQL refusing a text
+// argument: a NUL byte or invalid UTF-8 (22021).
+func postgresInvalidText(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "22021"
+}
+
 // rebindConnector hands out connections that number ? placeholders.
 type rebindConnector struct{ driver.Connector }
 

@@ -103,7 +103,7 @@ func (s *Store) mayManage(ctx context.Context, tx *sql.Tx, workspaceID, actorID,
 func (s *Store) requireReenroll(ctx context.Context, tx *sql.Tx, workspaceID, memberID int64) error {
 	now := s.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_reenroll = 1, mfa_since = COALESCE(mfa_since, ?),
-			mfa_deadline = MIN(COALESCE(mfa_deadline, ?), ?) WHERE workspace_id = ? AND id = ?`,
+			mfa_deadline = CASE WHEN mfa_deadline < ? THEN mfa_deadline ELSE ? END WHERE workspace_id = ? AND id = ?`,
 		now, now, now, workspaceID, memberID); err != nil {
 		return fmt.Errorf("require re-enrollment: %w", err)
 	}

@@ -22,27 +22,12 @@ var globalTables = map[string]string{
 
 func TestSchemaScopesEveryTable(t *testing.T) {
 	store, _ := dbtest.New(t)
-	tablesSQL, columnsSQL := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`,
-		`SELECT name, "notnull" FROM pragma_table_info(?)`
+	columnsSQL := `SELECT name, "notnull" FROM pragma_table_info(?)`
 	if store.Engine() == "postgres" {
-		tablesSQL = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
 		columnsSQL = `SELECT column_name, CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END FROM information_schema.columns
 			WHERE table_schema = current_schema() AND table_name = ?`
 	}
-	rows, err := store.DB().Query(tablesSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
-	if len(tables) < 20 {
-		t.Fatalf("found %d tables: %v", len(tables), tables)
-	}
+	tables := dbtest.Tables(t, store)
 	for _, table := range tables {
 		var notnull int
 		var found bool

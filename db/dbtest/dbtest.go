@@ -127,3 +127,30 @@ func Contents(t testing.TB, store *db.Store) []byte {
 	}
 	return files
 }
+
+// Tables lists the database's tables, goose's and the engine's own left
+// out.
+func Tables(t testing.TB, store *db.Store) []string {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'goose_db_version' ORDER BY name`
+	if store.Engine() == "postgres" {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name <> 'goose_db_version' ORDER BY table_name`
+	}
+	rows, err := store.DB().Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if len(names) < 20 {
+		t.Fatalf("found only %d tables: %v", len(names), names)
+	}
+	return names
+}
