@@ -167,4 +167,3 @@ func (sqliteEngine) backup(ctx context.Context, db *sql.DB, path string) error {
 	})
 	return err
 }
-

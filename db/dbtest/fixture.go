@@ -41,7 +41,7 @@ func Members(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.
 		{`INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, confirmed_at)
 			SELECT workspace_id, id, 'k', ?, created_at, created_at + 600 FROM users WHERE workspace_id = ? AND id % 10 < 6`, []any{[]byte{0}, workspaceID}},
 		{`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, created_at)
-			SELECT workspace_id, id, 'key', `+idBytes+`, ?, created_at + 900 FROM users WHERE workspace_id = ? AND id % 10 = 6`, []any{[]byte{0}, workspaceID}},
+			SELECT workspace_id, id, 'key', ` + idBytes + `, ?, created_at + 900 FROM users WHERE workspace_id = ? AND id % 10 = 6`, []any{[]byte{0}, workspaceID}},
 		{`WITH RECURSIVE k(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM k WHERE j < 10)
 			INSERT INTO recovery_codes (workspace_id, user_id, code_hash, created_at, used_at)
 			SELECT u.workspace_id, u.id, 'h', u.created_at, CASE WHEN u.id % 4 = 0 AND k.j > 2 THEN CAST(? AS BIGINT) ELSE NULL END
