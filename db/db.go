@@ -51,6 +51,13 @@ type engine interface {
 	migrations() (goose.Dialect, string)
 	readTx(ctx context.Context, db *sql.DB, fn func(q querier) error) error
 	backup(ctx context.Context, db *sql.DB, path string) error
+	// forUpdate ends a SELECT whose rows the transaction goes on to
+	// decide from and write: it locks them until commit. Empty where every
+	// write transaction already holds the database's one write lock.
+	forUpdate() string
+	// skipLocked ends the SELECT of a claim (the outbox's): rows another
+	// transaction has locked are passed over, not waited for.
+	skipLocked() string
 }
 
 // Open opens the database named by databaseURL: a postgres:// (or
@@ -140,6 +147,34 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// lockMember locks the member's users row until the transaction ends, so
+// that what it reads of the member's factors, codes, guards, sessions and
+// links stays true until it commits: two requests for one member (on one
+// node or several) take turns. A transaction that needs the workspace's
+// lock takes it first (lockWorkspace), never after a member's.
+func (s *Store) lockMember(ctx context.Context, tx *sql.Tx, workspaceID, userID int64) error {
+	if s.engine.forUpdate() == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM users WHERE workspace_id = ? AND id = ?`+s.engine.forUpdate(), workspaceID, userID); err != nil {
+		return fmt.Errorf("lock member: %w", err)
+	}
+	return nil
+}
+
+// lockWorkspace locks the workspace's row until the transaction ends, for
+// the rules over many members (the last owner, the policy and its
+// deadlines, applications).
+func (s *Store) lockWorkspace(ctx context.Context, tx *sql.Tx, workspaceID int64) error {
+	if s.engine.forUpdate() == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM workspaces WHERE id = ?`+s.engine.forUpdate(), workspaceID); err != nil {
+		return fmt.Errorf("lock workspace: %w", err)
+	}
+	return nil
 }
 
 // readTx runs fn in one read-only transaction: one snapshot of the

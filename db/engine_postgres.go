@@ -28,6 +28,15 @@ func (postgresEngine) name() string { return "postgres" }
 
 func (postgresEngine) migrations() (goose.Dialect, string) { return goose.DialectPostgres, "postgres" }
 
+// forUpdate locks the rows read without blocking the foreign-key checks of
+// inserts that point at them (FOR NO KEY UPDATE, not FOR UPDATE): a
+// member's lock does not stop the audit rows and sessions that name them.
+func (postgresEngine) forUpdate() string { return " FOR NO KEY UPDATE" }
+
+// skipLocked makes a claim pass over the rows another claim is taking, so
+// that several senders take different rows instead of queueing.
+func (postgresEngine) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
 // openPostgres opens a pool on a postgres:// URL. The store's statements
 // are written with ? placeholders; the connector numbers them ($1, $2, …)
 // as PostgreSQL wants.

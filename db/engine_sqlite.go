@@ -23,6 +23,13 @@ func (sqliteEngine) name() string { return "sqlite" }
 
 func (sqliteEngine) migrations() (goose.Dialect, string) { return goose.DialectSQLite3, "sqlite" }
 
+// forUpdate is empty: every write transaction begins IMMEDIATE and holds
+// the database's one write lock, so nothing it reads can change under it.
+func (sqliteEngine) forUpdate() string { return "" }
+
+// skipLocked is empty: there is one writer at a time.
+func (sqliteEngine) skipLocked() string { return "" }
+
 // openSQLite opens the SQLite file of a path, sqlite://path or file:path.
 func openSQLite(ctx context.Context, databaseURL string) (*sql.DB, engine, error) {
 	path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")

@@ -86,7 +86,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.D
 			  AND id IN (SELECT id FROM outbox
 			             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
 			               AND (claimed_until IS NULL OR claimed_until < ?)
-			             ORDER BY id LIMIT ?)`,
+			             ORDER BY id LIMIT ?`+s.engine.skipLocked()+`)`,
 			claimToken, now+int64(lease/time.Second), now, now, now, now, limit)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
