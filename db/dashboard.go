@@ -37,13 +37,6 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// Bits of users.mfa_factors (migration 0007): which methods a member
-// holds, kept by triggers on the factor tables.
-const (
-	factorsTOTP     = 1
-	factorsWebAuthn = 2
-)
-
 // coverageSQL counts, for each of the four values of users.mfa_factors, the
 // members holding exactly those methods; for the values the policy accepts,
 // those low on recovery codes; for the others, those in grace and past their
@@ -74,13 +67,11 @@ func (s *Store) Coverage(ctx context.Context, workspaceID int64, p Policy, now t
 }
 
 func coverage(ctx context.Context, q querier, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
-	// Compliance is the policy's, decided here for each combination of
-	// methods held (the Go twin of compliantSQL and MemberMFA.Compliant).
-	compliant := func(factors int) bool {
-		return factors&factorsTOTP != 0 && p.Allows(MethodTOTP) || factors&factorsWebAuthn != 0 && p.Allows(MethodWebAuthn)
-	}
+	// Compliance is the policy's (Policy.CompliantWith), decided here for
+	// each set of methods a member can hold.
 	rows, err := q.QueryContext(ctx, coverageSQL,
-		sql.Named("c0", compliant(0)), sql.Named("c1", compliant(1)), sql.Named("c2", compliant(2)), sql.Named("c3", compliant(3)),
+		sql.Named("c0", p.CompliantWith(0)), sql.Named("c1", p.CompliantWith(FactorTOTP)),
+		sql.Named("c2", p.CompliantWith(FactorWebAuthn)), sql.Named("c3", p.CompliantWith(FactorTOTP|FactorWebAuthn)),
 		sql.Named("ws", workspaceID), sql.Named("low", LowRecoveryCodesThreshold), sql.Named("now", now.Unix()))
 	if err != nil {
 		return Coverage{}, fmt.Errorf("coverage: %w", err)

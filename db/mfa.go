@@ -388,18 +388,19 @@ func (s *Store) factorRequired(ctx context.Context, q interface {
 	if !p.Allows(method) {
 		return false, nil
 	}
-	var covered bool
+	var role string
+	var deadline sql.NullInt64
 	var apps, keys, otherKeys int
-	if err := q.QueryRowContext(ctx, `SELECT mfa_deadline IS NOT NULL AND `+p.coversSQL()+`,
+	if err := q.QueryRowContext(ctx, `SELECT role, mfa_deadline,
 			(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
 			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?),
 			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?)
 		FROM users WHERE workspace_id = ? AND id = ?`,
 		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID).
-		Scan(&covered, &apps, &keys, &otherKeys); err != nil {
+		Scan(&role, &deadline, &apps, &keys, &otherKeys); err != nil {
 		return false, notFound("factor required", err)
 	}
-	if !covered {
+	if !deadline.Valid || !p.AppliesTo(role) {
 		return false, nil
 	}
 	appsAfter, keysAfter := apps, keys
@@ -408,10 +409,7 @@ func (s *Store) factorRequired(ctx context.Context, q interface {
 	} else {
 		keysAfter = otherKeys
 	}
-	compliant := func(apps, keys int) bool {
-		return (p.Allows(MethodTOTP) && apps > 0) || (p.Allows(MethodWebAuthn) && keys > 0)
-	}
-	return compliant(apps, keys) && !compliant(appsAfter, keysAfter), nil
+	return p.CompliantWith(HeldFactors(apps > 0, keys > 0)) && !p.CompliantWith(HeldFactors(appsAfter > 0, keysAfter > 0)), nil
 }
 
 // hasSecondFactor reports whether the member holds a confirmed second
