@@ -59,9 +59,10 @@ const coverageSQL = `WITH f(factors, compliant) AS (VALUES (0, :c0), (1, :c1), (
 	FROM f`
 
 // Coverage counts the workspace's members under policy p at now. The
-// figures come from the per-member summary that triggers keep in the same
-// transaction as every enrollment, removal, reset and used code, so they are
-// exact on every call; there is no cache.
+// figures come from the per-member summary that the store keeps in the
+// same transaction as every enrollment, removal, reset and used code
+// (refreshFactorSummaries), so they are exact on every call; there is no
+// cache.
 func (s *Store) Coverage(ctx context.Context, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
 	return coverage(ctx, s.db, workspaceID, p, now)
 }
@@ -215,7 +216,7 @@ func (s *Store) Dashboard(ctx context.Context, workspaceID int64, p Policy, days
 			return err
 		}
 		// NoMFA is mfa_factors = 0, the members with mfa_first_at NULL: the
-		// same triggers keep both.
+		// same recount keeps both.
 		h, err = history(ctx, q, workspaceID, days, now, &[2]int{c.Members, c.Members - c.NoMFA})
 		return err
 	})

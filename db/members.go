@@ -98,8 +98,9 @@ func (s *Store) mayManage(ctx context.Context, tx *sql.Tx, workspaceID, actorID,
 
 // requireReenroll makes a member just reset by support or by recovery by
 // email set up a second factor at their next sign-in, whatever the policy:
-// the flag (cleared by enrolling, migration 0013) and a deadline that has
-// passed, so sign-in leads only to enrollment behind an emailed link.
+// the flag (cleared by enrolling, refreshFactorSummaries) and a deadline
+// that has passed, so sign-in leads only to enrollment behind an emailed
+// link.
 func (s *Store) requireReenroll(ctx context.Context, tx *sql.Tx, workspaceID, memberID int64) error {
 	now := s.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_reenroll = 1, mfa_since = COALESCE(mfa_since, ?),
@@ -151,6 +152,9 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 			return err
 		}
 		if r.RecoveryCodes, err = del("recovery_codes"); err != nil {
+			return err
+		}
+		if err := s.refreshFactorSummary(ctx, tx, workspaceID, memberID); err != nil {
 			return err
 		}
 		if _, err = del("mfa_guards"); err != nil {
