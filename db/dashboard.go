@@ -37,13 +37,6 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// Bits of users.mfa_factors (migration 0007): which methods a member
-// holds, kept by triggers on the factor tables.
-const (
-	factorsTOTP     = 1
-	factorsWebAuthn = 2
-)
-
 // coverageSQL counts, for each of the four values of users.mfa_factors, the
 // members holding exactly those methods; for the values the policy accepts,
 // those low on recovery codes; for the others, those in grace and past their
@@ -66,29 +59,26 @@ const coverageSQL = `WITH f(factors, compliant) AS (VALUES (0, %d), (1, %d), (2,
 	FROM f`
 
 // Coverage counts the workspace's members under policy p at now. The
-// figures come from the per-member summary that triggers keep in the same
-// transaction as every enrollment, removal, reset and used code, so they are
-// exact on every call; there is no cache.
+// figures come from the per-member summary that the store keeps in the
+// same transaction as every enrollment, removal, reset and used code
+// (refreshFactorSummaries), so they are exact on every call; there is no
+// cache.
 func (s *Store) Coverage(ctx context.Context, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
 	return coverage(ctx, s.db, workspaceID, p, now)
 }
 
 func coverage(ctx context.Context, q querier, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
-	// Compliance is the policy's, decided here for each combination of
-	// methods held (the Go twin of compliantSQL and MemberMFA.Compliant).
-	compliant := func(factors int) bool {
-		return factors&factorsTOTP != 0 && p.Allows(MethodTOTP) || factors&factorsWebAuthn != 0 && p.Allows(MethodWebAuthn)
-	}
-	flag := func(factors int) int {
-		if compliant(factors) {
+	// Compliance is the policy's (Policy.CompliantWith), decided here for
+	// each set of methods a member can hold: constants of the statement;
+	// everything else is an argument.
+	flag := func(f Factors) int {
+		if p.CompliantWith(f) {
 			return 1
 		}
 		return 0
 	}
-	// The four flags are the policy's verdicts, constants of the
-	// statement; everything else is an argument.
 	ws, at := workspaceID, now.Unix()
-	rows, err := q.QueryContext(ctx, fmt.Sprintf(coverageSQL, flag(0), flag(1), flag(2), flag(3)),
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(coverageSQL, flag(0), flag(FactorTOTP), flag(FactorWebAuthn), flag(FactorTOTP|FactorWebAuthn)),
 		ws, ws, LowRecoveryCodesThreshold, ws, at, ws, at, ws, at)
 	if err != nil {
 		return Coverage{}, fmt.Errorf("coverage: %w", err)
@@ -233,7 +223,7 @@ func (s *Store) Dashboard(ctx context.Context, workspaceID int64, p Policy, days
 			return err
 		}
 		// NoMFA is mfa_factors = 0, the members with mfa_first_at NULL: the
-		// same triggers keep both.
+		// same recount keeps both.
 		h, err = history(ctx, q, workspaceID, days, now, &[2]int{c.Members, c.Members - c.NoMFA})
 		return err
 	})

@@ -14,8 +14,8 @@ import (
 )
 
 // dashboardFixture is a workspace with every standing the dashboard counts,
-// reached through the store's own methods (so the triggers of migration
-// 0007 see the real statements), a bulk of generated members, and a second
+// reached through the store's own methods (so their refreshes of the
+// factor summary are what is checked), a bulk of generated members, and a second
 // workspace whose members must never be counted.
 type dashboardFixture struct {
 	store  *db.Store

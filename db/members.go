@@ -98,8 +98,9 @@ func (s *Store) mayManage(ctx context.Context, tx *sql.Tx, workspaceID, actorID,
 
 // requireReenroll makes a member just reset by support or by recovery by
 // email set up a second factor at their next sign-in, whatever the policy:
-// the flag (cleared by enrolling, migration 0013) and a deadline that has
-// passed, so sign-in leads only to enrollment behind an emailed link.
+// the flag (cleared by enrolling, refreshFactorSummaries) and a deadline
+// that has passed, so sign-in leads only to enrollment behind an emailed
+// link.
 func (s *Store) requireReenroll(ctx context.Context, tx *sql.Tx, workspaceID, memberID int64) error {
 	now := s.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_reenroll = 1, mfa_since = COALESCE(mfa_since, ?),
@@ -151,6 +152,9 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 			return err
 		}
 		if r.RecoveryCodes, err = del("recovery_codes"); err != nil {
+			return err
+		}
+		if err := s.refreshFactorSummary(ctx, tx, workspaceID, memberID); err != nil {
 			return err
 		}
 		if _, err = del("mfa_guards"); err != nil {
@@ -355,13 +359,14 @@ type MemberMFA struct {
 
 // HasSecondFactor reports whether the member holds a confirmed second
 // factor of any method, allowed by the policy or not.
-func (m MemberMFA) HasSecondFactor() bool { return m.TOTP || m.Keys > 0 }
+func (m MemberMFA) HasSecondFactor() bool { return m.Factors() != 0 }
+
+// Factors is the set of methods the member holds.
+func (m MemberMFA) Factors() Factors { return HeldFactors(m.TOTP, m.Keys > 0) }
 
 // Compliant reports whether the member holds a confirmed factor of a method
-// the policy allows (the Go twin of compliantSQL).
-func (m MemberMFA) Compliant(p Policy) bool {
-	return (m.TOTP && p.Allows(MethodTOTP)) || (m.Keys > 0 && p.Allows(MethodWebAuthn))
-}
+// the policy allows (Policy.CompliantWith).
+func (m MemberMFA) Compliant(p Policy) bool { return p.CompliantWith(m.Factors()) }
 
 // Status is the member's most pressing status under policy p at now:
 //   - past_deadline: covered (mfa_deadline set), not compliant, deadline passed;
@@ -405,42 +410,36 @@ type MemberMFAFilter struct {
 	Limit  int
 }
 
-const memberHasFactor = `(EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL)
-	OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id))`
-
-const memberUnusedCodes = `(SELECT COUNT(*) FROM recovery_codes r WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.used_at IS NULL)`
-
 // MembersMFA returns a page of a workspace's members ordered by email, each
 // with their second factors and unused recovery codes.
 func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFilter) ([]MemberMFA, error) {
 	if f.Limit <= 0 || f.Limit > 201 {
 		f.Limit = 50
 	}
+	// The factors and codes are the member's summary (users.mfa_factors,
+	// mfa_codes); only the page's members have their keys counted.
 	query := `SELECT u.id, u.workspace_id, u.email, u.password_hash, u.role, u.session_epoch, u.password_changed_at, u.created_at, u.mfa_deadline,
-		EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL),
-		(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
-		` + memberUnusedCodes + `
+		u.mfa_factors, (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id), u.mfa_codes
 		FROM users u WHERE u.workspace_id = ? AND u.email_key > ?`
 	args := []any{workspaceID, f.After}
 	if q := EmailKey(f.Query); q != "" {
 		query += ` AND u.email_key LIKE ? ESCAPE '\'`
 		args = append(args, "%"+likeEscaper.Replace(q)+"%")
 	}
-	compliant := compliantSQL(f.Policy.Methods)
 	switch f.Status {
 	case "":
 	case StatusEnrolled:
-		query += ` AND ` + compliant
+		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors")
 	case StatusNoMFA:
-		query += ` AND NOT ` + memberHasFactor
+		query += ` AND u.mfa_factors = 0`
 	case StatusLowRecoveryCodes:
-		query += ` AND ` + compliant + ` AND ` + memberUnusedCodes + ` <= ?`
+		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors") + ` AND u.mfa_codes <= ?`
 		args = append(args, LowRecoveryCodesThreshold)
 	case StatusInGrace:
-		query += ` AND u.mfa_deadline > ? AND NOT ` + compliant
+		query += ` AND u.mfa_deadline > ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors")
 		args = append(args, f.Now.Unix())
 	case StatusPastDeadline:
-		query += ` AND u.mfa_deadline <= ? AND NOT ` + compliant
+		query += ` AND u.mfa_deadline <= ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors")
 		args = append(args, f.Now.Unix())
 	default:
 		return nil, fmt.Errorf("members mfa: unknown status %q", f.Status)
@@ -457,10 +456,12 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 		var m MemberMFA
 		var changed, created int64
 		var deadline sql.NullInt64
+		var held Factors
 		if err := rows.Scan(&m.ID, &m.WorkspaceID, &m.Email, &m.PasswordHash, &m.Role, &m.SessionEpoch, &changed, &created, &deadline,
-			&m.TOTP, &m.Keys, &m.RecoveryRemaining); err != nil {
+			&held, &m.Keys, &m.RecoveryRemaining); err != nil {
 			return nil, fmt.Errorf("members mfa: %w", err)
 		}
+		m.TOTP = held.Has(FactorTOTP)
 		m.PasswordChangedAt, m.CreatedAt = unix(changed), unix(created)
 		if deadline.Valid {
 			m.MFADeadline = unix(deadline.Int64)

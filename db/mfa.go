@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -133,6 +134,9 @@ func (s *Store) StartSessionTOTPEnrollment(ctx context.Context, workspaceID, use
 		if c, err = scanTOTP(row); err != nil {
 			return fmt.Errorf("start totp enrollment: %w", err)
 		}
+		if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
 			Event: EventTOTPEnrollStarted, IP: meta.IP, UserAgent: meta.UserAgent})
 	})
@@ -240,6 +244,9 @@ func (s *Store) confirmTOTPTx(ctx context.Context, tx *sql.Tx, workspaceID, user
 			Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
 			return err
 		}
+	}
+	if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
+		return err
 	}
 	if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, TrustedVoidedFactorAdded, meta); err != nil {
 		return err
@@ -355,6 +362,9 @@ func (s *Store) removeFactor(ctx context.Context, tx *sql.Tx, workspaceID, userI
 			return 0, WebAuthnCredential{}, fmt.Errorf("%s: %w", op, err)
 		}
 	}
+	if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
+		return 0, WebAuthnCredential{}, err
+	}
 	if _, err := s.endSessions(ctx, tx, workspaceID, userID, keepSessionID, "factor_removed"); err != nil {
 		return 0, WebAuthnCredential{}, err
 	}
@@ -388,18 +398,19 @@ func (s *Store) factorRequired(ctx context.Context, q interface {
 	if !p.Allows(method) {
 		return false, nil
 	}
-	var covered bool
+	var role string
+	var deadline sql.NullInt64
 	var apps, keys, otherKeys int
-	if err := q.QueryRowContext(ctx, `SELECT mfa_deadline IS NOT NULL AND `+p.coversSQL()+`,
+	if err := q.QueryRowContext(ctx, `SELECT role, mfa_deadline,
 			(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
 			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?),
 			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?)
 		FROM users WHERE workspace_id = ? AND id = ?`,
 		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID).
-		Scan(&covered, &apps, &keys, &otherKeys); err != nil {
+		Scan(&role, &deadline, &apps, &keys, &otherKeys); err != nil {
 		return false, notFound("factor required", err)
 	}
-	if !covered {
+	if !deadline.Valid || !p.AppliesTo(role) {
 		return false, nil
 	}
 	appsAfter, keysAfter := apps, keys
@@ -408,10 +419,7 @@ func (s *Store) factorRequired(ctx context.Context, q interface {
 	} else {
 		keysAfter = otherKeys
 	}
-	compliant := func(apps, keys int) bool {
-		return (p.Allows(MethodTOTP) && apps > 0) || (p.Allows(MethodWebAuthn) && keys > 0)
-	}
-	return compliant(apps, keys) && !compliant(appsAfter, keysAfter), nil
+	return p.CompliantWith(HeldFactors(apps > 0, keys > 0)) && !p.CompliantWith(HeldFactors(appsAfter > 0, keysAfter > 0)), nil
 }
 
 // hasSecondFactor reports whether the member holds a confirmed second
@@ -476,6 +484,9 @@ func (s *Store) RegenerateRecoveryCodes(ctx context.Context, workspaceID, userID
 		if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, hashes); err != nil {
 			return err
 		}
+		if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
 			Event: EventRecoveryCodesRegenerate, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(hashes)}}); err != nil {
 			return err
@@ -516,6 +527,9 @@ func (s *Store) useRecoveryCode(ctx context.Context, tx *sql.Tx, workspaceID, us
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return 0, fmt.Errorf("use recovery code: %w", ErrNotFound)
+	}
+	if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
+		return 0, err
 	}
 	var left int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL`,
@@ -967,12 +981,44 @@ func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
-	r2, err := s.db.ExecContext(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ?`, s.now())
+	a, _ := r1.RowsAffected()
+	var b int64
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ? RETURNING workspace_id, user_id`, s.now())
+		if err != nil {
+			return err
+		}
+		members := map[int64][]int64{}
+		var workspaces []int64
+		for rows.Next() {
+			var ws, uid int64
+			if err := rows.Scan(&ws, &uid); err != nil {
+				rows.Close()
+				return err
+			}
+			if members[ws] == nil {
+				workspaces = append(workspaces, ws)
+			}
+			members[ws] = append(members[ws], uid)
+			b++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Unconfirmed enrollments count in no summary; their members are
+		// recounted all the same, as after any change to the factor tables.
+		slices.Sort(workspaces)
+		for _, ws := range workspaces {
+			if err := s.refreshFactorSummaries(ctx, tx, ws, members[ws]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
-	a, _ := r1.RowsAffected()
-	b, _ := r2.RowsAffected()
 	return a + b, nil
 }
 

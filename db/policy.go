@@ -151,28 +151,6 @@ func joinDays(days []int) string {
 	return strings.Join(parts, ",")
 }
 
-// coveredSQL is a SQL expression over a workspaces row: whether its policy
-// covers a member whose role is the expression role.
-func coveredSQL(role string) string {
-	return `(mfa_policy = 'required' OR (mfa_policy = 'required_for_admins' AND ` + role + ` IN ('owner', 'admin')))`
-}
-
-// compliantSQL is a SQL expression over a users row u: whether the member
-// holds a second factor the methods allow.
-func compliantSQL(methods []string) string {
-	var parts []string
-	if slices.Contains(methods, MethodTOTP) {
-		parts = append(parts, `EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL)`)
-	}
-	if slices.Contains(methods, MethodWebAuthn) {
-		parts = append(parts, `EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id)`)
-	}
-	if len(parts) == 0 {
-		return `(1 = 0)`
-	}
-	return `(` + strings.Join(parts, ` OR `) + `)`
-}
-
 const policyColumns = `mfa_policy, mfa_methods, grace_days, reminder_days, trusted_device_days, enforced_since`
 
 func scanPolicy(row interface{ Scan(...any) error }) (Policy, error) {
@@ -272,12 +250,12 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		// actorID 0 is the system (the CLI): no acting admin to check.
 		if actorID != 0 {
 			var actorRole string
-			var actorCompliant bool
-			if err := tx.QueryRowContext(ctx, `SELECT u.role, `+compliantSQL(p.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
-				workspaceID, actorID).Scan(&actorRole, &actorCompliant); err != nil {
+			var actorFactors Factors
+			if err := tx.QueryRowContext(ctx, `SELECT role, mfa_factors FROM users WHERE workspace_id = ? AND id = ?`,
+				workspaceID, actorID).Scan(&actorRole, &actorFactors); err != nil {
 				return notFound("set policy: actor", err)
 			}
-			if p.AppliesTo(actorRole) && !actorCompliant {
+			if p.AppliesTo(actorRole) && !p.CompliantWith(actorFactors) {
 				return ErrEnrollFirst
 			}
 		}
@@ -302,7 +280,7 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		}
 		// Members no longer covered lose their deadline.
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = NULL, mfa_deadline = NULL
-			WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND mfa_reenroll = 0 AND NOT `+p.coversSQL(), workspaceID); err != nil {
+			WHERE workspace_id = ? AND mfa_deadline IS NOT NULL AND mfa_reenroll = 0 AND NOT `+p.coversSQL("role"), workspaceID); err != nil {
 			return fmt.Errorf("set policy: clear deadlines: %w", err)
 		}
 		// A new grace period moves the grace-period deadlines (not the
@@ -323,7 +301,7 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		// Members newly covered get their deadline.
 		deadline := now + int64(p.GraceDays)*86400
 		res, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = ?, mfa_deadline = ?
-			WHERE workspace_id = ? AND mfa_deadline IS NULL AND `+p.coversSQL(), now, deadline, workspaceID)
+			WHERE workspace_id = ? AND mfa_deadline IS NULL AND `+p.coversSQL("role"), now, deadline, workspaceID)
 		if err != nil {
 			return fmt.Errorf("set policy: start deadlines: %w", err)
 		}
@@ -333,15 +311,15 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 			im.Deadline = unix(p.EnforcedSince.Unix() + int64(p.GraceDays)*86400)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*),
-				COALESCE(SUM(CASE WHEN NOT `+compliantSQL(p.Methods)+` THEN 1 ELSE 0 END), 0),
-				COALESCE(SUM(CASE WHEN NOT `+compliantSQL(p.Methods)+` AND u.mfa_deadline <= ? THEN 1 ELSE 0 END), 0)
+				COALESCE(SUM(CASE WHEN `+p.noncompliantSQL("u.mfa_factors")+` THEN 1 ELSE 0 END), 0),
+				COALESCE(SUM(CASE WHEN `+p.noncompliantSQL("u.mfa_factors")+` AND u.mfa_deadline <= ? THEN 1 ELSE 0 END), 0)
 			FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL`, now, workspaceID).
 			Scan(&im.Covered, &im.NonCompliant, &im.PastDeadline); err != nil {
 			return fmt.Errorf("set policy: impact: %w", err)
 		}
 		if ch.EndNonCompliantSessions && p.Requires() {
 			rows, err := tx.QueryContext(ctx, `SELECT u.id FROM users u
-				WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL AND NOT `+compliantSQL(p.Methods), workspaceID)
+				WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL AND `+p.noncompliantSQL("u.mfa_factors"), workspaceID)
 			if err != nil {
 				return fmt.Errorf("set policy: %w", err)
 			}
@@ -379,19 +357,6 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 	return p, im, nil
 }
 
-// coversSQL is a SQL condition on a users row: whether the policy covers
-// the member.
-func (p Policy) coversSQL() string {
-	switch p.Mode {
-	case PolicyRequired:
-		return `(1 = 1)`
-	case PolicyRequiredForAdmins:
-		return `role IN ('owner', 'admin')`
-	default:
-		return `(1 = 0)`
-	}
-}
-
 func policyDetails(p Policy, keys PasskeySettings, r RecoverySettings) map[string]any {
 	return map[string]any{"policy": p.Mode, "methods": p.Methods, "grace_days": p.GraceDays,
 		"reminder_days": p.ReminderDays, "trusted_device_days": p.TrustedDeviceDays,
@@ -415,13 +380,13 @@ func scanIDs(rows *sql.Rows) ([]int64, error) {
 // Compliant reports whether the member holds a second factor the workspace's
 // policy allows.
 func (s *Store) Compliant(ctx context.Context, workspaceID, userID int64, p Policy) (bool, error) {
-	var ok bool
-	err := s.db.QueryRowContext(ctx, `SELECT `+compliantSQL(p.Methods)+` FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
-		workspaceID, userID).Scan(&ok)
+	var f Factors
+	err := s.db.QueryRowContext(ctx, `SELECT mfa_factors FROM users WHERE workspace_id = ? AND id = ?`,
+		workspaceID, userID).Scan(&f)
 	if err != nil {
 		return false, notFound("compliant", err)
 	}
-	return ok, nil
+	return p.CompliantWith(f), nil
 }
 
 // ExtendDeadline gives a covered member more time: the deadline becomes

@@ -11,7 +11,8 @@ import (
 )
 
 // A member reset by support must enroll again; enrolling any factor clears
-// it (the trigger of migration 0013), and a policy change keeps it.
+// it (the store's refresh of the factor summary, once the trigger of
+// migration 0013), and a policy change keeps it.
 func TestReenrollFlag(t *testing.T) {
 	ctx := context.Background()
 	store, clock := dbtest.New(t)
@@ -37,10 +38,16 @@ func TestReenrollFlag(t *testing.T) {
 	if v, _ := store.MustReenroll(ctx, acme.ID, alice.ID); !v {
 		t.Fatal("something other than a factor cleared it")
 	}
-	if _, err := store.DB().Exec(`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, sign_count, created_at)
-		VALUES (?, ?, 'key', ?, ?, 0, ?)`, acme.ID, alice.ID, []byte{1}, []byte{2}, clock.Now().Unix()); err != nil {
-		t.Fatal(err)
+	key := func(id string) db.WebAuthnCredential {
+		t.Helper()
+		c, err := store.AddWebAuthnCredential(ctx, db.WebAuthnCredential{WorkspaceID: acme.ID, UserID: alice.ID, Name: "key",
+			CredentialID: []byte(id), PublicKey: []byte{2}}, nil, db.Meta{}, db.OutboxMessage{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	first := key("k1")
 	if v, _ := store.MustReenroll(ctx, acme.ID, alice.ID); v {
 		t.Error("enrolling a key did not clear the re-enrollment")
 	}
@@ -49,7 +56,7 @@ func TestReenrollFlag(t *testing.T) {
 	if n := count(t, store, `SELECT COUNT(*) FROM users WHERE id = `+fmt.Sprint(alice.ID)+` AND mfa_deadline IS NULL AND mfa_since IS NULL`); n != 1 {
 		t.Error("re-enrolling kept the reset's deadline")
 	}
-	if _, err := store.DB().Exec(`DELETE FROM webauthn_credentials WHERE user_id = ?`, alice.ID); err != nil {
+	if _, _, err := store.RemoveWebAuthnKey(ctx, acme.ID, alice.ID, first.ID, "", db.Meta{}, db.OutboxMessage{}); err != nil {
 		t.Fatal(err)
 	}
 	p.Mode, p.GraceDays = db.PolicyRequired, 14
@@ -64,10 +71,7 @@ func TestReenrollFlag(t *testing.T) {
 	if _, err := store.DB().Exec(`UPDATE users SET mfa_reenroll = 1, mfa_deadline = ? WHERE id = ?`, clock.Now().Unix(), alice.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.DB().Exec(`INSERT INTO webauthn_credentials (workspace_id, user_id, name, credential_id, public_key, sign_count, created_at)
-		VALUES (?, ?, 'key', ?, ?, 0, ?)`, acme.ID, alice.ID, []byte{3}, []byte{2}, clock.Now().Unix()); err != nil {
-		t.Fatal(err)
-	}
+	key("k2")
 	if n := count(t, store, `SELECT COUNT(*) FROM users WHERE id = `+fmt.Sprint(alice.ID)+` AND mfa_reenroll = 0 AND mfa_deadline = `+fmt.Sprint(clock.Now().Unix())); n != 1 {
 		t.Error("under a requirement re-enrolling dropped the deadline or kept the flag")
 	}

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -104,13 +102,13 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	now := s.Now()
 	// The candidates come from the users_reminders index alone (with a
 	// look at mfa_reminders for each): a scan with nothing due reads no
-	// users row. Their factors are the summary's; the transaction that
-	// queues checks the factor tables themselves.
+	// users row. Their factors are the summary's (users.mfa_factors), read
+	// again in the transaction that queues.
 	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.mfa_deadline,
 			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
 				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline),
 			`+toldSQL+`
-		FROM users u WHERE u.workspace_id = ? AND `+withoutFactorsSQL(p.Methods)+` AND u.mfa_deadline > ?`,
+		FROM users u WHERE u.workspace_id = ? AND `+p.noncompliantSQL("u.mfa_factors")+` AND u.mfa_deadline > ?`,
 		AnnounceDays, urgency(AnnounceDays), w.ID, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("scan reminders: %w", err)
@@ -159,29 +157,6 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	return queued, nil
 }
 
-// withoutFactorsSQL is a SQL condition over a users row u: by the factor
-// summary (users.mfa_factors, kept by triggers in the transactions that
-// change factors), the member holds none of methods. The scan walks an
-// index with it rather than looking up the factors of every member in
-// grace, most of whom are compliant; the factor tables still decide, in
-// the transaction that queues.
-func withoutFactorsSQL(methods []string) string {
-	mask := 0
-	if slices.Contains(methods, MethodTOTP) {
-		mask |= factorsTOTP
-	}
-	if slices.Contains(methods, MethodWebAuthn) {
-		mask |= factorsWebAuthn
-	}
-	var in []string
-	for v := 0; v <= factorsTOTP|factorsWebAuthn; v++ {
-		if v&mask == 0 {
-			in = append(in, strconv.Itoa(v))
-		}
-	}
-	return `u.mfa_factors IN (` + strings.Join(in, ", ") + `)`
-}
-
 // toldSQL is a SQL expression over a users row u: whether any enforcement
 // email was queued for the member since the requirement started to apply
 // to them (mfa_since), whatever the deadline then.
@@ -203,7 +178,8 @@ func (s *Store) queueReminder(ctx context.Context, d ReminderDue, msg OutboxMess
 		}
 		var still, told bool
 		var role string
-		if err := tx.QueryRowContext(ctx, `SELECT u.role, u.mfa_deadline IS NOT NULL AND u.mfa_deadline = ? AND NOT `+compliantSQL(p.Methods)+`, `+toldSQL+`
+		if err := tx.QueryRowContext(ctx, `SELECT u.role,
+				CASE WHEN u.mfa_deadline = ? AND `+p.noncompliantSQL("u.mfa_factors")+` THEN 1 ELSE 0 END, `+toldSQL+`
 			FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
 			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&role, &still, &told); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

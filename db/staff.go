@@ -221,10 +221,7 @@ func (s *Store) SearchMembers(ctx context.Context, actorID int64, email string, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT w.id, w.slug, w.name, u.id, u.email, u.role,
-			EXISTS (SELECT 1 FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id AND t.confirmed_at IS NOT NULL),
-			EXISTS (SELECT 1 FROM webauthn_credentials k WHERE k.workspace_id = u.workspace_id AND k.user_id = u.id),
-			(SELECT COUNT(*) FROM recovery_codes r WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.used_at IS NULL)
+	rows, err := s.db.QueryContext(ctx, `SELECT w.id, w.slug, w.name, u.id, u.email, u.role, u.mfa_factors, u.mfa_codes
 		FROM users u JOIN workspaces w ON w.id = u.workspace_id
 		WHERE w.platform = 0 AND u.email_key = ? ORDER BY w.slug LIMIT 100`, EmailKey(email))
 	if err != nil {
@@ -234,17 +231,11 @@ func (s *Store) SearchMembers(ctx context.Context, actorID int64, email string, 
 	var out []FoundMember
 	for rows.Next() {
 		var m FoundMember
-		var totp, keys bool
-		if err := rows.Scan(&m.WorkspaceID, &m.WorkspaceSlug, &m.WorkspaceName, &m.ID, &m.Email, &m.Role, &totp, &keys, &m.RecoveryCodesRemaining); err != nil {
+		var held Factors
+		if err := rows.Scan(&m.WorkspaceID, &m.WorkspaceSlug, &m.WorkspaceName, &m.ID, &m.Email, &m.Role, &held, &m.RecoveryCodesRemaining); err != nil {
 			return nil, fmt.Errorf("search members: %w", err)
 		}
-		m.Factors = []string{}
-		if totp {
-			m.Factors = append(m.Factors, MethodTOTP)
-		}
-		if keys {
-			m.Factors = append(m.Factors, MethodWebAuthn)
-		}
+		m.Factors = held.Methods()
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

@@ -100,11 +100,11 @@ func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, workspaceID int64, e
 	// A member who joins while the requirement applies to them has no grace
 	// period: their deadline is the moment they join (they enroll during
 	// onboarding).
-	var covered bool
-	if err := tx.QueryRowContext(ctx, `SELECT `+coveredSQL("?")+` FROM workspaces WHERE id = ?`, role, workspaceID).Scan(&covered); err != nil {
+	p, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
-	if covered {
+	if p.AppliesTo(role) {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET mfa_since = ?, mfa_deadline = ? WHERE id = ?`, now, now, u.ID); err != nil {
 			return User{}, fmt.Errorf("create user: %w", err)
 		}

@@ -253,6 +253,9 @@ func (s *Store) addWebAuthnTx(ctx context.Context, tx *sql.Tx, c WebAuthnCredent
 				return err
 			}
 		}
+		if err := s.refreshFactorSummary(ctx, tx, c.WorkspaceID, c.UserID); err != nil {
+			return err
+		}
 		if _, err := s.voidTrustedDevices(ctx, tx, c.WorkspaceID, c.UserID, c.UserID, TrustedVoidedFactorAdded, meta); err != nil {
 			return err
 		}

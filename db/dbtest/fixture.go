@@ -54,6 +54,11 @@ func Members(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.
 	if err := tx.Commit(); err != nil {
 		tb.Fatal(err)
 	}
+	// The rows went in behind the store's back: its factor summary of
+	// these members is recounted as its own methods would.
+	if err := store.RecountFactorSummaries(ctx, workspaceID); err != nil {
+		tb.Fatal(err)
+	}
 	if _, err := store.DB().ExecContext(ctx, `ANALYZE`); err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,10 @@
+package db
+
+// Internals that the package's tests (package db_test) check.
+
+// CompliantSQL, NoncompliantSQL and CoversSQL are the SQL forms of the
+// policy's rules; PolicyCoversSQL reads the policy from a column.
+func (p Policy) CompliantSQL(factors string) string    { return p.compliantSQL(factors) }
+func (p Policy) NoncompliantSQL(factors string) string { return p.noncompliantSQL(factors) }
+func (p Policy) CoversSQL(role string) string          { return p.coversSQL(role) }
+func PolicyCoversSQL(mode, role string) string         { return policyCoversSQL(mode, role) }
