@@ -80,6 +80,11 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 // before, and this decides when a role changed in between. ErrNotFound
 // when either is not of the workspace.
 func (s *Store) mayManage(ctx context.Context, tx *sql.Tx, workspaceID, actorID, memberID int64) error {
+	// Roles change under the workspace's lock (ChangeRole): holding it,
+	// the roles read here stay true until the change commits.
+	if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+		return err
+	}
 	var actor, member User
 	for _, u := range []struct {
 		id  int64
@@ -232,6 +237,10 @@ func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID i
 	}
 	var u User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The last owner is a rule over the workspace's members.
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
 		var actorRole string
 		if err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, actorID).Scan(&actorRole); err != nil {
 			return notFound("change role: actor", err)

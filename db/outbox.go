@@ -79,15 +79,20 @@ func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.D
 	var out []OutboxMessage
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
+		// The rows are picked once (MATERIALIZED): PostgreSQL would
+		// otherwise run a locking subquery again for each row it updates,
+		// skipping the rows it had just claimed and taking more.
 		_, err := tx.ExecContext(ctx, `
+			WITH picked AS MATERIALIZED (
+				SELECT id FROM outbox
+				WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
+				  AND (claimed_until IS NULL OR claimed_until < ?)
+				ORDER BY id LIMIT ?`+s.engine.skipLocked()+`)
 			UPDATE outbox SET claim_token = ?, claimed_until = ?
-			WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
-			  AND (claimed_until IS NULL OR claimed_until < ?)
-			  AND id IN (SELECT id FROM outbox
-			             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
-			               AND (claimed_until IS NULL OR claimed_until < ?)
-			             ORDER BY id LIMIT ?`+s.engine.skipLocked()+`)`,
-			claimToken, now+int64(lease/time.Second), now, now, now, now, limit)
+			WHERE id IN (SELECT id FROM picked)
+			  AND sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
+			  AND (claimed_until IS NULL OR claimed_until < ?)`,
+			now, now, limit, claimToken, now+int64(lease/time.Second), now, now)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}

@@ -15,7 +15,7 @@ func TestRulesSQLMatchesGo(t *testing.T) {
 	eval := func(cond string, args ...any) bool {
 		t.Helper()
 		var v int
-		if err := store.DB().QueryRow(`SELECT CASE WHEN `+cond+` THEN 1 ELSE 0 END FROM (SELECT ? AS a, ? AS b) x`, args...).Scan(&v); err != nil {
+		if err := store.DB().QueryRow(`SELECT CASE WHEN `+cond+` THEN 1 ELSE 0 END FROM (SELECT CAST(? AS BIGINT) AS f, CAST(? AS TEXT) AS role, CAST(? AS TEXT) AS mode) x`, args...).Scan(&v); err != nil {
 			t.Fatalf("%s: %v", cond, err)
 		}
 		return v == 1
@@ -24,10 +24,10 @@ func TestRulesSQLMatchesGo(t *testing.T) {
 		p := db.Policy{Mode: db.PolicyRequired, Methods: methods}
 		for f := db.Factors(0); f <= db.FactorTOTP|db.FactorWebAuthn; f++ {
 			want := p.CompliantWith(f)
-			if got := eval(p.CompliantSQL("x.a"), f, nil); got != want {
+			if got := eval(p.CompliantSQL("x.f"), f, nil, nil); got != want {
 				t.Errorf("methods %v, factors %d: compliantSQL %v, CompliantWith %v", methods, f, got, want)
 			}
-			if got := eval(p.NoncompliantSQL("x.a"), f, nil); got == want {
+			if got := eval(p.NoncompliantSQL("x.f"), f, nil, nil); got == want {
 				t.Errorf("methods %v, factors %d: noncompliantSQL %v, CompliantWith %v", methods, f, got, want)
 			}
 			m := db.MemberMFA{TOTP: f.Has(db.FactorTOTP)}
@@ -46,10 +46,10 @@ func TestRulesSQLMatchesGo(t *testing.T) {
 		p := db.Policy{Mode: mode}
 		for _, role := range []string{db.RoleOwner, db.RoleAdmin, db.RoleMember} {
 			want := p.AppliesTo(role)
-			if got := eval(p.CoversSQL("x.b"), nil, role); got != want {
+			if got := eval(p.CoversSQL("x.role"), 0, role, nil); got != want {
 				t.Errorf("%s, %s: coversSQL %v, AppliesTo %v", mode, role, got, want)
 			}
-			if got := eval(db.PolicyCoversSQL("x.a", "x.b"), mode, role); got != want {
+			if got := eval(db.PolicyCoversSQL("x.mode", "x.role"), 0, role, mode); got != want {
 				t.Errorf("%s, %s: policyCoversSQL %v, AppliesTo %v", mode, role, got, want)
 			}
 		}

@@ -383,9 +383,9 @@ func TestRecountFactorSummaries(t *testing.T) {
 
 // Migration 0016 drops the summary and re-enrollment triggers (and only
 // those: the audit trail's stay); its Down brings them back.
-func TestMigrationRulesInGo(t *testing.T) {
+func TestSQLiteMigrationRulesInGo(t *testing.T) {
 	ctx := context.Background()
-	store, _ := dbtest.New(t)
+	store, _ := dbtest.NewSQLite(t)
 	triggers := func() []string {
 		t.Helper()
 		rows, err := store.DB().Query(`SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name`)
