@@ -20,6 +20,9 @@ const (
 // already had limit, and nothing is stored or sent.
 func (s *Store) CreateEnrollLink(ctx context.Context, workspaceID, userID int64, sessionID, tokenHash string, expires time.Time, limit int, window time.Duration, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		if _, err := s.throttleTake(ctx, tx, fmt.Sprintf("enroll_link:%d:%d", workspaceID, userID), window, limit); err != nil {
 			return err
@@ -43,6 +46,9 @@ func (s *Store) CreateEnrollLink(ctx context.Context, workspaceID, userID int64,
 func (s *Store) UseEnrollLink(ctx context.Context, workspaceID, userID int64, sessionID string, tokenHashes []string, meta Meta) error {
 	in, args := inList(tokenHashes)
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		res, err := tx.ExecContext(ctx, `UPDATE enroll_links SET used_at = ?
 			WHERE workspace_id = ? AND user_id = ? AND session_id = ? AND token_hash IN (`+in+`) AND used_at IS NULL AND expires_at > ?`,

@@ -110,6 +110,9 @@ func (s *Store) StartTOTPEnrollment(ctx context.Context, workspaceID, userID int
 func (s *Store) StartSessionTOTPEnrollment(ctx context.Context, workspaceID, userID int64, b SessionBinding, seal Sealer, expires time.Time, meta Meta) (TOTPCredential, error) {
 	var c TOTPCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`,
 			workspaceID, userID).Scan(&n); err != nil {
@@ -190,6 +193,9 @@ func (s *Store) TOTPCredential(ctx context.Context, workspaceID, userID int64) (
 // is gone, expired, already confirmed or the step was used.
 func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		return s.confirmTOTPTx(ctx, tx, workspaceID, userID, credID, step, recoveryHashes, meta, msg)
 	})
 }
@@ -202,6 +208,9 @@ func (s *Store) ConfirmTOTPEnrollment(ctx context.Context, workspaceID, userID, 
 // one of binding b (ErrNotFound otherwise).
 func (s *Store) ConfirmCountedTOTPEnrollment(ctx context.Context, workspaceID, userID, credID, step int64, b SessionBinding, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if err := s.guardClosed(ctx, tx, workspaceID, userID); err != nil {
 			return fmt.Errorf("confirm totp: %w", err)
 		}
@@ -260,6 +269,9 @@ func (s *Store) confirmTOTPTx(ctx context.Context, tx *sql.Tx, workspaceID, user
 // below the last accepted one, ErrMFALocked while the member is locked.
 func (s *Store) UseTOTPStep(ctx context.Context, workspaceID, userID, credID, step int64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		_, err := s.useFactor(ctx, tx, workspaceID, userID, FactorUse{Method: "totp", TOTPID: credID, Step: step})
 		return err
 	})
@@ -292,6 +304,12 @@ var ErrFactorRequired = errors.New("the workspace's policy requires this factor"
 func (s *Store) RemoveTOTP(ctx context.Context, workspaceID, userID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, error) {
 	var epoch int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		var err error
 		epoch, _, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodTOTP, 0, keepSessionID, meta, msg)
 		return err
@@ -309,6 +327,12 @@ func (s *Store) RemoveWebAuthnKey(ctx context.Context, workspaceID, userID, id i
 	var epoch int64
 	var removed WebAuthnCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		var err error
 		epoch, removed, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodWebAuthn, id, keepSessionID, meta, msg)
 		return err
@@ -478,6 +502,9 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, workspaceI
 // factor change: the recovery codes are one), audits it and queues msg.
 func (s *Store) RegenerateRecoveryCodes(ctx context.Context, workspaceID, userID int64, hashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if !s.hasSecondFactor(ctx, tx, workspaceID, userID) {
 			return fmt.Errorf("regenerate recovery codes: %w", ErrNotFound)
 		}
@@ -662,6 +689,9 @@ type FailureOutcome struct {
 // spent, ended, expired or has had its five guesses.
 func (s *Store) ClaimMFAGuess(ctx context.Context, workspaceID, userID int64, challengeID string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		cutoff := now - int64(GuardWindow/time.Second)
 		var n int
@@ -702,6 +732,9 @@ func (s *Store) ClaimMFAGuess(ctx context.Context, workspaceID, userID int64, ch
 // member either. The challenge's count is taken back too.
 func (s *Store) ReleaseMFAGuess(ctx context.Context, workspaceID, userID int64, challengeID string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
@@ -739,6 +772,9 @@ func (s *Store) MFAGuessFailed(ctx context.Context, workspaceID, userID int64, c
 func (s *Store) recordFailure(ctx context.Context, workspaceID, userID int64, challengeID, method string, count bool, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
 	var out FailureOutcome
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		cutoff := now - int64(GuardWindow/time.Second)
 		var windowFailures, consecutive int
@@ -912,6 +948,9 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us UserSession, msg OutboxMessage) (int, error) {
 	remaining := -1
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, ch.WorkspaceID, ch.UserID); err != nil {
+			return err
+		}
 		now := s.now()
 		res, err := tx.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = 'passed'
 			WHERE workspace_id = ? AND id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?`, now, ch.WorkspaceID, ch.ID, ch.UserID, now)
@@ -946,6 +985,9 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 func (s *Store) StepUp(ctx context.Context, workspaceID, userID int64, f FactorUse, meta Meta, msg OutboxMessage) (int, error) {
 	remaining := -1
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		var err error
 		if remaining, err = s.useFactor(ctx, tx, workspaceID, userID, f); err != nil {
 			return err

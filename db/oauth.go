@@ -106,6 +106,9 @@ func randomHex(n int) string {
 func (s *Store) CreateOAuthClient(ctx context.Context, workspaceID, actorID int64, c OAuthClient, meta Meta) (OAuthClient, error) {
 	var out OAuthClient
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
 		now := s.now()
 		row := tx.QueryRowContext(ctx, `INSERT INTO oauth_clients (workspace_id, client_id, name, kind, secret_hash, redirect_uris,
 				post_logout_redirect_uris, scopes, first_party, created_by, created_at, updated_at, secret_rotated_at)
@@ -173,6 +176,9 @@ func (s *Store) OAuthClientByClientID(ctx context.Context, workspaceID int64, cl
 func (s *Store) UpdateOAuthClient(ctx context.Context, workspaceID, actorID int64, c OAuthClient, meta Meta) (OAuthClient, error) {
 	var out OAuthClient
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
 		row := tx.QueryRowContext(ctx, `UPDATE oauth_clients SET name = ?, redirect_uris = ?, post_logout_redirect_uris = ?,
 				scopes = ?, first_party = ?, updated_at = ?
 			WHERE workspace_id = ? AND id = ? AND deleted_at IS NULL RETURNING `+oauthClientColumns,
@@ -193,6 +199,9 @@ func (s *Store) UpdateOAuthClient(ctx context.Context, workspaceID, actorID int6
 func (s *Store) SetOAuthClientSecret(ctx context.Context, workspaceID, actorID, id int64, secretHash string, meta Meta) (OAuthClient, error) {
 	var out OAuthClient
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
 		now := s.now()
 		row := tx.QueryRowContext(ctx, `UPDATE oauth_clients SET secret_hash = ?, secret_rotated_at = ?, updated_at = ?
 			WHERE workspace_id = ? AND id = ? AND deleted_at IS NULL AND kind = ? RETURNING `+oauthClientColumns,
@@ -211,6 +220,9 @@ func (s *Store) SetOAuthClientSecret(ctx context.Context, workspaceID, actorID, 
 // once and its pending authorizations die.
 func (s *Store) DeleteOAuthClient(ctx context.Context, workspaceID, actorID, id int64, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
 		now := s.now()
 		var clientID, name string
 		if err := tx.QueryRowContext(ctx, `UPDATE oauth_clients SET deleted_at = ?, secret_hash = ''
@@ -641,6 +653,9 @@ func (s *Store) RefreshTokenOwner(ctx context.Context, workspaceID int64, hash, 
 // not empty), e.g. when they sign out of an application.
 func (s *Store) RevokeMemberOAuth(ctx context.Context, workspaceID, userID int64, clientID string, reason string, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		where, args := `user_id = ?`, []any{userID}
 		if clientID != "" {
 			where, args = where+` AND client_id = ?`, append(args, clientID)
@@ -687,6 +702,9 @@ func (s *Store) Consent(ctx context.Context, workspaceID, userID int64, clientID
 // GrantConsent records that a member allowed a client the scopes.
 func (s *Store) GrantConsent(ctx context.Context, workspaceID, userID int64, clientID string, scopes []string, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_consents (workspace_id, user_id, client_id, scopes, granted_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (workspace_id, user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at`,
 			workspaceID, userID, clientID, jsonList(scopes), s.now()); err != nil {
@@ -737,6 +755,9 @@ func (s *Store) MemberConsents(ctx context.Context, workspaceID, userID int64) (
 // ErrNotFound when there was no consent.
 func (s *Store) RevokeConsent(ctx context.Context, workspaceID, userID int64, clientID string, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_consents WHERE workspace_id = ? AND user_id = ? AND client_id = ?`,
 			workspaceID, userID, clientID)
 		if err != nil {
@@ -840,6 +861,9 @@ func (s *Store) signingKeys(ctx context.Context, where string, args ...any) ([]S
 // request added one first.
 func (s *Store) AddSigningKey(ctx context.Context, k SigningKey, retireOthers bool, publishUntil time.Time, actorID int64, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, k.WorkspaceID); err != nil {
+			return err
+		}
 		now := s.now()
 		if retireOthers {
 			if _, err := tx.ExecContext(ctx, `UPDATE oauth_signing_keys SET retired_at = ?, publish_until = ?

@@ -222,6 +222,9 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 	}
 	var im PolicyImpact
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
 		now := s.now()
 		old, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
 		if err != nil {
@@ -399,6 +402,12 @@ func (s *Store) ExtendDeadline(ctx context.Context, workspaceID, actorID, member
 	}
 	var out int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
+		if err := s.lockMember(ctx, tx, workspaceID, memberID); err != nil {
+			return err
+		}
 		if err := s.mayManage(ctx, tx, workspaceID, actorID, memberID); err != nil {
 			return fmt.Errorf("extend deadline: %w", err)
 		}

@@ -73,6 +73,9 @@ func (s *Store) RecoverySettings(ctx context.Context, workspaceID int64) (Recove
 // does not allow it.
 func (s *Store) RequestSelfRecovery(ctx context.Context, workspaceID, userID int64, linkHash string, expires time.Time, limit int, window time.Duration, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		r, err := recoverySettings(ctx, tx, workspaceID)
 		if err != nil {
 			return err

@@ -116,6 +116,9 @@ func (s *Store) ActiveUserSessions(ctx context.Context, workspaceID, userID int6
 // returns ErrNotFound when no active session of that member has that id.
 func (s *Store) EndUserSession(ctx context.Context, workspaceID, userID int64, id, reason string, meta Meta) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		var tokenHash string
 		err := tx.QueryRowContext(ctx, `
 			UPDATE user_sessions SET ended_at = ?, ended_reason = ?
@@ -141,6 +144,9 @@ func (s *Store) EndUserSession(ctx context.Context, workspaceID, userID int64, i
 // stay dead. It returns how many sessions ended and the new epoch.
 func (s *Store) EndOtherUserSessions(ctx context.Context, workspaceID, userID int64, keepID string, meta Meta) (n int, epoch int64, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if err := tx.QueryRowContext(ctx, `UPDATE users SET session_epoch = session_epoch + 1 WHERE workspace_id = ? AND id = ? RETURNING session_epoch`,
 			workspaceID, userID).Scan(&epoch); err != nil {
 			return notFound("end other sessions", err)

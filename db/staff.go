@@ -178,6 +178,9 @@ func (s *Store) spendStaffEnrollmentTx(ctx context.Context, tx *sql.Tx, u User, 
 // ErrEnrollmentLink. The rest is as ConfirmTOTPEnrollment.
 func (s *Store) EnrollStaffTOTP(ctx context.Context, u User, tokenHashes []string, credID, step int64, recoveryHashes []string, meta Meta, msg OutboxMessage) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, u.WorkspaceID, u.ID); err != nil {
+			return err
+		}
 		if err := s.spendStaffEnrollmentTx(ctx, tx, u, tokenHashes, MethodTOTP, meta); err != nil {
 			return err
 		}
@@ -190,6 +193,9 @@ func (s *Store) EnrollStaffTOTP(ctx context.Context, u User, tokenHashes []strin
 func (s *Store) EnrollStaffKey(ctx context.Context, u User, tokenHashes []string, c WebAuthnCredential, recoveryHashes []string, meta Meta, msg OutboxMessage) (WebAuthnCredential, error) {
 	var out WebAuthnCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, u.WorkspaceID, u.ID); err != nil {
+			return err
+		}
 		if err := s.spendStaffEnrollmentTx(ctx, tx, u, tokenHashes, MethodWebAuthn, meta); err != nil {
 			return err
 		}

@@ -77,6 +77,9 @@ func usableArgs(now int64) []any { return []any{now, now} }
 func (s *Store) CreateTrustedDevice(ctx context.Context, workspaceID, userID int64, tokenHash, label string, expires time.Time, meta Meta) (TrustedDevice, error) {
 	var d TrustedDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		row := tx.QueryRowContext(ctx, `
 			INSERT INTO trusted_devices (workspace_id, user_id, token_hash, label, created_at, expires_at)
@@ -106,6 +109,9 @@ func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64,
 	}
 	var d TrustedDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		hashes, hashArgs := inList(tokenHashes)
 		q := `UPDATE trusted_devices SET last_used_at = ?
@@ -160,6 +166,9 @@ func (s *Store) TrustedDevices(ctx context.Context, workspaceID, userID int64) (
 func (s *Store) RevokeTrustedDevice(ctx context.Context, workspaceID, actorID, userID, id int64, reason string, meta Meta) (TrustedDevice, error) {
 	var d TrustedDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		if actorID != userID {
 			if err := s.mayManage(ctx, tx, workspaceID, actorID, userID); err != nil {
 				return fmt.Errorf("revoke trusted device: %w", err)
@@ -185,6 +194,9 @@ func (s *Store) RevokeTrustedDevice(ctx context.Context, workspaceID, actorID, u
 func (s *Store) RevokeTrustedDevices(ctx context.Context, workspaceID, actorID, userID int64, reason string, meta Meta) (int, error) {
 	var n int
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		var err error
 		n, err = s.voidTrustedDevices(ctx, tx, workspaceID, actorID, userID, reason, meta)
 		return err

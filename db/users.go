@@ -151,6 +151,9 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, workspaceID, userID int
 // change and queues msg (a notice to the member), all at once. keepSessionID names the session that stays.
 func (s *Store) ChangePassword(ctx context.Context, workspaceID, userID int64, newHash, keepSessionID string, meta Meta, msg OutboxMessage) (epoch int64, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		now := s.now()
 		err := tx.QueryRowContext(ctx, `
 			UPDATE users SET password_hash = ?, password_changed_at = ?, session_epoch = session_epoch + 1

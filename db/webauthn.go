@@ -215,6 +215,9 @@ func (s *Store) UseSessionCeremony(ctx context.Context, workspaceID int64, id, k
 func (s *Store) AddWebAuthnCredential(ctx context.Context, c WebAuthnCredential, recoveryHashes []string, meta Meta, msg OutboxMessage) (WebAuthnCredential, error) {
 	var out WebAuthnCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, c.WorkspaceID, c.UserID); err != nil {
+			return err
+		}
 		var err error
 		out, err = s.addWebAuthnTx(ctx, tx, c, recoveryHashes, meta, msg)
 		return err
@@ -319,6 +322,9 @@ func (s *Store) useWebAuthn(ctx context.Context, tx *sql.Tx, workspaceID, userID
 // one transaction. Any refusal rolls it back (ErrNotFound, ErrMFALocked).
 func (s *Store) SignInWithFactor(ctx context.Context, f FactorUse, us UserSession) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, us.WorkspaceID, us.UserID); err != nil {
+			return err
+		}
 		if _, err := s.useFactor(ctx, tx, us.WorkspaceID, us.UserID, f); err != nil {
 			return err
 		}
@@ -371,6 +377,9 @@ func (s *Store) SetPasskeySettings(ctx context.Context, workspaceID int64, p Pas
 // meanwhile, ErrMFALocked while the member is locked.
 func (s *Store) ConsumeFactor(ctx context.Context, workspaceID, userID int64, f FactorUse) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
+			return err
+		}
 		_, err := s.useFactor(ctx, tx, workspaceID, userID, f)
 		return err
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -17,7 +18,9 @@ func main() {
 	// ends the process at once instead of waiting for the graceful shutdown.
 	go func() { <-ctx.Done(); stop() }()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		// One line, whatever the error: a driver's may span several (pgx
+		// lists each address it tried).
+		fmt.Fprintln(os.Stderr, "gatehouse:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
