@@ -4,7 +4,7 @@ BIN     ?= bin/gatehouse
 ADDR    ?= 127.0.0.1:8080
 DATA    ?= ./data
 
-.PHONY: all build run test test-short fuzz fuzz-short bench generate check-generated lint fmt clean
+.PHONY: all build run test test-postgres test-short fuzz fuzz-short bench generate check-generated lint fmt clean
 
 all: build
 
@@ -25,6 +25,14 @@ run: build
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz-short
+
+## test-postgres: the same suite on PostgreSQL: a throwaway cluster
+## (initdb into a temporary directory, a free loopback port, removed after;
+## Debian's postgresql package) unless GATEHOUSE_TEST_DATABASE_URL names a
+## server to use, where each test gets a database of its own. Without -race:
+## the Go code is the same on both engines, and make test races it.
+test-postgres:
+	$(GO) run ./cmd/pgtemp -- $(GO) test -count=1 -timeout 20m ./...
 
 ## fuzz: every fuzz target (found by scripts/fuzz.sh), one after the other,
 ## FUZZTIME each with one worker: make fuzz FUZZTIME=30s. docs/FUZZING.md.

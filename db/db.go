@@ -46,9 +46,9 @@ type Store struct {
 // written once, with ? placeholders, in SQL both engines run.
 type engine interface {
 	name() string
-	// migrations are the engine's goose dialect and its folder under
-	// migrations/.
-	migrations() (goose.Dialect, string)
+	// migrations are the engine's goose dialect, its folder under
+	// migrations/ and goose's options for it.
+	migrations() (goose.Dialect, string, []goose.ProviderOption, error)
 	readTx(ctx context.Context, db *sql.DB, fn func(q querier) error) error
 	backup(ctx context.Context, db *sql.DB, path string) error
 	// forUpdate ends a SELECT whose rows the transaction goes on to
@@ -112,12 +112,15 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Migrate applies every pending migration.
 func (s *Store) Migrate(ctx context.Context, log *slog.Logger) error {
-	dialect, dir := s.engine.migrations()
+	dialect, dir, opts, err := s.engine.migrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	sub, err := fs.Sub(Migrations, "migrations/"+dir)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	p, err := goose.NewProvider(dialect, s.db, sub)
+	p, err := goose.NewProvider(dialect, s.db, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

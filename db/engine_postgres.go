@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // postgresEngine is PostgreSQL through pgx's database/sql driver, for
@@ -26,7 +28,16 @@ type postgresEngine struct{}
 
 func (postgresEngine) name() string { return "postgres" }
 
-func (postgresEngine) migrations() (goose.Dialect, string) { return goose.DialectPostgres, "postgres" }
+// migrations run under goose's session lock (a PostgreSQL advisory lock):
+// nodes started together migrate one after the other, and the later ones
+// find nothing left to do.
+func (postgresEngine) migrations() (goose.Dialect, string, []goose.ProviderOption, error) {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return "", "", nil, err
+	}
+	return goose.DialectPostgres, "postgres", []goose.ProviderOption{goose.WithSessionLocker(locker)}, nil
+}
 
 // forUpdate locks the rows read without blocking the foreign-key checks of
 // inserts that point at them (FOR NO KEY UPDATE, not FOR UPDATE): a
@@ -90,7 +101,7 @@ func (postgresEngine) backup(ctx context.Context, db *sql.DB, path string) error
 		} else {
 			env = append(env, "PGSSLMODE=require")
 		}
-		cmd := exec.CommandContext(ctx, "pg_dump", "--format=custom", "--no-owner", "--file="+path)
+		cmd := exec.CommandContext(ctx, pgDump(), "--format=custom", "--no-owner", "--file="+path)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("pg_dump: %v: %s", err, strings.TrimSpace(string(out)))
@@ -99,6 +110,22 @@ func (postgresEngine) backup(ctx context.Context, db *sql.DB, path string) error
 	})
 	conn.Close()
 	return err
+}
+
+// pgDump finds pg_dump: on the PATH, else the newest of Debian's
+// /usr/lib/postgresql/N/bin (a service's environment may have no PATH).
+func pgDump() string {
+	if p, err := exec.LookPath("pg_dump"); err == nil {
+		return p
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump")
+	best, bestV := "pg_dump", -1
+	for _, f := range found {
+		if v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(f)))); err == nil && v > bestV {
+			best, bestV = f, v
+		}
+	}
+	return best
 }
 
 // postgresUniqueViolation reports whether err is PostgreSQL's
@@ -140,15 +167,28 @@ func (c *rebindConn) PrepareContext(ctx context.Context, query string) (driver.S
 }
 
 func (c *rebindConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.ExecContext(ctx, rebind(query), flags(args))
+	q, args := storeStatement(query, args)
+	return c.Conn.ExecContext(ctx, q, args)
 }
 
 func (c *rebindConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.QueryContext(ctx, rebind(query), flags(args))
+	q, args := storeStatement(query, args)
+	return c.Conn.QueryContext(ctx, q, args)
 }
 
-// flags passes Go booleans as 0 or 1: a flag is a SMALLINT on both engines
-// (SQLite has no boolean type), and pgx will not put a bool in one.
+// storeStatement numbers the placeholders of one of the store's statements
+// (written with ?) and passes its Go booleans as 0 or 1: a flag is a
+// SMALLINT on both engines (SQLite has no boolean type), and pgx will not
+// put a bool in one. Statements written for PostgreSQL ($1: goose's,
+// scs's) pass unchanged, booleans and all.
+func storeStatement(query string, args []driver.NamedValue) (string, []driver.NamedValue) {
+	q := rebind(query)
+	if q == query {
+		return query, args
+	}
+	return q, flags(args)
+}
+
 func flags(args []driver.NamedValue) []driver.NamedValue {
 	for i, a := range args {
 		if b, ok := a.Value.(bool); ok {

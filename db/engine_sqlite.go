@@ -21,7 +21,11 @@ type sqliteEngine struct{}
 
 func (sqliteEngine) name() string { return "sqlite" }
 
-func (sqliteEngine) migrations() (goose.Dialect, string) { return goose.DialectSQLite3, "sqlite" }
+// migrations need no lock of their own: goose's transaction of each
+// migration holds the database's one write lock.
+func (sqliteEngine) migrations() (goose.Dialect, string, []goose.ProviderOption, error) {
+	return goose.DialectSQLite3, "sqlite", nil, nil
+}
 
 // forUpdate is empty: every write transaction begins IMMEDIATE and holds
 // the database's one write lock, so nothing it reads can change under it.

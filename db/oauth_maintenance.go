@@ -14,7 +14,7 @@ import (
 // (their private halves are still sealed under a master key), for the
 // master-key rotation.
 func (s *Store) AllSigningKeys(ctx context.Context) ([]SigningKey, error) {
-	return s.signingKeys(ctx, `ORDER BY workspace_id, created_at, id`)
+	return s.signingKeys(ctx, `ORDER BY workspace_id, created_at, CASE WHEN retired_at IS NULL THEN 1 ELSE 0 END, id`)
 }
 
 // ReplaceSigningKeyPrivate stores a signing key's private half sealed

@@ -44,7 +44,7 @@ func TestBrowserDashboard(t *testing.T) {
 	const factor = `(EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
 		OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id))`
 	const low = `(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL) <= 3`
-	members, enrolled := count(`1`), count(factor)
+	members, enrolled := count(`1 = 1`), count(factor)
 	want := map[string]string{
 		"members":            fmt.Sprint(members),
 		"enrolled":           fmt.Sprintf("%d%%", enrolled*100/members),

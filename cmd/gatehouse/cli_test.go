@@ -88,9 +88,9 @@ func newHome(t *testing.T) *home {
 		"GATEHOUSE_PASSWORD_HASH": fastHash,
 	}}
 	// Under make test-postgres, each installation has a PostgreSQL
-	// database of its own.
+	// database of its own, empty as a new installation's.
 	if dbtest.Engine() == "postgres" {
-		h.env["GATEHOUSE_DATABASE_URL"] = dbtest.NewURL(t)
+		h.env["GATEHOUSE_DATABASE_URL"] = dbtest.NewEmptyURL(t)
 	}
 	return h
 }
@@ -360,7 +360,9 @@ func TestWorkspaceCreateReservedSlug(t *testing.T) {
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	t.Parallel()
-	h := newHome(t)
+	// --data against GATEHOUSE_DATA: where the SQLite file goes, so on
+	// SQLite whatever the run's engine.
+	h := newHome(t).with("GATEHOUSE_DATABASE_URL", "")
 	other := filepath.Join(t.TempDir(), "other")
 	h.ok("", "workspace", "create", "--data", other, "--slug", "acme", "--name", "Acme")
 	if h.exists("gatehouse.db") {
@@ -528,8 +530,9 @@ func TestBackup(t *testing.T) {
 
 	h.fails("--out FILE is required", "", "backup")
 
-	// A data directory without a database: nothing to back up, nothing made.
-	empty := newHome(t)
+	// A data directory without a database: nothing to back up, nothing made
+	// (SQLite's file in the data directory, whatever the run's engine).
+	empty := newHome(t).with("GATEHOUSE_DATABASE_URL", "")
 	lost := filepath.Join(t.TempDir(), "lost.db")
 	empty.fails("no database at", "", "backup", "--out", lost)
 	if _, err := os.Stat(lost); err == nil {
