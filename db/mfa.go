@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -1024,43 +1023,15 @@ func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
 	a, _ := r1.RowsAffected()
-	var b int64
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ? RETURNING workspace_id, user_id`, s.now())
-		if err != nil {
-			return err
-		}
-		members := map[int64][]int64{}
-		var workspaces []int64
-		for rows.Next() {
-			var ws, uid int64
-			if err := rows.Scan(&ws, &uid); err != nil {
-				rows.Close()
-				return err
-			}
-			if members[ws] == nil {
-				workspaces = append(workspaces, ws)
-			}
-			members[ws] = append(members[ws], uid)
-			b++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		// Unconfirmed enrollments count in no summary; their members are
-		// recounted all the same, as after any change to the factor tables.
-		slices.Sort(workspaces)
-		for _, ws := range workspaces {
-			if err := s.refreshFactorSummaries(ctx, tx, ws, members[ws]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// Unconfirmed enrollments count in no member's factor summary, so
+	// deleting them changes none: no recount, and so no row lock on the
+	// members (a bulk job that locked members across workspaces could
+	// deadlock with a policy change on PostgreSQL).
+	r2, err := s.db.ExecContext(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ?`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
+	b, _ := r2.RowsAffected()
 	return a + b, nil
 }
 
