@@ -34,11 +34,12 @@ Usage:
                           [--post-logout-redirect-uri URI…] [--scope S…] [--first-party]
                                         register an application (OpenID Connect); prints client_id and,
                                         for web, client_secret (shown once)
-  gatehouse backup --out FILE           consistent online copy of the SQLite database
+  gatehouse backup --out FILE           consistent online copy: SQLite file, or pg_dump (custom format) on PostgreSQL
 
 Environment:
   GATEHOUSE_DATA             data directory (default ./data)
-  GATEHOUSE_DATABASE_URL     default: SQLite file gatehouse.db in the data directory
+  GATEHOUSE_DATABASE_URL     default: SQLite file gatehouse.db in the data directory;
+                             postgres://user:pass@host:5432/db?sslmode=require for PostgreSQL
   GATEHOUSE_ADDR             listen address (default 127.0.0.1:8080)
   GATEHOUSE_BASE_URL         public URL, https unless dev (default http://ADDR)
   GATEHOUSE_BASE_DOMAIN      serve workspaces at {slug}.{base domain} too
