@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/app/auth"
 	"github.com/gatehouse/gatehouse/db"
@@ -34,6 +35,11 @@ type Config struct {
 	// to a caller that sends it as a bearer token (GATEHOUSE_METRICS_TOKEN).
 	// Unset, /metrics there is a 404.
 	MetricsToken string
+	// JobsInterval, when set, is how often the background jobs of serve
+	// look for work: outbox delivery and the scans for due reminders and
+	// resets (GATEHOUSE_JOBS_INTERVAL; unset: every 5 s and every minute).
+	// For tests and demos that cannot wait a minute.
+	JobsInterval time.Duration
 	// Demo is the demo workspace `serve --demo` created (dev mode only):
 	// the start page leads to its sign-in with the accounts serve printed.
 	Demo *Demo
@@ -49,6 +55,10 @@ type Demo struct {
 type DemoAccount struct {
 	Role, Email, Password string
 }
+
+// MinJobsInterval is the shortest GATEHOUSE_JOBS_INTERVAL: every pass is a
+// few queries per process, and a shorter one would be load for nothing.
+const MinJobsInterval = 100 * time.Millisecond
 
 // LoadConfig reads GATEHOUSE_* variables through getenv, applies defaults and
 // validates. Flags are applied by the caller afterwards.
@@ -81,6 +91,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		// The token route is on the public listener: a short token could
 		// be guessed.
 		return Config{}, fmt.Errorf("GATEHOUSE_METRICS_TOKEN: use at least %d characters (e.g. openssl rand -hex 32)", MinMetricsTokenLength)
+	}
+	if raw := strings.TrimSpace(getenv("GATEHOUSE_JOBS_INTERVAL")); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < MinJobsInterval || d > time.Hour {
+			return Config{}, fmt.Errorf("GATEHOUSE_JOBS_INTERVAL: %q: want a duration from %s to 1h, e.g. 500ms or 10s", raw, MinJobsInterval)
+		}
+		c.JobsInterval = d
 	}
 	if raw := getenv("GATEHOUSE_BASE_URL"); raw != "" {
 		if c.BaseURL, err = ParseBaseURL(raw); err != nil {

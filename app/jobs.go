@@ -45,10 +45,18 @@ const mailMaxAttempts = 128
 // NewJobs builds the jobs for cfg.
 func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
 	j := &Jobs{Store: store, Log: log, BaseURL: cfg.BaseURL, ReminderEvery: time.Minute, CleanupEvery: 10 * time.Minute}
+	if cfg.JobsInterval > 0 {
+		// GATEHOUSE_JOBS_INTERVAL: the reminder and reset scans and the
+		// outbox poll (below) at that pace; cleanup keeps its own.
+		j.ReminderEvery = cfg.JobsInterval
+	}
 	if cfg.SMTPURL != "" {
 		if t, err := mail.ParseSMTPURL(cfg.SMTPURL); err == nil {
 			j.Mail = mail.NewSender(store, t, log)
 			j.Mail.MaxAttempts = mailMaxAttempts
+			if cfg.JobsInterval > 0 {
+				j.Mail.Interval = cfg.JobsInterval
+			}
 		} else {
 			log.Error("mail disabled", slog.Any("err", err))
 		}

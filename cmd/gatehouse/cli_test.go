@@ -262,7 +262,7 @@ func TestNoCommandHelpAndUnknownCommand(t *testing.T) {
 		for _, want := range []string{"Usage:", "serve", "migrate", "workspace create", "user create", "jobs run-once", "backup",
 			"GATEHOUSE_DATA", "GATEHOUSE_DATABASE_URL", "GATEHOUSE_ADDR", "GATEHOUSE_BASE_URL", "GATEHOUSE_BASE_DOMAIN",
 			"GATEHOUSE_MASTER_KEY", "GATEHOUSE_SMTP_URL", "GATEHOUSE_DEV", "GATEHOUSE_PASSWORD_HASH", "GATEHOUSE_TRUSTED_PROXIES",
-			"GATEHOUSE_METRICS_ADDR", "GATEHOUSE_METRICS_TOKEN", "--metrics-addr"} {
+			"GATEHOUSE_METRICS_ADDR", "GATEHOUSE_METRICS_TOKEN", "GATEHOUSE_JOBS_INTERVAL", "--metrics-addr"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("gatehouse %s: usage lacks %q", arg, want)
 			}
@@ -881,6 +881,8 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"bad listen address", []string{"GATEHOUSE_DEV", "1"}, []string{"--addr", "256.0.0.1:80"}, "listen:"},
 		{"bad metrics address", []string{"GATEHOUSE_DEV", "1"}, []string{"--metrics-addr", "256.0.0.1:80"}, "listen for metrics:"},
 		{"metrics token too short", []string{"GATEHOUSE_DEV", "1", "GATEHOUSE_METRICS_TOKEN", "short"}, nil, "GATEHOUSE_METRICS_TOKEN: use at least 32 characters"},
+		{"jobs interval too short", []string{"GATEHOUSE_DEV", "1", "GATEHOUSE_JOBS_INTERVAL", "1ms"}, nil, "GATEHOUSE_JOBS_INTERVAL: \"1ms\": want a duration from 100ms to 1h"},
+		{"jobs interval not a duration", []string{"GATEHOUSE_DEV", "1", "GATEHOUSE_JOBS_INTERVAL", "5"}, nil, "GATEHOUSE_JOBS_INTERVAL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -52,6 +52,9 @@ Environment:
                              off by default; no token there, so keep it on loopback or a private network
   GATEHOUSE_METRICS_TOKEN    serve GET /metrics on the main listener too, to "Authorization: Bearer TOKEN"
                              (at least 32 characters, e.g. openssl rand -hex 32); unset: 404 there
+  GATEHOUSE_JOBS_INTERVAL    how often serve's background jobs look for work: outbox delivery and the
+                             reminder and reset scans (a duration, 100ms to 1h, e.g. 500ms); unset: mail
+                             every 5s, reminders and resets every minute. For tests and demos
 Flags win over the environment.
 `
 
