@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -293,13 +294,13 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 			execs += atoiMatch(t, runOnceExecuted, out)
 			queued += atoiMatch(t, runOnceReminders, out)
 		}
-		runOnceExecs, runOnceQueued := execs, queued
+		who := []string{fmt.Sprintf("run-once ×3: %d cases, %d announcements", execs, queued)}
 		for _, n := range c.nodes {
-			execs += sumMatches(nodeCasesExecuted, n.log.String())
-			queued += sumMatches(nodeRemindersQueued, n.log.String())
+			e, q := sumMatches(nodeCasesExecuted, n.log.String()), sumMatches(nodeRemindersQueued, n.log.String())
+			execs, queued = execs+e, queued+q
+			who = append(who, fmt.Sprintf("%s: %d cases, %d announcements", n.name, e, q))
 		}
-		t.Logf("cases executed by the one-shot runners: %d, by the nodes: %d; announcements queued by the runners: %d, by the nodes: %d",
-			runOnceExecs, execs-runOnceExecs, runOnceQueued, queued-runOnceQueued)
+		t.Logf("carried out by %s", strings.Join(who, "; "))
 		if execs != len(cases) || queued != len(remindees) {
 			t.Errorf("the runners report %d executions and %d announcements queued, want %d and %d", execs, queued, len(cases), len(remindees))
 		}
@@ -321,6 +322,14 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 	t.Run("no half-written state", func(t *testing.T) {
 		c.checkConsistency(t)
 	})
+	// Three senders, not one that happened to do it all.
+	senders := map[string]bool{}
+	for _, msg := range c.smtp.Messages() {
+		senders[sender(msg)] = true
+	}
+	if len(senders) < 3 {
+		t.Errorf("emails came from %v only", senders)
+	}
 	c.measure("whole test", time.Since(start))
 	for _, l := range c.measures {
 		t.Log(l)
@@ -371,7 +380,7 @@ func newCluster(t *testing.T) *cluster {
 		"GATEHOUSE_DATA=" + data,
 		"GATEHOUSE_DATABASE_URL=" + url,
 		"GATEHOUSE_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key),
-		"GATEHOUSE_SMTP_URL=" + c.smtp.URL("Gatehouse <no-reply@gatehouse.test>", nil),
+		"GATEHOUSE_SMTP_URL=" + c.smtpURL("cli"),
 		"GATEHOUSE_DEV=1",
 		"GATEHOUSE_PASSWORD_HASH=" + nodeHash,
 		"GATEHOUSE_JOBS_INTERVAL=" + nodeJobsInterval,
@@ -480,6 +489,24 @@ func (c *cluster) cliParallel(n int, args ...string) []string {
 	return outs
 }
 
+// smtpURL is the SMTP server's URL with a sender named after who sends:
+// "Gatehouse node2 <no-reply@gatehouse.test>". The address, hence the
+// Message-ID's domain, is the same for all.
+func (c *cluster) smtpURL(who string) string {
+	return c.smtp.URL("Gatehouse "+who+" <no-reply@gatehouse.test>", nil)
+}
+
+// sender is who sent a received message, from its display name.
+func sender(m mailtest.Message) string {
+	from := m.Header.Get("From")
+	if i := strings.Index(from, "Gatehouse "); i >= 0 {
+		if f := strings.Fields(from[i+len("Gatehouse "):]); len(f) > 0 {
+			return strings.Trim(f[0], `"`)
+		}
+	}
+	return "?" + from
+}
+
 var runningAt = regexp.MustCompile(`Gatehouse is running at (http://\S+)`)
 
 // startNode starts gatehouse serve on a free loopback port and waits for
@@ -489,7 +516,9 @@ func (c *cluster) startNode(name string) *node {
 	n := &node{name: name, log: &syncBuffer{}, exited: make(chan struct{})}
 	out := &syncBuffer{}
 	n.cmd = exec.Command(c.bin, "serve", "--addr", "127.0.0.1:0")
-	n.cmd.Env = c.env
+	// The same settings for every node but the sender's display name,
+	// which tells the SMTP server which node a message came from.
+	n.cmd.Env = append(append([]string(nil), c.env...), "GATEHOUSE_SMTP_URL="+c.smtpURL(name))
 	n.cmd.Stdout, n.cmd.Stderr = out, n.log
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -856,7 +885,8 @@ var messageID = regexp.MustCompile(`^gatehouse\.(\d+)\.\d+@`)
 // sent row was received exactly once and every unsent one never, except the
 // rows of allow, which may have been received once more (at-least-once
 // delivery, after a sender died between the server's 250 and recording
-// it). On the senders' side, every sent row was recorded by one process.
+// it). On the senders' side, every sent row was recorded by one process,
+// the one whose message the server received.
 func (c *cluster) checkMail(t *testing.T, allow map[int64]bool) (received map[int64]int) {
 	t.Helper()
 	type row struct {
@@ -878,6 +908,7 @@ func (c *cluster) checkMail(t *testing.T, allow map[int64]bool) (received map[in
 	}
 	q.Close()
 	received = map[int64]int{}
+	senders := map[int64][]string{}
 	for _, msg := range c.smtp.Messages() {
 		m := messageID.FindStringSubmatch(msg.MessageID)
 		if m == nil {
@@ -894,6 +925,7 @@ func (c *cluster) checkMail(t *testing.T, allow map[int64]bool) (received map[in
 			t.Errorf("outbox message %d went to %v, want %s", id, msg.To, r.to)
 		}
 		received[id]++
+		senders[id] = append(senders[id], sender(msg))
 	}
 	recorded := map[int64][]string{}
 	c.mu.Lock()
@@ -906,7 +938,7 @@ func (c *cluster) checkMail(t *testing.T, allow map[int64]bool) (received map[in
 	}
 	for _, l := range logs {
 		for _, id := range mailSentIDs(l) {
-			recorded[id] = append(recorded[id], "jobs run-once")
+			recorded[id] = append(recorded[id], "cli")
 		}
 	}
 	byKind := map[string]int{}
@@ -923,6 +955,8 @@ func (c *cluster) checkMail(t *testing.T, allow map[int64]bool) (received map[in
 		}
 		if r.sent && len(recorded[id]) != 1 {
 			t.Errorf("outbox message %d recorded as sent by %v, want one sender", id, recorded[id])
+		} else if r.sent && got == 1 && senders[id][0] != recorded[id][0] {
+			t.Errorf("outbox message %d came from %s but %s recorded it as sent", id, senders[id][0], recorded[id][0])
 		}
 		if r.sent {
 			byKind[r.kind]++
@@ -1122,20 +1156,29 @@ func (c *cluster) killDuringBurst(t *testing.T, p killPlan) {
 		killOnce    sync.Once
 		killedAt    time.Time
 		killedWhile string
+		killedID    int64 // the outbox message it was sending
 		wg          sync.WaitGroup
 	)
-	kill := func(while string) {
+	kill := func(while string, id int64) {
+		// Called by the SMTP server, on the victim's message.
 		killOnce.Do(func() {
-			killedAt, killedWhile = time.Now(), while
+			killedAt, killedWhile, killedID = time.Now(), while, id
 			victim.cmd.Process.Signal(syscall.SIGKILL)
 			close(killed)
 		})
 	}
 	baseline := len(c.smtp.Messages())
 	var armed atomic.Bool
-	c.smtp.OnMessage(func(mailtest.Message) {
-		if armed.Load() {
-			kill("an email was being received (before the server's 250)")
+	// Armed, the SMTP server kills the victim as soon as it receives a
+	// message from it, before it answers 250: the victim dies holding the
+	// claim on a message that was delivered but that it never recorded.
+	c.smtp.OnMessage(func(m mailtest.Message) {
+		if armed.Load() && sender(m) == victim.name {
+			var id int64
+			if sub := messageID.FindStringSubmatch(m.MessageID); sub != nil {
+				id, _ = strconv.ParseInt(sub[1], 10, 64)
+			}
+			kill(fmt.Sprintf("sending outbox message %d (received, not yet answered 250)", id), id)
 		}
 	})
 	defer c.smtp.OnMessage(nil)
@@ -1234,14 +1277,17 @@ func (c *cluster) killDuringBurst(t *testing.T, p killPlan) {
 			}
 		}
 	}()
+	// Emails are queued until the kill (at least p.queued), so that the
+	// victim always has some to send.
+	var queued int
 	go func() {
 		defer wg.Done()
-		for i := range p.queued {
-			c.enqueue(t, c.workspace("acme").ID, fmt.Sprintf("kill%03d@acme.test", i))
+		for ; queued < p.queued || (!isClosed(killed) && queued < 2000); queued++ {
+			c.enqueue(t, c.workspace("acme").ID, fmt.Sprintf("kill%03d@acme.test", queued))
 		}
 	}()
-	// Arm the kill once the burst is well under way: the next email the
-	// SMTP server receives, from whichever node, kills the victim.
+	// Arm the kill once the burst is well under way: the victim dies at
+	// its next email.
 	c.waitUntil(t, "the burst under way", func() bool {
 		total := signIns[0].Load() + signIns[1].Load() + signIns[2].Load()
 		return total >= 15 && len(c.smtp.Messages())-baseline >= 10
@@ -1249,8 +1295,10 @@ func (c *cluster) killDuringBurst(t *testing.T, p killPlan) {
 	armed.Store(true)
 	select {
 	case <-killed:
-	case <-time.After(5 * time.Second):
-		kill("no email arrived within 5 s of arming")
+	case <-time.After(waitFor):
+		kill("timeout", 0)
+		wg.Wait()
+		t.Fatalf("%s sent no email within %s of arming while emails were being queued", victim.name, waitFor)
 	}
 	<-victim.exited
 	if ws, ok := victim.state.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
@@ -1258,57 +1306,70 @@ func (c *cluster) killDuringBurst(t *testing.T, p killPlan) {
 	}
 	wg.Wait()
 	burstTime := time.Since(phase)
+	// The victim's claim: the one on the message it was sending. No one
+	// may take its messages before the lease (two minutes) runs out.
+	var victimClaim sql.NullString
+	c.scan(t, `SELECT claim_token FROM outbox WHERE id = ? AND sent_at IS NULL`, []any{killedID}, &victimClaim)
+	if !victimClaim.Valid {
+		t.Fatalf("outbox message %d, which the victim was sending when it died, is not under its claim", killedID)
+	}
 
 	// Jobs given after the kill: the survivors carry them out.
 	cases := c.scheduleResets(t, time.Now().Truncate(time.Second).Add(-time.Second), p.caseLate)
 	c.cli("", "workspace", "policy", "--slug", "late", "--policy", "required", "--grace-days", "30")
 
-	// Wait until every email is sent but those a live claim holds: the
-	// victim's batch, which no one may take before its lease (two minutes)
-	// runs out.
-	c.waitUntil(t, "every email sent or held by a live claim", func() bool {
+	// Wait until every email is sent but those the victim's claim holds.
+	c.waitUntil(t, "every email sent but the victim's", func() bool {
 		return c.count(t, `SELECT COUNT(*) FROM support_cases WHERE id = ? AND status = 'executed'`, cases[0]) == 1 &&
 			c.count(t, `SELECT COUNT(*) FROM outbox WHERE workspace_id = ? AND kind = ? AND sent_at IS NOT NULL`, c.workspace("late").ID, mail.KindMFAEnforced) == len(p.latecomers) &&
-			c.count(t, `SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)`, time.Now().Unix()) == 0
+			c.count(t, `SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND claim_token IS DISTINCT FROM ?`, victimClaim.String) == 0
 	})
 	drained := time.Since(phase)
-	var held, claims int
 	var maxUntil int64
-	c.scan(t, `SELECT COUNT(*), COUNT(DISTINCT claim_token), COALESCE(MAX(claimed_until), 0) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL`, nil, &held, &claims, &maxUntil)
 	heldIDs := map[int64]bool{}
-	q, err := c.store.DB().Query(`SELECT id FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL`)
+	q, err := c.store.DB().Query(`SELECT id, claimed_until FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for q.Next() {
-		var id int64
-		q.Scan(&id)
-		heldIDs[id] = true
+		var id, until int64
+		if err := q.Scan(&id, &until); err != nil {
+			t.Fatal(err)
+		}
+		heldIDs[id], maxUntil = true, max(maxUntil, until)
 	}
 	q.Close()
-	if held > 20 || claims > 1 {
-		t.Errorf("%d unsent emails under %d claims after the survivors drained the outbox; want at most one batch (20) under one claim, the victim's", held, claims)
+	held := len(heldIDs)
+	if held > 20 || maxUntil <= time.Now().Unix() {
+		t.Errorf("the victim's claim holds %d emails until %d; want at most one batch (20), under a lease still running", held, maxUntil)
 	}
 	received := c.checkMail(t, heldIDs)
-	inFlight := 0
+	var inFlight []int64
 	for id := range heldIDs {
-		inFlight += received[id]
+		if received[id] > 0 {
+			inFlight = append(inFlight, id)
+		}
 	}
-	if inFlight > 1 {
-		t.Errorf("%d of the victim's claimed emails were received; it sends one at a time, so at most one can be delivered and unrecorded", inFlight)
+	if len(inFlight) != 1 || inFlight[0] != killedID {
+		t.Errorf("emails the victim held that were received before it died: %v; want only the one it was sending (%d)", inFlight, killedID)
 	}
 
 	// The victim's lease running out, without waiting two minutes: its
 	// claim is aged in the database, as time would. The survivors send
-	// what it held; the one it was sending when it died (if any) goes out
-	// a second time, with the same Message-ID.
+	// what it held; the one it was sending when it died goes out a second
+	// time, with the same Message-ID (at-least-once delivery: a sender
+	// that dies between the server's 250 and recording it cannot know).
 	if held > 0 {
 		if _, err := c.store.DB().Exec(`UPDATE outbox SET claimed_until = ? WHERE sent_at IS NULL AND failed_at IS NULL`, time.Now().Unix()-1); err != nil {
 			t.Fatal(err)
 		}
 		c.waitOutboxDrained(t)
 	}
-	received = c.checkMail(t, heldIDs)
+	twice := map[int64]bool{}
+	for _, id := range inFlight {
+		twice[id] = true
+	}
+	received = c.checkMail(t, twice)
 	var dups []string
 	for id, n := range received {
 		if n > 1 {
@@ -1316,6 +1377,9 @@ func (c *cluster) killDuringBurst(t *testing.T, p killPlan) {
 		}
 	}
 	sort.Strings(dups)
+	if len(dups) != len(inFlight) {
+		t.Errorf("received more than once: %v; want only the message in flight at the kill (%v)", dups, inFlight)
+	}
 	c.checkResets(t, cases, []*enrolled{p.caseLate})
 	c.checkAnnouncements(t, "late", p.latecomers)
 
@@ -1327,9 +1391,9 @@ func (c *cluster) killDuringBurst(t *testing.T, p killPlan) {
 	t.Logf("victim %s killed %s after the burst began, while %s", victim.name, killedAt.Sub(phase).Round(time.Millisecond), killedWhile)
 	t.Logf("sign-ins the clients got: node1 %d, node2 %d, node3 %d (%d with a recovery code); transport errors: %d, %d, %d; invitations %d answered, %d lost with the victim",
 		signIns[0].Load(), signIns[1].Load(), signIns[2].Load(), mfa, downErrors[0].Load(), downErrors[1].Load(), downErrors[2].Load(), invited.Load(), inviteDown.Load())
-	t.Logf("emails held by the victim's claim: %d (claimed until %s), of them received before it died: %d; received twice after its lease ran out: %v",
+	t.Logf("emails held by the victim's claim: %d (claimed until %s), of them received before it died: %v; received twice once its lease ran out: %v",
 		held, time.Unix(maxUntil, 0).UTC().Format(time.TimeOnly), inFlight, dups)
-	c.measure("kill -9 burst: %d sign-ins, %d invitations, %d queued emails", burstTime, total, invited.Load(), p.queued)
+	c.measure("kill -9 burst: %d sign-ins, %d invitations, %d queued emails", burstTime, total, invited.Load(), queued)
 	c.measure("kill -9: survivors sent every email not held by the victim", drained)
 
 	// What the clients were told is what the database holds: every
@@ -1395,6 +1459,15 @@ func (c *cluster) checkConsistency(t *testing.T) {
 	c.scan(t, `SELECT COALESCE(SUM(window_failures), 0) FROM mfa_guards g JOIN users u ON u.id = g.user_id AND u.email LIKE 'mfa%'`, nil, &guesses)
 	t.Logf("sessions registered but never bound to a token (the node died between the sign-in and handing out the token): %d; "+
 		"guesses left counted for the recovery-code members (the node died between counting and spending): %d", unbound, guesses)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and many readers.
