@@ -66,7 +66,7 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 	c.cli(t, "", "workspace", "create", "--slug", "late", "--name", "Late Ltd")
 	c.cli(t, password+"\n", "user", "create", "--workspace", "acme", "--email", "owner@acme.test", "--role", "owner", "--password-stdin")
 	acme := c.workspace(t, "acme")
-	for _, e := range []string{"alice", "amy", "bob", "carol", "cora", "dave", "case1", "case2", "case3", "caselate", "mfa1", "mfa2", "mfa3"} {
+	for _, e := range []string{"alice", "amy", "bob", "carol", "cora", "cora2", "cora3", "cora4", "dave", "case1", "case2", "case3", "caselate", "mfa1", "mfa2", "mfa3"} {
 		c.user(acme, e+"@acme.test", db.RoleMember)
 	}
 	var burst []string
@@ -90,7 +90,7 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 		latecomers = append(latecomers, fmt.Sprintf("l%02d@late.test", i))
 		c.user(c.workspace(t, "late"), latecomers[i], db.RoleMember)
 	}
-	c.measure("setup: build, migrate, workspaces, %d members", time.Since(start), 1+13+12+120+21+5)
+	c.measure("setup: build, migrate, workspaces, %d members", time.Since(start), 1+16+12+120+21+5)
 
 	phase := time.Now()
 	for i := range 3 {
@@ -101,10 +101,10 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 	// Second factors, enrolled through the API, each on another node.
 	phase = time.Now()
 	m := map[string]*enrolled{}
-	for i, e := range []string{"owner", "alice", "amy", "bob", "carol", "cora", "case1", "case2", "case3", "caselate", "mfa1", "mfa2", "mfa3"} {
+	for i, e := range []string{"owner", "alice", "amy", "bob", "carol", "cora", "cora2", "cora3", "cora4", "case1", "case2", "case3", "caselate", "mfa1", "mfa2", "mfa3"} {
 		m[e] = c.enrollTOTP(c.nodes[i%3], "acme", e+"@acme.test")
 	}
-	c.measure("13 authenticator apps enrolled over the three nodes", time.Since(phase))
+	c.measure("%d authenticator apps enrolled over the three nodes", time.Since(phase), len(m))
 
 	t.Run("one TOTP code accepted once", func(t *testing.T) {
 		// Three sign-ins, one on each node, then the same code to all
@@ -128,16 +128,27 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 			t.Errorf("%d challenges passed for alice, want 1", n)
 		}
 
-		// One sign-in (one mfa_token) sent to the three nodes at once.
+		// One sign-in (one mfa_token) sent to the three nodes at once, as
+		// a client retrying through a load balancer would: with a code,
+		// then four times with a recovery code (each try a new sign-in).
 		amy := m["amy"]
-		token := c.mfaToken(t, c.nodes[0], "acme", amy.email)
-		code, _ = codeNow(t, amy.secret)
-		res = race(len(c.nodes), func(i int) (apiResult, error) {
-			return c.call(c.nodes[i], http.MethodPost, "/t/acme/api/v1/login/mfa", "", map[string]string{"mfa_token": token, "code": code})
-		})
-		checkOneWinner(t, res, "invalid_code", "invalid_mfa_token")
-		if n := c.count(t, `SELECT COUNT(*) FROM user_sessions WHERE user_id = ? AND aal = 'aal2'`, amy.id); n != 2 {
-			t.Errorf("amy has %d aal2 sessions, want 2 (the enrollment's and one sign-in)", n)
+		for try := range 5 {
+			token := c.mfaToken(t, c.nodes[try%3], "acme", amy.email)
+			body := map[string]string{"mfa_token": token, "recovery_code": amy.codes[try]}
+			if try == 0 {
+				code, _ = codeNow(t, amy.secret)
+				body = map[string]string{"mfa_token": token, "code": code}
+			}
+			res = race(len(c.nodes), func(i int) (apiResult, error) {
+				return c.call(c.nodes[i], http.MethodPost, "/t/acme/api/v1/login/mfa", "", body)
+			})
+			checkOneWinner(t, res, "invalid_code", "invalid_mfa_token")
+		}
+		if n := c.count(t, `SELECT COUNT(*) FROM user_sessions WHERE user_id = ? AND aal = 'aal2'`, amy.id); n != 6 {
+			t.Errorf("amy has %d aal2 sessions, want 6 (the enrollment's and five sign-ins)", n)
+		}
+		if n := c.count(t, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NOT NULL`, amy.id); n != 4 {
+			t.Errorf("%d of amy's recovery codes used, want 4", n)
 		}
 	})
 
@@ -187,36 +198,10 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 		}
 
 		// The same, with the wrong codes sent to the three nodes at once:
-		// no more are judged than the limit, and the member is locked once.
-		cora := m["cora"]
-		wrong = wrongCode(t, cora.secret)
-		tokens = tokens[:0]
-		for i := range 4 {
-			tokens = append(tokens, c.mfaToken(t, c.nodes[i%3], "acme", cora.email))
-		}
-		const guesses = 12
-		res := race(guesses, func(k int) (apiResult, error) {
-			return c.call(c.nodes[k%3], http.MethodPost, "/t/acme/api/v1/login/mfa", "", map[string]string{"mfa_token": tokens[k%4], "code": wrong})
-		})
-		statuses := map[string]int{}
-		for _, r := range res {
-			statuses[fmt.Sprintf("%d %v", r.status, r.body["error"])]++
-		}
-		t.Logf("%d wrong codes at once over three nodes: %v", guesses, statuses)
-		if statuses["401 invalid_code"]+statuses["429 rate_limited"] != guesses || statuses["429 rate_limited"] < guesses-db.GuardWindowFailures+1 {
-			t.Errorf("answers %v: want only 401 invalid_code and 429 rate_limited, at least %d of them 429", statuses, guesses-db.GuardWindowFailures+1)
-		}
-		c.checkLockedEverywhere(t, cora)
-		var judged int
-		c.scan(t, `SELECT COUNT(*) FROM audit_events WHERE event = ? AND subject_user_id = ?`, []any{db.EventChallengeFailed, cora.id}, &judged)
-		if judged != db.GuardWindowFailures {
-			t.Errorf("%d wrong codes judged for cora, want the limit, %d", judged, db.GuardWindowFailures)
-		}
-		if n := c.count(t, `SELECT COUNT(*) FROM audit_events WHERE event = ? AND subject_user_id = ?`, db.EventMFALocked, cora.id); n != 1 {
-			t.Errorf("cora was locked %d times (audit %s), want once", n, db.EventMFALocked)
-		}
-		if n := c.count(t, `SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind = ?`, cora.email, mail.KindMFALocked); n != 1 {
-			t.Errorf("%d lock notices queued for cora, want 1", n)
+		// no more are judged than the limit, and the member is locked
+		// once. Four members, one after the other.
+		for _, who := range []string{"cora", "cora2", "cora3", "cora4"} {
+			c.lockAtOnce(t, m[who])
 		}
 	})
 
@@ -840,6 +825,40 @@ func (c *cluster) checkLockedEverywhere(t *testing.T, m *enrolled) {
 	c.scan(t, `SELECT locked_until FROM mfa_guards WHERE user_id = ?`, []any{m.id}, &until)
 	if until <= time.Now().Unix() {
 		t.Errorf("%s: locked_until %d is not in the future", m.email, until)
+	}
+}
+
+// lockAtOnce sends 12 wrong codes for the member to the three nodes at
+// once, over four sign-ins: exactly the limit of them are judged, the
+// rest refused, and the member is locked once, with one notice.
+func (c *cluster) lockAtOnce(t *testing.T, m *enrolled) {
+	t.Helper()
+	wrong := wrongCode(t, m.secret)
+	var tokens []string
+	for i := range 4 {
+		tokens = append(tokens, c.mfaToken(t, c.nodes[i%3], "acme", m.email))
+	}
+	const guesses = 12
+	res := race(guesses, func(k int) (apiResult, error) {
+		return c.call(c.nodes[k%3], http.MethodPost, "/t/acme/api/v1/login/mfa", "", map[string]string{"mfa_token": tokens[k%4], "code": wrong})
+	})
+	statuses := map[string]int{}
+	for _, r := range res {
+		statuses[fmt.Sprintf("%d %v", r.status, r.body["error"])]++
+	}
+	t.Logf("%s: %d wrong codes at once over three nodes: %v", m.email, guesses, statuses)
+	if statuses["401 invalid_code"]+statuses["429 rate_limited"] != guesses || statuses["429 rate_limited"] < guesses-db.GuardWindowFailures+1 {
+		t.Errorf("%s: answers %v: want only 401 invalid_code and 429 rate_limited, at least %d of them 429", m.email, statuses, guesses-db.GuardWindowFailures+1)
+	}
+	c.checkLockedEverywhere(t, m)
+	if n := c.count(t, `SELECT COUNT(*) FROM audit_events WHERE event = ? AND subject_user_id = ?`, db.EventChallengeFailed, m.id); n != db.GuardWindowFailures {
+		t.Errorf("%s: %d wrong codes judged, want the limit, %d", m.email, n, db.GuardWindowFailures)
+	}
+	if n := c.count(t, `SELECT COUNT(*) FROM audit_events WHERE event = ? AND subject_user_id = ?`, db.EventMFALocked, m.id); n != 1 {
+		t.Errorf("%s was locked %d times (audit %s), want once", m.email, n, db.EventMFALocked)
+	}
+	if n := c.count(t, `SELECT COUNT(*) FROM outbox WHERE to_addr = ? AND kind = ?`, m.email, mail.KindMFALocked); n != 1 {
+		t.Errorf("%d lock notices queued for %s, want 1", n, m.email)
 	}
 }
 
