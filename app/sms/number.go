@@ -175,7 +175,7 @@ func Mask(number string) string {
 	}
 	cc := "+" + strconv.Itoa(int(pn.GetCountryCode()))
 	nsn := phonenumbers.GetNationalSignificantNumber(pn)
-	if cc+nsn != number {
+	if nsn == "" || cc+nsn != number {
 		// libphonenumber read it differently from its digits (a number
 		// it cannot place); only ever show digits of the number itself.
 		return fullMask

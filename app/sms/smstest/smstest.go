@@ -124,6 +124,8 @@ func (s *Server) Requests() int {
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
+// ServeHTTP answers one request: not at all while the server is down,
+// else after the delay.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
