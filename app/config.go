@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/app/auth"
+	"github.com/gatehouse/gatehouse/app/sms"
 	"github.com/gatehouse/gatehouse/db"
 )
 
@@ -40,6 +41,15 @@ type Config struct {
 	// resets (GATEHOUSE_JOBS_INTERVAL; unset: every 5 s and every minute).
 	// For tests and demos that cannot wait a minute.
 	JobsInterval time.Duration
+	// SMSURL is the Twilio-compatible Messages API texts go to
+	// (GATEHOUSE_SMS_URL, checked by sms.NewTwilio). Unset, texts stay
+	// queued, and in dev mode they appear in the dev mailbox.
+	SMSURL string
+	// SMSPrices is what a text costs by country, in micro-dollars: the
+	// built-in table, with GATEHOUSE_SMS_PRICES (a JSON file of
+	// {"GB": 40000, …, "default": 150000}) over it. Workspaces' monthly
+	// budgets in money count in these prices.
+	SMSPrices sms.Prices
 	// Demo is the demo workspace `serve --demo` created (dev mode only):
 	// the start page leads to its sign-in with the accounts serve printed.
 	Demo *Demo
@@ -73,6 +83,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Dev:          getenv("GATEHOUSE_DEV") == "1" || getenv("GATEHOUSE_DEV") == "true",
 		MetricsAddr:  strings.TrimSpace(getenv("GATEHOUSE_METRICS_ADDR")),
 		MetricsToken: getenv("GATEHOUSE_METRICS_TOKEN"),
+		SMSURL:       strings.TrimSpace(getenv("GATEHOUSE_SMS_URL")),
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -98,6 +109,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("GATEHOUSE_JOBS_INTERVAL: %q: want a duration from %s to 1h, e.g. 500ms or 10s", raw, MinJobsInterval)
 		}
 		c.JobsInterval = d
+	}
+	if c.SMSURL != "" {
+		// Checked now, so that a bad URL stops the start instead of every
+		// text; the error never quotes the token.
+		if _, err := sms.NewTwilio(c.SMSURL, nil); err != nil {
+			return Config{}, fmt.Errorf("GATEHOUSE_SMS_URL: %w", err)
+		}
+	}
+	if c.SMSPrices, err = sms.LoadPrices(strings.TrimSpace(getenv("GATEHOUSE_SMS_PRICES"))); err != nil {
+		return Config{}, fmt.Errorf("GATEHOUSE_SMS_PRICES: %w", err)
 	}
 	if raw := getenv("GATEHOUSE_BASE_URL"); raw != "" {
 		if c.BaseURL, err = ParseBaseURL(raw); err != nil {

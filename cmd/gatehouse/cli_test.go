@@ -581,6 +581,13 @@ func TestConfigErrors(t *testing.T) {
 	h.with("GATEHOUSE_PASSWORD_HASH", "bcrypt:10").fails("GATEHOUSE_PASSWORD_HASH", "", "migrate")
 	h.with("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/33").fails("GATEHOUSE_TRUSTED_PROXIES", "", "migrate")
 	h.with("GATEHOUSE_BASE_URL", "ftp://example.com").fails("GATEHOUSE_BASE_URL", "", "migrate")
+	// A provider URL over plain http to another host: refused at start,
+	// and the auth token is not repeated in the message.
+	r := h.with("GATEHOUSE_SMS_URL", "http://AC123:tok3n-s3cret@sms.example.com?from=%2B15550100").run("", "migrate")
+	if r.code == 0 || !strings.Contains(r.stderr, "GATEHOUSE_SMS_URL") || strings.Contains(r.stderr, "tok3n-s3cret") {
+		t.Errorf("bad GATEHOUSE_SMS_URL: exit %d, stderr %q", r.code, r.stderr)
+	}
+	h.with("GATEHOUSE_SMS_PRICES", filepath.Join(t.TempDir(), "missing.json")).fails("GATEHOUSE_SMS_PRICES", "", "migrate")
 	// A PostgreSQL server that does not answer: one line naming the step.
 	h.with("GATEHOUSE_DATABASE_URL", "postgres://gatehouse@127.0.0.1:1/gatehouse?connect_timeout=5").fails("gatehouse: open database: ", "", "migrate")
 	if h.exists("gatehouse.db") {

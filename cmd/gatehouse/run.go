@@ -55,6 +55,10 @@ Environment:
   GATEHOUSE_JOBS_INTERVAL    how often serve's background jobs look for work: outbox delivery and the
                              reminder and reset scans (a duration, 100ms to 1h, e.g. 500ms); unset: mail
                              every 5s, reminders and resets every minute. For tests and demos
+  GATEHOUSE_SMS_URL          Twilio-compatible Messages API: https://SID:TOKEN@api.twilio.com?from=%2B15550100
+                             (or ?messaging_service_sid=MG…); unset: texts stay queued (dev: dev mailbox)
+  GATEHOUSE_SMS_PRICES       JSON file of prices per text in micro-dollars by country, over the built-in
+                             table: {"GB": 40000, "default": 150000}
 Flags win over the environment.
 `
 
