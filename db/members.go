@@ -363,6 +363,7 @@ type MemberMFA struct {
 	User
 	TOTP              bool
 	Keys              int
+	SMS               bool // a verified phone
 	RecoveryRemaining int
 }
 
@@ -371,11 +372,11 @@ type MemberMFA struct {
 func (m MemberMFA) HasSecondFactor() bool { return m.Factors() != 0 }
 
 // Factors is the set of methods the member holds.
-func (m MemberMFA) Factors() Factors { return HeldFactors(m.TOTP, m.Keys > 0) }
+func (m MemberMFA) Factors() Factors { return HeldFactors(m.TOTP, m.Keys > 0, m.SMS) }
 
 // Compliant reports whether the member holds a confirmed factor of a method
-// the policy allows (Policy.CompliantWith).
-func (m MemberMFA) Compliant(p Policy) bool { return p.CompliantWith(m.Factors()) }
+// the policy allows them (Policy.CompliantWith).
+func (m MemberMFA) Compliant(p Policy) bool { return p.CompliantWith(m.Role, m.Factors()) }
 
 // Status is the member's most pressing status under policy p at now:
 //   - past_deadline: covered (mfa_deadline set), not compliant, deadline passed;
@@ -438,17 +439,17 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	switch f.Status {
 	case "":
 	case StatusEnrolled:
-		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors")
+		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors", "u.role")
 	case StatusNoMFA:
 		query += ` AND u.mfa_factors = 0`
 	case StatusLowRecoveryCodes:
-		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors") + ` AND u.mfa_codes <= ?`
+		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors", "u.role") + ` AND u.mfa_codes <= ?`
 		args = append(args, LowRecoveryCodesThreshold)
 	case StatusInGrace:
-		query += ` AND u.mfa_deadline > ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors")
+		query += ` AND u.mfa_deadline > ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors", "u.role")
 		args = append(args, f.Now.Unix())
 	case StatusPastDeadline:
-		query += ` AND u.mfa_deadline <= ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors")
+		query += ` AND u.mfa_deadline <= ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors", "u.role")
 		args = append(args, f.Now.Unix())
 	default:
 		return nil, fmt.Errorf("members mfa: unknown status %q", f.Status)
@@ -470,7 +471,7 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 			&held, &m.Keys, &m.RecoveryRemaining); err != nil {
 			return nil, fmt.Errorf("members mfa: %w", err)
 		}
-		m.TOTP = held.Has(FactorTOTP)
+		m.TOTP, m.SMS = held.Has(FactorTOTP), held.Has(FactorSMS)
 		m.PasswordChangedAt, m.CreatedAt = unix(changed), unix(created)
 		if deadline.Valid {
 			m.MFADeadline = unix(deadline.Int64)

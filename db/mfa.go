@@ -423,26 +423,31 @@ func (s *Store) factorRequired(ctx context.Context, q interface {
 	}
 	var role string
 	var deadline sql.NullInt64
-	var apps, keys, otherKeys int
+	var apps, keys, otherKeys, phones int
 	if err := q.QueryRowContext(ctx, `SELECT role, mfa_deadline,
 			(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
 			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?),
-			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?)
+			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?),
+			(SELECT COUNT(*) FROM sms_phones WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL)
 		FROM users WHERE workspace_id = ? AND id = ?`,
-		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID).
-		Scan(&role, &deadline, &apps, &keys, &otherKeys); err != nil {
+		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID, workspaceID, userID).
+		Scan(&role, &deadline, &apps, &keys, &otherKeys, &phones); err != nil {
 		return false, notFound("factor required", err)
 	}
 	if !deadline.Valid || !p.AppliesTo(role) {
 		return false, nil
 	}
-	appsAfter, keysAfter := apps, keys
-	if method == MethodTOTP {
+	appsAfter, keysAfter, phonesAfter := apps, keys, phones
+	switch method {
+	case MethodTOTP:
 		appsAfter = 0
-	} else {
+	case MethodSMS:
+		phonesAfter = 0
+	default:
 		keysAfter = otherKeys
 	}
-	return p.CompliantWith(HeldFactors(apps > 0, keys > 0)) && !p.CompliantWith(HeldFactors(appsAfter > 0, keysAfter > 0)), nil
+	return p.CompliantWith(role, HeldFactors(apps > 0, keys > 0, phones > 0)) &&
+		!p.CompliantWith(role, HeldFactors(appsAfter > 0, keysAfter > 0, phonesAfter > 0)), nil
 }
 
 // hasSecondFactor reports whether the member holds a confirmed second
@@ -454,21 +459,24 @@ func (s *Store) hasSecondFactor(ctx context.Context, q interface {
 	return n > 0
 }
 
-// secondFactorsQuery counts a member's confirmed authenticator apps and keys.
+// secondFactorsQuery counts a member's confirmed authenticator apps, keys
+// and verified phones.
 const secondFactorsQuery = `SELECT
 	(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL) +
-	(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?)`
+	(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?) +
+	(SELECT COUNT(*) FROM sms_phones WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL)`
 
 func (s *Store) countSecondFactors(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, workspaceID, userID int64) (int, error) {
 	var n int
-	err := q.QueryRowContext(ctx, secondFactorsQuery, workspaceID, userID, workspaceID, userID).Scan(&n)
+	err := q.QueryRowContext(ctx, secondFactorsQuery, workspaceID, userID, workspaceID, userID, workspaceID, userID).Scan(&n)
 	return n, err
 }
 
 // HasSecondFactor reports whether the member must pass a second factor: a
-// confirmed authenticator app or a passkey / security key.
+// confirmed authenticator app, a passkey / security key or a verified
+// phone.
 func (s *Store) HasSecondFactor(ctx context.Context, workspaceID, userID int64) (bool, error) {
 	n, err := s.countSecondFactors(ctx, s.db, workspaceID, userID)
 	if err != nil {

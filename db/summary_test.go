@@ -55,7 +55,9 @@ func plainSummaries(t *testing.T, store *db.Store) map[int64]memberSummary {
 		(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
 		(SELECT COUNT(*) FROM recovery_codes r WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.used_at IS NULL),
 		(SELECT MIN(t.confirmed_at) FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id),
-		(SELECT MIN(w.created_at) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id)
+		(SELECT MIN(w.created_at) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
+		(SELECT COUNT(*) FROM sms_phones p WHERE p.workspace_id = u.workspace_id AND p.user_id = u.id AND p.verified_at IS NOT NULL),
+		(SELECT MIN(p.verified_at) FROM sms_phones p WHERE p.workspace_id = u.workspace_id AND p.user_id = u.id)
 		FROM users u`)
 	if err != nil {
 		t.Fatal(err)
@@ -63,14 +65,16 @@ func plainSummaries(t *testing.T, store *db.Store) map[int64]memberSummary {
 	defer rows.Close()
 	out := map[int64]memberSummary{}
 	for rows.Next() {
-		var id, apps, keys, codes int64
-		var appAt, keyAt sql.NullInt64
-		if err := rows.Scan(&id, &apps, &keys, &codes, &appAt, &keyAt); err != nil {
+		var id, apps, keys, codes, phones int64
+		var appAt, keyAt, phoneAt sql.NullInt64
+		if err := rows.Scan(&id, &apps, &keys, &codes, &appAt, &keyAt, &phones, &phoneAt); err != nil {
 			t.Fatal(err)
 		}
-		s := memberSummary{Factors: db.HeldFactors(apps > 0, keys > 0), Codes: codes, FirstAt: appAt}
-		if keyAt.Valid && (!s.FirstAt.Valid || keyAt.Int64 < s.FirstAt.Int64) {
-			s.FirstAt = keyAt
+		s := memberSummary{Factors: db.HeldFactors(apps > 0, keys > 0, phones > 0), Codes: codes, FirstAt: appAt}
+		for _, at := range []sql.NullInt64{keyAt, phoneAt} {
+			if at.Valid && (!s.FirstAt.Valid || at.Int64 < s.FirstAt.Int64) {
+				s.FirstAt = at
+			}
 		}
 		out[id] = s
 	}
