@@ -33,6 +33,7 @@ var ErrLastOwner = errors.New("last owner")
 type ResetResult struct {
 	TOTP          int
 	Keys          int
+	Phones        int // verified and pending phones
 	RecoveryCodes int
 	// TrustedDevices is how many trusted browsers the reset voided.
 	TrustedDevices int
@@ -45,7 +46,8 @@ type ResetResult struct {
 
 // ResetMFA removes every second factor of a member on an admin's request,
 // in one transaction: authenticator apps (confirmed and pending), passkeys
-// and security keys, recovery codes, and the member's failure counters (a
+// and security keys, phones (verified and pending, their codes and unsent
+// texts), recovery codes, and the member's failure counters (a
 // lock or a disable after 100 wrong codes is lifted). Open sign-in
 // challenges end, since they ask for factors that are gone, and trusted
 // devices are revoked. When endSessions is set the session epoch is bumped
@@ -65,7 +67,7 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 		}
 		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
 			Event: EventMFAResetByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
-				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes,
+				"totp": r.TOTP, "keys": r.Keys, "phones": r.Phones, "recovery_codes": r.RecoveryCodes,
 				"end_sessions": endSessions, "sessions_ended": r.SessionsEnded,
 			}}); err != nil {
 			return err
@@ -154,6 +156,10 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 			return err
 		}
 		if r.Keys, err = del("webauthn_credentials"); err != nil {
+			return err
+		}
+		// Phones, with their codes and the texts still waiting to go.
+		if r.Phones, err = s.dropPhones(ctx, tx, workspaceID, memberID, phonesAll, "mfa reset"); err != nil {
 			return err
 		}
 		if r.RecoveryCodes, err = del("recovery_codes"); err != nil {
