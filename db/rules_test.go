@@ -80,7 +80,7 @@ func TestRulesSQLMatchesGo(t *testing.T) {
 	}
 	for _, c := range []struct {
 		totp, webauthn, sms bool
-		want               db.Factors
+		want                db.Factors
 	}{{true, false, false, db.FactorTOTP}, {false, true, false, db.FactorWebAuthn}, {false, false, true, db.FactorSMS},
 		{true, true, true, all}, {false, false, false, 0}} {
 		if got := db.HeldFactors(c.totp, c.webauthn, c.sms); got != c.want {
