@@ -507,7 +507,8 @@ type SMSSendResult struct {
 // A new code voids the live one of the same purpose and challenge or
 // session, and carries the failures of the last one: a resend never resets
 // them. Refusals are results, not errors. Errors: ErrNotFound (no pending
-// phone of the binding for a setup, no verified phone otherwise),
+// phone of the binding for a setup, no verified phone otherwise, no live
+// session of the member for a step-up),
 // ErrChallengeGone, ErrMFALocked (the member's second factor is locked or
 // disabled), ErrSMSCodesExhausted.
 func (s *Store) RequestSMSCode(ctx context.Context, req SMSCodeRequest) (SMSSendResult, error) {
@@ -551,6 +552,18 @@ func (s *Store) RequestSMSCode(ctx context.Context, req SMSCodeRequest) (SMSSend
 			}
 			fallthrough
 		default:
+			if req.Purpose == SMSPurposeStepUp {
+				// A step-up is for a live session of the member.
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_sessions
+					WHERE workspace_id = ? AND id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?`,
+					ws, req.Binding.SessionID, uid, now).Scan(&n); err != nil {
+					return fmt.Errorf("request sms code: %w", err)
+				}
+				if n != 1 {
+					return fmt.Errorf("request sms code: session: %w", ErrNotFound)
+				}
+			}
 			phone, err = scanSMSPhone(tx.QueryRowContext(ctx, `SELECT `+smsPhoneColumns+` FROM sms_phones
 				WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL`, ws, uid))
 		}

@@ -343,6 +343,7 @@ func TestSMSKeptFromAdmins(t *testing.T) {
 	r.enroll(bob, "+447700900001", "GB", nil)
 	r.enroll(dave, "+447700900002", "GB", nil)
 	// A code bob asked for before the switch.
+	r.session(bob, "s-bob")
 	live := r.mustSend(r.req(bob, db.SMSPurposeStepUp, db.SessionBinding{SessionID: "s-bob"}, ""))
 
 	// Bob, an admin covered only by his phone, cannot keep SMS from
@@ -535,6 +536,12 @@ func TestSMSCodeSpentOnce(t *testing.T) {
 		return err
 	}
 
+	for _, id := range []string{"s1", "s2", "s3"} {
+		r.session(alice, id)
+	}
+	if _, err := store.RequestSMSCode(ctx, r.req(alice, db.SMSPurposeStepUp, db.SessionBinding{SessionID: "s-nobody"}, "")); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("a step-up code for no session of the member: %v", err)
+	}
 	res := r.mustSend(r.req(alice, db.SMSPurposeStepUp, db.SessionBinding{SessionID: "s1"}, ""))
 	if err := stepUp(res.CodeID, "s2"); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("another session's step-up code: %v", err)
@@ -1141,6 +1148,7 @@ func TestSMSAuditMasksNumbers(t *testing.T) {
 	if _, err := store.PassChallenge(ctx, ch, db.FactorUse{Method: db.MethodSMS, SMSCodeID: sent.CodeID}, r.sessionFor(alice), db.OutboxMessage{}); err != nil {
 		t.Fatal(err)
 	}
+	r.session(alice, "s")
 	r.mustSend(r.req(alice, db.SMSPurposeStepUp, db.SessionBinding{SessionID: "s"}, ""))
 	// Throttled (the number's 15 minutes), then capped (the day).
 	if res := r.send(r.req(alice, db.SMSPurposeChallenge, db.SessionBinding{}, r.challenge(alice).ID)); res.Result != db.ResultNumberCapped {

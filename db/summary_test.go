@@ -248,6 +248,10 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 	// hank: a phone with codes, a step-up with a texted code, a new number
 	// that replaces it, then the phone removed (the codes go with it).
 	addPhone(hank, codes("h", 10))
+	if err := store.CreateUserSession(ctx, db.UserSession{ID: "s-hank", WorkspaceID: acme.ID, UserID: hank.ID, TokenHash: "t", AAL: "aal2",
+		AuthTime: clock.Now(), LastSeenAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Hour)}, nil); err != nil {
+		t.Fatal(err)
+	}
 	sent := textCode(hank, db.SMSPurposeStepUp, db.SessionBinding{SessionID: "s-hank"})
 	if _, err := store.StepUp(ctx, acme.ID, hank.ID, db.FactorUse{Method: db.MethodSMS, SMSCodeID: sent.CodeID, SessionID: "s-hank"}, meta, none); err != nil {
 		t.Fatal(err)
