@@ -1194,3 +1194,48 @@ func TestSMSAuditMasksNumbers(t *testing.T) {
 		t.Errorf("code_sent details: %+v", sent[0].Details)
 	}
 }
+
+// Migration 0017 makes the same columns on both engines (each run checks
+// its engine against one list), nullable where the store writes NULL.
+func TestSMSSchema(t *testing.T) {
+	store, _ := dbtest.New(t)
+	q := `SELECT name, CASE WHEN "notnull" = 1 OR pk > 0 THEN 1 ELSE 0 END FROM pragma_table_info(?) ORDER BY name`
+	if store.Engine() == "postgres" {
+		q = `SELECT column_name, CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = ? ORDER BY column_name`
+	}
+	want := map[string]string{
+		"sms_phones": "country! created_at! e164! id! last_used_at masked! session_id! step_up_at! user_id! verified_at workspace_id!",
+		"sms_codes": "challenge_id! code_hash! created_at! expires_at! failures! id! phone_id! purpose! session_id! used_at user_id! " +
+			"voided_at workspace_id!",
+		"sms_outbox": "attempts! body_sealed! claim_token claimed_until country! created_at! expires_at! failed_at id! key_id! last_error " +
+			"next_attempt_at! phone_id price_micros! provider_id sent_at to_e164! user_id verified_number! workspace_id!",
+	}
+	for table, cols := range want {
+		rows, err := store.DB().Query(q, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var name string
+			var notnull int
+			if err := rows.Scan(&name, &notnull); err != nil {
+				t.Fatal(err)
+			}
+			if notnull == 1 {
+				name += "!"
+			}
+			got = append(got, name)
+		}
+		rows.Close()
+		if strings.Join(got, " ") != cols {
+			t.Errorf("%s on %s:\n got %s\nwant %s", table, store.Engine(), strings.Join(got, " "), cols)
+		}
+	}
+	var n int
+	if err := store.DB().QueryRow(`SELECT COUNT(*) FROM workspaces WHERE sms_countries = '' AND sms_admins_forbidden = 0 AND sms_daily_cap = 0
+		AND sms_monthly_budget_texts = 0 AND sms_monthly_budget_micros = 0 AND sms_budget_alerted_month = ''`).Scan(&n); err != nil {
+		t.Fatalf("the workspace's SMS columns: %v", err)
+	}
+}
