@@ -442,7 +442,7 @@ func (s *Store) RunSupportCases(ctx context.Context, mail CaseMail) (executed, e
 				return err
 			}
 			if err := s.caseStep(ctx, tx, c, User{}, "system", "executed", EventMFAResetBySupport, Meta{}, map[string]any{
-				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes, "sessions_ended": r.SessionsEnded}); err != nil {
+				"totp": r.TOTP, "keys": r.Keys, "phones": r.Phones, "recovery_codes": r.RecoveryCodes, "sessions_ended": r.SessionsEnded}); err != nil {
 				return err
 			}
 			msg, err := mail(c)

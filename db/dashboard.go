@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -37,26 +39,74 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// coverageSQL counts, for each of the four values of users.mfa_factors, the
-// members holding exactly those methods; for the values the policy accepts,
-// those low on recovery codes; for the others, those in grace and past their
-// deadline, and the next deadline. Each count is a range of one covering
-// index (users_factors_codes, users_factors_deadline), so the work is one
-// walk over the workspace's entries of an index plus the members in grace,
-// past deadline or low on codes, and never a lookup per member in the
-// factor tables. One statement, so one snapshot.
-const coverageSQL = `WITH f(factors, compliant) AS (VALUES (0, %d), (1, %d), (2, %d), (3, %d))
-	SELECT factors, compliant,
-		(SELECT COUNT(*) FROM users u WHERE u.workspace_id = ? AND u.mfa_factors = f.factors),
-		CASE WHEN compliant = 1 THEN (SELECT COUNT(*) FROM users u
-			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_codes <= ?) ELSE 0 END,
-		CASE WHEN compliant = 1 THEN 0 ELSE (SELECT COUNT(*) FROM users u
-			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_deadline > ?) END,
-		CASE WHEN compliant = 1 THEN 0 ELSE (SELECT COUNT(*) FROM users u
-			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_deadline <= ?) END,
-		CASE WHEN compliant = 1 THEN NULL ELSE (SELECT MIN(u.mfa_deadline) FROM users u
-			WHERE u.workspace_id = ? AND u.mfa_factors = f.factors AND u.mfa_deadline > ?) END
-	FROM f`
+// coverageRow is one line of the coverage statement: the members holding
+// exactly the factors f (and, when roles is set, having one of those
+// roles), and whether the policy counts them compliant.
+type coverageRow struct {
+	f         Factors
+	roles     []string // nil: every role
+	compliant bool
+}
+
+// coverageRows lists, for each of the eight values of users.mfa_factors,
+// whether the policy counts its holders compliant (Policy.CompliantWith):
+// one row when the role makes no difference, one per group of roles where
+// it does (SMS kept from owners and admins).
+func coverageRows(p Policy) []coverageRow {
+	var out []coverageRow
+	for f := Factors(0); f <= allFactors; f++ {
+		groups := factorGroups(func(role string, g Factors) bool { return g == f && p.CompliantWith(role, g) })
+		if len(groups) == 1 {
+			out = append(out, coverageRow{f: f, compliant: len(groups[0].sets) == 1})
+			continue
+		}
+		for _, g := range groups {
+			out = append(out, coverageRow{f: f, roles: g.roles, compliant: len(g.sets) == 1})
+		}
+	}
+	return out
+}
+
+// coverageSQL counts, for each coverage row (a value of users.mfa_factors,
+// with the roles when the policy tells them apart), the members holding
+// exactly those methods; for the rows the policy accepts, those low on
+// recovery codes; for the others, those in grace and past their deadline,
+// and the next deadline. Each count is a range of one covering index
+// (users_factors_codes, users_factors_deadline), so the work is one walk
+// over the workspace's entries of an index plus the members in grace, past
+// deadline or low on codes, and never a lookup per member in the factor
+// tables; only a row that names roles reads the members it counts. One
+// statement, so one snapshot. Compliance is decided in Go for each row:
+// constants of the statement; everything else is an argument.
+func coverageSQL(p Policy, workspaceID int64, now int64) (string, []any) {
+	var parts []string
+	var args []any
+	for _, r := range coverageRows(p) {
+		where := `u.workspace_id = ? AND u.mfa_factors = ` + strconv.Itoa(int(r.f))
+		if r.roles != nil {
+			where += ` AND ` + roleIn("u.role", r.roles)
+		}
+		compliant := "0"
+		if r.compliant {
+			compliant = "1"
+		}
+		q := `SELECT ` + strconv.Itoa(int(r.f)) + `, ` + compliant + `,
+		(SELECT COUNT(*) FROM users u WHERE ` + where + `), `
+		args = append(args, workspaceID)
+		if r.compliant {
+			q += `(SELECT COUNT(*) FROM users u WHERE ` + where + ` AND u.mfa_codes <= ?), 0, 0, CAST(NULL AS BIGINT)`
+			args = append(args, workspaceID, LowRecoveryCodesThreshold)
+		} else {
+			q += `0,
+		(SELECT COUNT(*) FROM users u WHERE ` + where + ` AND u.mfa_deadline > ?),
+		(SELECT COUNT(*) FROM users u WHERE ` + where + ` AND u.mfa_deadline <= ?),
+		(SELECT MIN(u.mfa_deadline) FROM users u WHERE ` + where + ` AND u.mfa_deadline > ?)`
+			args = append(args, workspaceID, now, workspaceID, now, workspaceID, now)
+		}
+		parts = append(parts, q)
+	}
+	return strings.Join(parts, "\n\tUNION ALL\n\t"), args
+}
 
 // Coverage counts the workspace's members under policy p at now. The
 // figures come from the per-member summary that the store keeps in the
@@ -68,18 +118,8 @@ func (s *Store) Coverage(ctx context.Context, workspaceID int64, p Policy, now t
 }
 
 func coverage(ctx context.Context, q querier, workspaceID int64, p Policy, now time.Time) (Coverage, error) {
-	// Compliance is the policy's (Policy.CompliantWith), decided here for
-	// each set of methods a member can hold: constants of the statement;
-	// everything else is an argument.
-	flag := func(f Factors) int {
-		if p.CompliantWith(f) {
-			return 1
-		}
-		return 0
-	}
-	ws, at := workspaceID, now.Unix()
-	rows, err := q.QueryContext(ctx, fmt.Sprintf(coverageSQL, flag(0), flag(FactorTOTP), flag(FactorWebAuthn), flag(FactorTOTP|FactorWebAuthn)),
-		ws, ws, LowRecoveryCodesThreshold, ws, at, ws, at, ws, at)
+	query, args := coverageSQL(p, workspaceID, now.Unix())
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return Coverage{}, fmt.Errorf("coverage: %w", err)
 	}

@@ -4,7 +4,7 @@ package db
 
 // CompliantSQL, NoncompliantSQL and CoversSQL are the SQL forms of the
 // policy's rules; PolicyCoversSQL reads the policy from a column.
-func (p Policy) CompliantSQL(factors string) string    { return p.compliantSQL(factors) }
-func (p Policy) NoncompliantSQL(factors string) string { return p.noncompliantSQL(factors) }
-func (p Policy) CoversSQL(role string) string          { return p.coversSQL(role) }
-func PolicyCoversSQL(mode, role string) string         { return policyCoversSQL(mode, role) }
+func (p Policy) CompliantSQL(factors, role string) string    { return p.compliantSQL(factors, role) }
+func (p Policy) NoncompliantSQL(factors, role string) string { return p.noncompliantSQL(factors, role) }
+func (p Policy) CoversSQL(role string) string                { return p.coversSQL(role) }
+func PolicyCoversSQL(mode, role string) string               { return policyCoversSQL(mode, role) }

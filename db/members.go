@@ -33,6 +33,7 @@ var ErrLastOwner = errors.New("last owner")
 type ResetResult struct {
 	TOTP          int
 	Keys          int
+	Phones        int // verified and pending phones
 	RecoveryCodes int
 	// TrustedDevices is how many trusted browsers the reset voided.
 	TrustedDevices int
@@ -45,7 +46,8 @@ type ResetResult struct {
 
 // ResetMFA removes every second factor of a member on an admin's request,
 // in one transaction: authenticator apps (confirmed and pending), passkeys
-// and security keys, recovery codes, and the member's failure counters (a
+// and security keys, phones (verified and pending, their codes and unsent
+// texts), recovery codes, and the member's failure counters (a
 // lock or a disable after 100 wrong codes is lifted). Open sign-in
 // challenges end, since they ask for factors that are gone, and trusted
 // devices are revoked. When endSessions is set the session epoch is bumped
@@ -65,7 +67,7 @@ func (s *Store) ResetMFA(ctx context.Context, workspaceID, adminID, memberID int
 		}
 		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: adminID, SubjectUserID: memberID,
 			Event: EventMFAResetByAdmin, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{
-				"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes,
+				"totp": r.TOTP, "keys": r.Keys, "phones": r.Phones, "recovery_codes": r.RecoveryCodes,
 				"end_sessions": endSessions, "sessions_ended": r.SessionsEnded,
 			}}); err != nil {
 			return err
@@ -154,6 +156,10 @@ func (s *Store) resetFactors(ctx context.Context, tx *sql.Tx, workspaceID, membe
 			return err
 		}
 		if r.Keys, err = del("webauthn_credentials"); err != nil {
+			return err
+		}
+		// Phones, with their codes and the texts still waiting to go.
+		if r.Phones, err = s.dropPhones(ctx, tx, workspaceID, memberID, phonesAll, "mfa reset"); err != nil {
 			return err
 		}
 		if r.RecoveryCodes, err = del("recovery_codes"); err != nil {
@@ -363,6 +369,7 @@ type MemberMFA struct {
 	User
 	TOTP              bool
 	Keys              int
+	SMS               bool // a verified phone
 	RecoveryRemaining int
 }
 
@@ -371,11 +378,11 @@ type MemberMFA struct {
 func (m MemberMFA) HasSecondFactor() bool { return m.Factors() != 0 }
 
 // Factors is the set of methods the member holds.
-func (m MemberMFA) Factors() Factors { return HeldFactors(m.TOTP, m.Keys > 0) }
+func (m MemberMFA) Factors() Factors { return HeldFactors(m.TOTP, m.Keys > 0, m.SMS) }
 
 // Compliant reports whether the member holds a confirmed factor of a method
-// the policy allows (Policy.CompliantWith).
-func (m MemberMFA) Compliant(p Policy) bool { return p.CompliantWith(m.Factors()) }
+// the policy allows them (Policy.CompliantWith).
+func (m MemberMFA) Compliant(p Policy) bool { return p.CompliantWith(m.Role, m.Factors()) }
 
 // Status is the member's most pressing status under policy p at now:
 //   - past_deadline: covered (mfa_deadline set), not compliant, deadline passed;
@@ -438,17 +445,17 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	switch f.Status {
 	case "":
 	case StatusEnrolled:
-		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors")
+		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors", "u.role")
 	case StatusNoMFA:
 		query += ` AND u.mfa_factors = 0`
 	case StatusLowRecoveryCodes:
-		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors") + ` AND u.mfa_codes <= ?`
+		query += ` AND ` + f.Policy.compliantSQL("u.mfa_factors", "u.role") + ` AND u.mfa_codes <= ?`
 		args = append(args, LowRecoveryCodesThreshold)
 	case StatusInGrace:
-		query += ` AND u.mfa_deadline > ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors")
+		query += ` AND u.mfa_deadline > ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors", "u.role")
 		args = append(args, f.Now.Unix())
 	case StatusPastDeadline:
-		query += ` AND u.mfa_deadline <= ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors")
+		query += ` AND u.mfa_deadline <= ? AND ` + f.Policy.noncompliantSQL("u.mfa_factors", "u.role")
 		args = append(args, f.Now.Unix())
 	default:
 		return nil, fmt.Errorf("members mfa: unknown status %q", f.Status)
@@ -470,7 +477,7 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 			&held, &m.Keys, &m.RecoveryRemaining); err != nil {
 			return nil, fmt.Errorf("members mfa: %w", err)
 		}
-		m.TOTP = held.Has(FactorTOTP)
+		m.TOTP, m.SMS = held.Has(FactorTOTP), held.Has(FactorSMS)
 		m.PasswordChangedAt, m.CreatedAt = unix(changed), unix(created)
 		if deadline.Valid {
 			m.MFADeadline = unix(deadline.Int64)

@@ -377,6 +377,18 @@ func (s *Store) removeFactor(ctx context.Context, tx *sql.Tx, workspaceID, userI
 			return 0, WebAuthnCredential{}, notFound(op, err)
 		}
 		event, details = EventWebAuthnRemoved, map[string]any{"credential": keyID, "name": removed.Name}
+	case MethodSMS:
+		// The verified phone, and with it any pending one: SMS is off for
+		// the member.
+		var masked, country string
+		if err := tx.QueryRowContext(ctx, `SELECT masked, country FROM sms_phones WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL`,
+			workspaceID, userID).Scan(&masked, &country); err != nil {
+			return 0, WebAuthnCredential{}, notFound(op, err)
+		}
+		if _, err := s.dropPhones(ctx, tx, workspaceID, userID, phonesAll, "phone removed"); err != nil {
+			return 0, WebAuthnCredential{}, err
+		}
+		event, details = EventSMSPhoneRemoved, map[string]any{"phone": masked, "country": country}
 	default:
 		return 0, WebAuthnCredential{}, fmt.Errorf("%s: unknown method", op)
 	}
@@ -423,26 +435,31 @@ func (s *Store) factorRequired(ctx context.Context, q interface {
 	}
 	var role string
 	var deadline sql.NullInt64
-	var apps, keys, otherKeys int
+	var apps, keys, otherKeys, phones int
 	if err := q.QueryRowContext(ctx, `SELECT role, mfa_deadline,
 			(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
 			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?),
-			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?)
+			(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? AND id <> ?),
+			(SELECT COUNT(*) FROM sms_phones WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL)
 		FROM users WHERE workspace_id = ? AND id = ?`,
-		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID).
-		Scan(&role, &deadline, &apps, &keys, &otherKeys); err != nil {
+		workspaceID, userID, workspaceID, userID, workspaceID, userID, keyID, workspaceID, userID, workspaceID, userID).
+		Scan(&role, &deadline, &apps, &keys, &otherKeys, &phones); err != nil {
 		return false, notFound("factor required", err)
 	}
 	if !deadline.Valid || !p.AppliesTo(role) {
 		return false, nil
 	}
-	appsAfter, keysAfter := apps, keys
-	if method == MethodTOTP {
+	appsAfter, keysAfter, phonesAfter := apps, keys, phones
+	switch method {
+	case MethodTOTP:
 		appsAfter = 0
-	} else {
+	case MethodSMS:
+		phonesAfter = 0
+	default:
 		keysAfter = otherKeys
 	}
-	return p.CompliantWith(HeldFactors(apps > 0, keys > 0)) && !p.CompliantWith(HeldFactors(appsAfter > 0, keysAfter > 0)), nil
+	return p.CompliantWith(role, HeldFactors(apps > 0, keys > 0, phones > 0)) &&
+		!p.CompliantWith(role, HeldFactors(appsAfter > 0, keysAfter > 0, phonesAfter > 0)), nil
 }
 
 // hasSecondFactor reports whether the member holds a confirmed second
@@ -454,21 +471,24 @@ func (s *Store) hasSecondFactor(ctx context.Context, q interface {
 	return n > 0
 }
 
-// secondFactorsQuery counts a member's confirmed authenticator apps and keys.
+// secondFactorsQuery counts a member's confirmed authenticator apps, keys
+// and verified phones.
 const secondFactorsQuery = `SELECT
 	(SELECT COUNT(*) FROM totp_credentials WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL) +
-	(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?)`
+	(SELECT COUNT(*) FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ?) +
+	(SELECT COUNT(*) FROM sms_phones WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL)`
 
 func (s *Store) countSecondFactors(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, workspaceID, userID int64) (int, error) {
 	var n int
-	err := q.QueryRowContext(ctx, secondFactorsQuery, workspaceID, userID, workspaceID, userID).Scan(&n)
+	err := q.QueryRowContext(ctx, secondFactorsQuery, workspaceID, userID, workspaceID, userID, workspaceID, userID).Scan(&n)
 	return n, err
 }
 
 // HasSecondFactor reports whether the member must pass a second factor: a
-// confirmed authenticator app or a passkey / security key.
+// confirmed authenticator app, a passkey / security key or a verified
+// phone.
 func (s *Store) HasSecondFactor(ctx context.Context, workspaceID, userID int64) (bool, error) {
 	n, err := s.countSecondFactors(ctx, s.db, workspaceID, userID)
 	if err != nil {
@@ -890,9 +910,9 @@ func (s *Store) takeBackGuess(ctx context.Context, tx *sql.Tx, workspaceID, user
 }
 
 // FactorUse is how a challenge or step-up was passed: exactly one of a TOTP
-// step or a recovery code.
+// step, a recovery code, a WebAuthn assertion or an SMS code.
 type FactorUse struct {
-	Method       string // "totp", "recovery_code", "webauthn" or "passkey"
+	Method       string // "totp", "recovery_code", "webauthn", "passkey" or "sms"
 	TOTPID       int64
 	Step         int64
 	RecoveryCode int64
@@ -904,9 +924,18 @@ type FactorUse struct {
 	SignCount    uint32
 	OldSignCount uint32
 	BackupState  bool
+	// An SMS code (LiveSMSCode), whose hash the caller compared: spent
+	// once, and only for what it was sent for: PassChallenge spends a
+	// sign-in code of its challenge; StepUp and ConsumeFactor a step-up
+	// code sent to the session SessionID.
+	SMSCodeID int64
+	SessionID string
 	// Counted is set when ClaimMFAGuess counted the guess before it was
 	// judged: spending it takes the count back.
 	Counted bool
+	// challengeID is PassChallenge's challenge, which an SMS code must be
+	// bound to.
+	challengeID string
 }
 
 func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) (remaining int, err error) {
@@ -921,6 +950,8 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 		remaining, err = s.useRecoveryCode(ctx, tx, workspaceID, userID, f.RecoveryCode)
 	case "webauthn", "passkey":
 		err = s.useWebAuthn(ctx, tx, workspaceID, userID, f)
+	case MethodSMS:
+		err = s.useSMSCode(ctx, tx, workspaceID, userID, f)
 	default:
 		return 0, fmt.Errorf("use factor: unknown method %q", f.Method)
 	}
@@ -959,6 +990,7 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("pass challenge: %w", ErrChallengeGone)
 		}
+		f.challengeID = ch.ID
 		if remaining, err = s.useFactor(ctx, tx, ch.WorkspaceID, ch.UserID, f); err != nil {
 			return err
 		}
@@ -1014,8 +1046,8 @@ func (s *Store) passed(ctx context.Context, tx *sql.Tx, workspaceID, userID int6
 	return nil
 }
 
-// DeleteExpiredMFA removes ended or expired challenges and unconfirmed
-// enrollments older than a day.
+// DeleteExpiredMFA removes ended or expired challenges, unconfirmed
+// enrollments, SMS codes and pending phones older than a day.
 func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 	horizon := s.now() - 24*3600
 	r1, err := s.db.ExecContext(ctx, `DELETE FROM mfa_challenges WHERE expires_at < ?`, horizon)
@@ -1032,7 +1064,19 @@ func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
 	b, _ := r2.RowsAffected()
-	return a + b, nil
+	// SMS codes a day past their expiry (their use is in the audit trail)
+	// and phones left pending for a day, likewise in no summary.
+	r3, err := s.db.ExecContext(ctx, `DELETE FROM sms_codes WHERE expires_at < ?`, horizon)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired mfa: %w", err)
+	}
+	c, _ := r3.RowsAffected()
+	r4, err := s.db.ExecContext(ctx, `DELETE FROM sms_phones WHERE verified_at IS NULL AND created_at < ?`, horizon)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired mfa: %w", err)
+	}
+	d, _ := r4.RowsAffected()
+	return a + b + c + d, nil
 }
 
 // AllTOTPSecrets lists every TOTP credential's ciphertext, for key rotation.

@@ -24,6 +24,8 @@ const (
 const (
 	MethodTOTP     = "totp"
 	MethodWebAuthn = "webauthn"
+	// MethodSMS is never a default: a workspace turns it on.
+	MethodSMS = "sms"
 )
 
 // Events of the policy and enforcement.
@@ -57,13 +59,18 @@ var ErrNotCovered = errors.New("the MFA requirement does not apply to this membe
 // Policy is a workspace's MFA policy.
 type Policy struct {
 	Mode              string
-	Methods           []string // allowed second factors: totp, webauthn
+	Methods           []string // allowed second factors: totp, webauthn, sms
 	GraceDays         int
 	ReminderDays      []int // whole days before the deadline, most distant first
 	TrustedDeviceDays int   // 0 = "trust this browser" is off
 	// EnforcedSince is when the current requirement started; zero while the
 	// policy requires nothing.
 	EnforcedSince time.Time
+	// SMSAdminsForbidden keeps owners and admins from SMS: their phones
+	// neither sign them in nor make them compliant. It is one of the
+	// workspace's SMS settings (SetSMSSettings changes it); SetPolicy keeps
+	// the stored value whatever this field says.
+	SMSAdminsForbidden bool
 }
 
 // DefaultPolicy is a new workspace's policy.
@@ -79,14 +86,16 @@ func (p Policy) AppliesTo(role string) bool {
 	return p.Mode == PolicyRequired || (p.Mode == PolicyRequiredForAdmins && (role == RoleOwner || role == RoleAdmin))
 }
 
-// Allows reports whether method (totp, webauthn) is an allowed factor.
+// Allows reports whether method (totp, webauthn, sms) is an allowed factor.
 func (p Policy) Allows(method string) bool { return slices.Contains(p.Methods, method) }
 
 // Grace is the grace period.
 func (p Policy) Grace() time.Duration { return time.Duration(p.GraceDays) * 24 * time.Hour }
 
 // Validate checks the policy's values and normalises its lists (methods in
-// a fixed order, reminder days most distant first, no duplicates).
+// a fixed order, reminder days most distant first, no duplicates). SMS is
+// a restricted authenticator (NIST SP 800-63B §5.1.3.3, 63B-4 §3.2.9): it
+// is allowed only beside a method that is not.
 func (p *Policy) Validate() error {
 	switch p.Mode {
 	case PolicyOff, PolicyOptional, PolicyRequired, PolicyRequiredForAdmins:
@@ -94,18 +103,21 @@ func (p *Policy) Validate() error {
 		return fmt.Errorf("policy must be off, optional, required or required_for_admins, not %q", p.Mode)
 	}
 	var methods []string
-	for _, m := range []string{MethodTOTP, MethodWebAuthn} {
+	for _, m := range []string{MethodTOTP, MethodWebAuthn, MethodSMS} {
 		if slices.Contains(p.Methods, m) {
 			methods = append(methods, m)
 		}
 	}
 	for _, m := range p.Methods {
-		if m != MethodTOTP && m != MethodWebAuthn {
-			return fmt.Errorf("unknown method %q (allowed: totp, webauthn)", m)
+		if m != MethodTOTP && m != MethodWebAuthn && m != MethodSMS {
+			return fmt.Errorf("unknown method %q (allowed: totp, webauthn, sms)", m)
 		}
 	}
 	if len(methods) == 0 {
 		return errors.New("allow at least one method")
+	}
+	if len(methods) == 1 && methods[0] == MethodSMS {
+		return errors.New("SMS is allowed only beside an authenticator app or a passkey")
 	}
 	p.Methods = methods
 	if p.GraceDays < 0 || p.GraceDays > MaxGraceDays {
@@ -151,13 +163,13 @@ func joinDays(days []int) string {
 	return strings.Join(parts, ",")
 }
 
-const policyColumns = `mfa_policy, mfa_methods, grace_days, reminder_days, trusted_device_days, enforced_since`
+const policyColumns = `mfa_policy, mfa_methods, grace_days, reminder_days, trusted_device_days, enforced_since, sms_admins_forbidden`
 
 func scanPolicy(row interface{ Scan(...any) error }) (Policy, error) {
 	var p Policy
 	var methods, days string
 	var since sql.NullInt64
-	if err := row.Scan(&p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since); err != nil {
+	if err := row.Scan(&p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since, &p.SMSAdminsForbidden); err != nil {
 		return Policy{}, err
 	}
 	p.Methods = strings.Split(methods, ",")
@@ -230,6 +242,9 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 		if err != nil {
 			return notFound("set policy", err)
 		}
+		// The SMS settings are SetSMSSettings's: a policy built from a form
+		// that knows nothing of them keeps them.
+		p.SMSAdminsForbidden = old.SMSAdminsForbidden
 		var oldKeys PasskeySettings
 		if err := tx.QueryRowContext(ctx, `SELECT passkeys_satisfy_mfa, device_bound_keys_only FROM workspaces WHERE id = ?`, workspaceID).
 			Scan(&oldKeys.SatisfyMFA, &oldKeys.DeviceBoundOnly); err != nil {
@@ -258,7 +273,7 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 				workspaceID, actorID).Scan(&actorRole, &actorFactors); err != nil {
 				return notFound("set policy: actor", err)
 			}
-			if p.AppliesTo(actorRole) && !p.CompliantWith(actorFactors) {
+			if p.AppliesTo(actorRole) && !p.CompliantWith(actorRole, actorFactors) {
 				return ErrEnrollFirst
 			}
 		}
@@ -314,15 +329,15 @@ func (s *Store) SetPolicy(ctx context.Context, workspaceID, actorID int64, ch Po
 			im.Deadline = unix(p.EnforcedSince.Unix() + int64(p.GraceDays)*86400)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*),
-				COALESCE(SUM(CASE WHEN `+p.noncompliantSQL("u.mfa_factors")+` THEN 1 ELSE 0 END), 0),
-				COALESCE(SUM(CASE WHEN `+p.noncompliantSQL("u.mfa_factors")+` AND u.mfa_deadline <= ? THEN 1 ELSE 0 END), 0)
+				COALESCE(SUM(CASE WHEN `+p.noncompliantSQL("u.mfa_factors", "u.role")+` THEN 1 ELSE 0 END), 0),
+				COALESCE(SUM(CASE WHEN `+p.noncompliantSQL("u.mfa_factors", "u.role")+` AND u.mfa_deadline <= ? THEN 1 ELSE 0 END), 0)
 			FROM users u WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL`, now, workspaceID).
 			Scan(&im.Covered, &im.NonCompliant, &im.PastDeadline); err != nil {
 			return fmt.Errorf("set policy: impact: %w", err)
 		}
 		if ch.EndNonCompliantSessions && p.Requires() {
 			rows, err := tx.QueryContext(ctx, `SELECT u.id FROM users u
-				WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL AND `+p.noncompliantSQL("u.mfa_factors"), workspaceID)
+				WHERE u.workspace_id = ? AND u.mfa_deadline IS NOT NULL AND `+p.noncompliantSQL("u.mfa_factors", "u.role"), workspaceID)
 			if err != nil {
 				return fmt.Errorf("set policy: %w", err)
 			}
@@ -384,12 +399,13 @@ func scanIDs(rows *sql.Rows) ([]int64, error) {
 // policy allows.
 func (s *Store) Compliant(ctx context.Context, workspaceID, userID int64, p Policy) (bool, error) {
 	var f Factors
-	err := s.db.QueryRowContext(ctx, `SELECT mfa_factors FROM users WHERE workspace_id = ? AND id = ?`,
-		workspaceID, userID).Scan(&f)
+	var role string
+	err := s.db.QueryRowContext(ctx, `SELECT mfa_factors, role FROM users WHERE workspace_id = ? AND id = ?`,
+		workspaceID, userID).Scan(&f, &role)
 	if err != nil {
 		return false, notFound("compliant", err)
 	}
-	return p.CompliantWith(f), nil
+	return p.CompliantWith(role, f), nil
 }
 
 // ExtendDeadline gives a covered member more time: the deadline becomes

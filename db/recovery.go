@@ -281,7 +281,7 @@ func (s *Store) RunSelfRecoveries(ctx context.Context, mail func(User, Workspace
 				return err
 			}
 			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: wid, SubjectUserID: uid, Event: EventMFAResetBySelfRecovery,
-				Details: map[string]any{"totp": r.TOTP, "keys": r.Keys, "recovery_codes": r.RecoveryCodes, "sessions_ended": r.SessionsEnded}}); err != nil {
+				Details: map[string]any{"totp": r.TOTP, "keys": r.Keys, "phones": r.Phones, "recovery_codes": r.RecoveryCodes, "sessions_ended": r.SessionsEnded}}); err != nil {
 				return err
 			}
 			msg, err := mail(u, w)

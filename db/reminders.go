@@ -71,7 +71,7 @@ func (s *Store) ScanReminders(ctx context.Context, compose func(ReminderDue) (Ou
 		var abs, idle, created int64
 		var methods, days string
 		var since sql.NullInt64
-		if err := rows.Scan(&w.ID, &w.Slug, &w.Name, &abs, &idle, &created, &p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since); err != nil {
+		if err := rows.Scan(&w.ID, &w.Slug, &w.Name, &abs, &idle, &created, &p.Mode, &methods, &p.GraceDays, &days, &p.TrustedDeviceDays, &since, &p.SMSAdminsForbidden); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan reminders: %w", err)
 		}
@@ -108,7 +108,7 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
 				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline),
 			`+toldSQL+`
-		FROM users u WHERE u.workspace_id = ? AND `+p.noncompliantSQL("u.mfa_factors")+` AND u.mfa_deadline > ?`,
+		FROM users u WHERE u.workspace_id = ? AND `+p.noncompliantSQL("u.mfa_factors", "u.role")+` AND u.mfa_deadline > ?`,
 		AnnounceDays, urgency(AnnounceDays), w.ID, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("scan reminders: %w", err)
@@ -179,7 +179,7 @@ func (s *Store) queueReminder(ctx context.Context, d ReminderDue, msg OutboxMess
 		var still, told bool
 		var role string
 		if err := tx.QueryRowContext(ctx, `SELECT u.role,
-				CASE WHEN u.mfa_deadline = ? AND `+p.noncompliantSQL("u.mfa_factors")+` THEN 1 ELSE 0 END, `+toldSQL+`
+				CASE WHEN u.mfa_deadline = ? AND `+p.noncompliantSQL("u.mfa_factors", "u.role")+` THEN 1 ELSE 0 END, `+toldSQL+`
 			FROM users u WHERE u.workspace_id = ? AND u.id = ?`,
 			d.Deadline.Unix(), d.Workspace.ID, d.User.ID).Scan(&role, &still, &told); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

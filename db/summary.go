@@ -12,13 +12,13 @@ import (
 // seconds at 100,000 members (migration 0007). mfa_factors is the Factors
 // a member holds, mfa_codes how many unused recovery codes they have,
 // mfa_first_at when their earliest current second factor was added (app
-// confirmed, key registered; NULL without one).
+// confirmed, key registered, phone verified; NULL without one).
 //
 // The store keeps them: every method that inserts or deletes rows of
-// totp_credentials, webauthn_credentials or recovery_codes, or updates
-// their user_id, workspace_id, confirmed_at, created_at or used_at,
-// refreshes the members it touched in the same transaction, after its last
-// such write and before it reads the summary. Migration 0016 dropped the
+// totp_credentials, webauthn_credentials, sms_phones or recovery_codes, or
+// updates their user_id, workspace_id, confirmed_at, verified_at,
+// created_at or used_at, refreshes the members it touched in the same
+// transaction, after its last such write and before it reads the summary. Migration 0016 dropped the
 // triggers that did this before: the rule is Go's, in the transaction of
 // the change, on every engine.
 
@@ -31,7 +31,10 @@ var factorSummarySet = `mfa_factors =
 		THEN ` + strconv.Itoa(int(FactorTOTP)) + ` ELSE 0 END
 		+ CASE WHEN EXISTS (SELECT 1 FROM webauthn_credentials w
 			WHERE w.workspace_id = users.workspace_id AND w.user_id = users.id)
-		THEN ` + strconv.Itoa(int(FactorWebAuthn)) + ` ELSE 0 END,
+		THEN ` + strconv.Itoa(int(FactorWebAuthn)) + ` ELSE 0 END
+		+ CASE WHEN EXISTS (SELECT 1 FROM sms_phones p
+			WHERE p.workspace_id = users.workspace_id AND p.user_id = users.id AND p.verified_at IS NOT NULL)
+		THEN ` + strconv.Itoa(int(FactorSMS)) + ` ELSE 0 END,
 	mfa_codes = (SELECT COUNT(*) FROM recovery_codes r
 		WHERE r.workspace_id = users.workspace_id AND r.user_id = users.id AND r.used_at IS NULL),
 	mfa_first_at = (SELECT MIN(f.added_at) FROM (
@@ -39,7 +42,10 @@ var factorSummarySet = `mfa_factors =
 			WHERE t.workspace_id = users.workspace_id AND t.user_id = users.id AND t.confirmed_at IS NOT NULL
 		UNION ALL
 		SELECT w.created_at AS added_at FROM webauthn_credentials w
-			WHERE w.workspace_id = users.workspace_id AND w.user_id = users.id) f)`
+			WHERE w.workspace_id = users.workspace_id AND w.user_id = users.id
+		UNION ALL
+		SELECT p.verified_at AS added_at FROM sms_phones p
+			WHERE p.workspace_id = users.workspace_id AND p.user_id = users.id AND p.verified_at IS NOT NULL) f)`
 
 // reenrolledSet is the re-enrollment rule (migration 0013): a member reset
 // by support or by recovery by email who holds a second factor again has

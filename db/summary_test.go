@@ -55,7 +55,9 @@ func plainSummaries(t *testing.T, store *db.Store) map[int64]memberSummary {
 		(SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
 		(SELECT COUNT(*) FROM recovery_codes r WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.used_at IS NULL),
 		(SELECT MIN(t.confirmed_at) FROM totp_credentials t WHERE t.workspace_id = u.workspace_id AND t.user_id = u.id),
-		(SELECT MIN(w.created_at) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id)
+		(SELECT MIN(w.created_at) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id),
+		(SELECT COUNT(*) FROM sms_phones p WHERE p.workspace_id = u.workspace_id AND p.user_id = u.id AND p.verified_at IS NOT NULL),
+		(SELECT MIN(p.verified_at) FROM sms_phones p WHERE p.workspace_id = u.workspace_id AND p.user_id = u.id)
 		FROM users u`)
 	if err != nil {
 		t.Fatal(err)
@@ -63,14 +65,16 @@ func plainSummaries(t *testing.T, store *db.Store) map[int64]memberSummary {
 	defer rows.Close()
 	out := map[int64]memberSummary{}
 	for rows.Next() {
-		var id, apps, keys, codes int64
-		var appAt, keyAt sql.NullInt64
-		if err := rows.Scan(&id, &apps, &keys, &codes, &appAt, &keyAt); err != nil {
+		var id, apps, keys, codes, phones int64
+		var appAt, keyAt, phoneAt sql.NullInt64
+		if err := rows.Scan(&id, &apps, &keys, &codes, &appAt, &keyAt, &phones, &phoneAt); err != nil {
 			t.Fatal(err)
 		}
-		s := memberSummary{Factors: db.HeldFactors(apps > 0, keys > 0), Codes: codes, FirstAt: appAt}
-		if keyAt.Valid && (!s.FirstAt.Valid || keyAt.Int64 < s.FirstAt.Int64) {
-			s.FirstAt = keyAt
+		s := memberSummary{Factors: db.HeldFactors(apps > 0, keys > 0, phones > 0), Codes: codes, FirstAt: appAt}
+		for _, at := range []sql.NullInt64{keyAt, phoneAt} {
+			if at.Valid && (!s.FirstAt.Valid || at.Int64 < s.FirstAt.Int64) {
+				s.FirstAt = at
+			}
 		}
 		out[id] = s
 	}
@@ -116,10 +120,14 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 	}
 	alice, bob, carol := member(acme, "alice", db.RoleOwner), member(acme, "bob", db.RoleAdmin), member(acme, "carol", db.RoleMember)
 	dave, erin, frank := member(acme, "dave", db.RoleMember), member(acme, "erin", db.RoleAdmin), member(acme, "frank", db.RoleMember)
+	hank := member(acme, "hank", db.RoleMember)
 	gina := member(globex, "gina", db.RoleMember)
-	p := db.Policy{Mode: db.PolicyRequiredForAdmins, Methods: []string{db.MethodTOTP, db.MethodWebAuthn}, GraceDays: 14, ReminderDays: []int{7}}
+	p := db.Policy{Mode: db.PolicyRequiredForAdmins, Methods: []string{db.MethodTOTP, db.MethodWebAuthn, db.MethodSMS}, GraceDays: 14, ReminderDays: []int{7}}
 	if _, _, err := store.SetPolicy(ctx, acme.ID, 0, db.PolicyChange{Policy: p,
 		Recovery: &db.RecoverySettings{SelfService: true, WaitHours: db.MinRecoveryWaitHours}}, meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SetSMSSettings(ctx, acme.ID, 0, db.SMSSettings{Countries: []string{"GB"}, DailyCap: 100, MonthlyBudgetTexts: 100, MonthlyBudgetMicros: 1_000_000}, meta); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,6 +181,32 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 		check(u.Email + " adds " + name)
 		return k
 	}
+	textCode := func(u db.User, purpose string, b db.SessionBinding) db.SMSSendResult {
+		t.Helper()
+		res, err := store.RequestSMSCode(ctx, db.SMSCodeRequest{WorkspaceID: u.WorkspaceID, UserID: u.ID, Purpose: purpose, Binding: b,
+			CodeHash: "h", Seal: sealText, PriceMicros: 1000, NumberKey: numberKey, IPKey: "ip:" + u.Email})
+		if err != nil || res.Result != db.ResultSent {
+			t.Fatalf("RequestSMSCode(%s, %s) = %+v, %v", u.Email, purpose, res, err)
+		}
+		return res
+	}
+	phones := 0
+	addPhone := func(u db.User, hashes []string) {
+		t.Helper()
+		phones++
+		e164 := fmt.Sprintf("+4477009001%02d", phones)
+		b := db.SessionBinding{SessionID: fmt.Sprintf("s-phone-%d", phones), StepUpAt: clock.Now()}
+		p, err := store.StartSMSEnrollment(ctx, u.WorkspaceID, u.ID, b, e164, "GB", masked(e164), meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(u.Email + " starts a phone")
+		res := textCode(u, db.SMSPurposeSetup, b)
+		if _, err := store.ConfirmSMSEnrollment(ctx, u.WorkspaceID, u.ID, p.ID, res.CodeID, b, hashes, meta, none); err != nil {
+			t.Fatal(err)
+		}
+		check(u.Email + " verifies the phone")
+	}
 	useCode := func(u db.User) {
 		t.Helper()
 		cs, err := store.UnusedRecoveryCodes(ctx, u.WorkspaceID, u.ID)
@@ -211,8 +245,26 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 		check("carol removes " + k.Name)
 	}
 
+	// hank: a phone with codes, a step-up with a texted code, a new number
+	// that replaces it, then the phone removed (the codes go with it).
+	addPhone(hank, codes("h", 10))
+	if err := store.CreateUserSession(ctx, db.UserSession{ID: "s-hank", WorkspaceID: acme.ID, UserID: hank.ID, TokenHash: "t", AAL: "aal2",
+		AuthTime: clock.Now(), LastSeenAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Hour)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sent := textCode(hank, db.SMSPurposeStepUp, db.SessionBinding{SessionID: "s-hank"})
+	if _, err := store.StepUp(ctx, acme.ID, hank.ID, db.FactorUse{Method: db.MethodSMS, SMSCodeID: sent.CodeID, SessionID: "s-hank"}, meta, none); err != nil {
+		t.Fatal(err)
+	}
+	check("hank steps up with a texted code")
+	addPhone(hank, nil)
+	if _, err := store.RemoveSMSPhone(ctx, acme.ID, hank.ID, "", meta, none); err != nil {
+		t.Fatal(err)
+	}
+	check("hank removes his phone")
+
 	// bob: an app bound to his session, confirmed after a counted guess;
-	// then an admin's reset.
+	// a phone; then an admin's reset.
 	b := db.SessionBinding{SessionID: "s-bob", StepUpAt: clock.Now()}
 	c, err := store.StartSessionTOTPEnrollment(ctx, acme.ID, bob.ID, b, seal, clock.Now().Add(time.Hour), meta)
 	if err != nil {
@@ -223,6 +275,7 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("bob confirms it")
+	addPhone(bob, nil)
 	if _, err := store.ResetMFA(ctx, acme.ID, alice.ID, bob.ID, true, meta, none); err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +338,7 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 	// erin, an admin the policy covers: recovery by email; once she holds
 	// an app again the flag goes and the deadline stays.
 	enrollApp(erin, codes("e", 10))
+	addPhone(erin, nil)
 	if err := store.RequestSelfRecovery(ctx, acme.ID, erin.ID, "h:link-erin", clock.Now().Add(time.Hour), 5, time.Hour, meta, none); err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +373,17 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("frank's enrollment expires")
+	fb := db.SessionBinding{SessionID: "s-frank", StepUpAt: clock.Now()}
+	if _, err := store.StartSMSEnrollment(ctx, acme.ID, frank.ID, fb, "+447700900999", "GB", masked("+447700900999"), meta); err != nil {
+		t.Fatal(err)
+	}
+	textCode(frank, db.SMSPurposeSetup, fb)
+	check("frank starts a phone")
+	clock.Advance(25 * time.Hour)
+	if _, err := store.DeleteExpiredMFA(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("frank's pending phone is swept")
 
 	// gina, in another workspace, and a member who leaves.
 	enrollApp(gina, codes("g", 10))
@@ -337,7 +402,7 @@ func TestFactorSummaryFollowsEveryChange(t *testing.T) {
 	if after := storedSummaries(t, store); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("RecountFactorSummaries changed summaries the store kept:\n%v\n%v", before, after)
 	}
-	if steps < 30 {
+	if steps < 45 {
 		t.Errorf("only %d steps checked", steps)
 	}
 }

@@ -96,6 +96,16 @@ func (s *Store) ThrottleRefund(ctx context.Context, th Throttle) error {
 	return nil
 }
 
+// throttleRefund is ThrottleRefund inside tx: a place taken earlier in
+// the same transaction, given back when a later check refused.
+func (s *Store) throttleRefund(ctx context.Context, tx *sql.Tx, th Throttle) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE throttles SET failures = failures - 1 WHERE key = ? AND window_start = ? AND failures > 0`,
+		th.Key, th.start); err != nil {
+		return fmt.Errorf("throttle refund: %w", err)
+	}
+	return nil
+}
+
 // DeleteStaleThrottles removes counters whose window ended before horizon.
 func (s *Store) DeleteStaleThrottles(ctx context.Context, horizon time.Duration) (int64, error) {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM throttles WHERE window_start < ?`, s.now()-int64(horizon/time.Second))

@@ -321,6 +321,10 @@ func (s *Store) useWebAuthn(ctx context.Context, tx *sql.Tx, workspaceID, userID
 // consecutive failures reset and the session registered and audited, in
 // one transaction. Any refusal rolls it back (ErrNotFound, ErrMFALocked).
 func (s *Store) SignInWithFactor(ctx context.Context, f FactorUse, us UserSession) error {
+	if f.Method == MethodSMS {
+		// A texted code is a second factor only, never a sign-in.
+		return fmt.Errorf("sign in with factor: %w", ErrNotFound)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockMember(ctx, tx, us.WorkspaceID, us.UserID); err != nil {
 			return err
