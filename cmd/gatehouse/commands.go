@@ -543,7 +543,7 @@ func (e *env) workspacePolicy(args []string) error {
 	mode := flags.String("policy", "", "off, optional, required or required_for_admins")
 	grace := flags.Int("grace-days", -1, "days members have to enroll once the requirement applies (0 to 365; default: keep)")
 	reminders := flags.String("reminder-days", "", "days before the deadline a reminder goes out, e.g. 7,3,1 (\"none\" for none; default: keep)")
-	methods := flags.String("methods", "", "allowed second factors: totp, webauthn or both, comma-separated (default: keep)")
+	methods := flags.String("methods", "", "allowed second factors, comma-separated: totp, webauthn, sms (sms only beside another) (default: keep)")
 	dryRun := flags.Bool("dry-run", false, "print the impact, save nothing")
 	if err := e.parse(flags, args); err != nil {
 		return err

@@ -50,7 +50,9 @@ func TestWorkspacePolicy(t *testing.T) {
 	h.fails("policy must be off, optional, required or required_for_admins", "", "workspace", "policy", "--slug", "acme", "--policy", "mandatory")
 	h.fails("--policy is required", "", "workspace", "policy", "--slug", "acme")
 	h.fails("grace period must be 0 to 365", "", "workspace", "policy", "--slug", "acme", "--policy", "required", "--grace-days", "400")
-	h.fails("unknown method", "", "workspace", "policy", "--slug", "acme", "--policy", "required", "--methods", "sms")
+	h.fails("unknown method", "", "workspace", "policy", "--slug", "acme", "--policy", "required", "--methods", "email")
+	// SMS is a restricted authenticator (SP 800-63B): never the only way.
+	h.fails("SMS is allowed only beside an authenticator app or a passkey", "", "workspace", "policy", "--slug", "acme", "--policy", "required", "--methods", "sms")
 	h.fails("not a whole number", "", "workspace", "policy", "--slug", "acme", "--policy", "required", "--reminder-days", "7,x")
 	if mode, grace, _, _ := policy(); mode != "required_for_admins" || grace != 14 {
 		t.Errorf("a refused change saved: %s %d", mode, grace)

@@ -22,7 +22,7 @@ Usage:
   gatehouse workspace create --slug SLUG --name NAME
   gatehouse workspace passkeys --slug SLUG [--satisfy-mfa true|false] [--device-bound-only true|false]
   gatehouse workspace policy --slug SLUG --policy off|optional|required|required_for_admins [--grace-days N]
-                             [--reminder-days 7,3,1] [--methods totp,webauthn] [--dry-run]
+                             [--reminder-days 7,3,1] [--methods totp,webauthn[,sms]] [--dry-run]
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
   gatehouse staff create --email EMAIL [--lead] --password-stdin   prints the enrollment link
   gatehouse staff enroll-link --email EMAIL                          a new enrollment link
