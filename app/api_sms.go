@@ -82,12 +82,24 @@ var smsSendAccepted = map[string]any{"message": "If a phone is set up for text m
 // fate all look the same. Only the requester's own throttles (the
 // member's, the client IP's) answer 429.
 func (s *Server) handleAPILoginSMSSend(c echo.Context) error {
+	return s.challengeSMSSend(c, false)
+}
+
+// handleOAuthAuthorizeSMSSend is POST /oauth/authorize/sms/send: the same
+// for the mfa_token of the native OpenID Connect flow.
+func (s *Server) handleOAuthAuthorizeSMSSend(c echo.Context) error {
+	return s.challengeSMSSend(c, true)
+}
+
+// challengeSMSSend texts a sign-in code for the challenge of an mfa_token
+// of the API (authorization false) or of the native flow (true).
+func (s *Server) challengeSMSSend(c echo.Context, authorization bool) error {
 	t := tenants.FromContext(c.Request().Context())
 	var req apiMFATokenRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
+	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, authorization)
 	if err != nil {
 		return err
 	}

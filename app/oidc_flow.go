@@ -345,6 +345,7 @@ type nativeMFARequest struct {
 	MFAToken   string `json:"mfa_token"`
 	Code       string `json:"code"`
 	BackupCode string `json:"backup_code"`
+	SMSCode    string `json:"sms_code"`
 }
 
 // handleOAuthAuthorizeMFA is POST /oauth/authorize/mfa: the second factor
@@ -373,7 +374,7 @@ func (s *Server) handleOAuthAuthorizeMFA(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: in.Code, RecoveryCode: in.BackupCode})
+	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: in.Code, RecoveryCode: in.BackupCode, SMSCode: in.SMSCode})
 	if err != nil {
 		return err
 	}

@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	r.post("/t/:slug/oauth/authorize", s.handleOAuthAuthorizePost, public, api)
 	r.get("/t/:slug/oauth/authorize/callback", s.handleOIDC, public)
 	r.post("/t/:slug/oauth/authorize/mfa", s.handleOAuthAuthorizeMFA, public, api)
+	r.post("/t/:slug/oauth/authorize/sms/send", s.handleOAuthAuthorizeSMSSend, public, api)
 	r.get("/t/:slug/oauth/continue", s.handleOAuthContinue, public)
 	r.post("/t/:slug/oauth/continue", s.handleOAuthConsent, member)
 	r.post("/t/:slug/oauth/token", s.handleOIDC, public, oauth, noCookies)

@@ -54,6 +54,7 @@ var wantPublic = map[string]bool{
 	"POST /t/:slug/oauth/authorize":                 true, // the same as a form; the native flow needs the password
 	"GET /t/:slug/oauth/authorize/callback":         true, // needs a completed authorization of this browser
 	"POST /t/:slug/oauth/authorize/mfa":             true, // needs the native flow's mfa_token
+	"POST /t/:slug/oauth/authorize/sms/send":        true, // needs the native flow's mfa_token; 202 whatever happened
 	"GET /t/:slug/oauth/continue":                   true, // sends the browser to sign-in when anonymous
 	"POST /t/:slug/oauth/token":                     true, // client authentication and PKCE
 	"GET /t/:slug/oauth/userinfo":                   true, // bearer access token

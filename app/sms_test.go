@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse/gatehouse/app"
 	"github.com/gatehouse/gatehouse/app/apptest"
@@ -541,5 +544,53 @@ func TestSMSBreaker(t *testing.T) {
 	logs := s.env.Logs()
 	if strings.Count(logs, "sms circuit breaker open") != 1 || strings.Count(logs, "sms circuit breaker closed") != 1 {
 		t.Errorf("breaker logs:\n%s", logs)
+	}
+}
+
+// The native OpenID Connect flow takes a texted code too: its own send
+// (the API's refuses the native mfa_token, and the native one refuses the
+// API's), then sms_code at authorize/mfa, which ends in an authorization
+// code at the redirect URI.
+func TestSMSNativeAuthorize(t *testing.T) {
+	t.Parallel()
+	s := newSMSEnv(t)
+	s.enroll(t, "ada@acme.test", smsPhone)
+	u, err := s.env.Store.UserByEmail(context.Background(), s.ws.ID, "ada@acme.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := addApp(t, s.env, s.ws, u, "Acme Mobile", db.ClientNative, true)
+	verifier := oauth2.GenerateVerifier()
+	body := map[string]string{"client_id": o.client.ClientID, "redirect_uri": rpRedirect, "scope": "openid email",
+		"state": "st8", "nonce": "nn", "code_challenge": oauth2.S256ChallengeFromVerifier(verifier), "code_challenge_method": "S256",
+		"email": "ada@acme.test", "password": pw}
+	c := s.env.Client()
+	res := c.API(http.MethodPost, "/t/acme/oauth/authorize", "", body)
+	tok, _ := res.JSON()["mfa_token"].(string)
+	if res.StatusCode != http.StatusOK || tok == "" {
+		t.Fatalf("native authorize = %d %s", res.StatusCode, res.Body)
+	}
+	if r := s.send(tok); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("native mfa_token at the API's send = %d %s, want 401", r.StatusCode, r.Body)
+	}
+	if r := c.API(http.MethodPost, "/t/acme/oauth/authorize/sms/send", "", map[string]string{"mfa_token": s.mfaToken(t, "ada@acme.test")}); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API mfa_token at the native send = %d %s, want 401", r.StatusCode, r.Body)
+	}
+	before := len(s.fake.Messages())
+	if r := c.API(http.MethodPost, "/t/acme/oauth/authorize/sms/send", "", map[string]string{"mfa_token": tok}); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("native send = %d %s", r.StatusCode, r.Body)
+	}
+	if n := s.deliver(t); n != 1 || len(s.fake.Messages()) != before+1 {
+		t.Fatalf("%d texts sent for the native send, want 1", n)
+	}
+	code := s.lastCode(t, smsPhone)
+	res = c.API(http.MethodPost, "/t/acme/oauth/authorize/mfa", "", map[string]string{"mfa_token": tok, "sms_code": code})
+	if res.StatusCode != http.StatusFound {
+		t.Fatalf("native mfa with sms_code = %d %s", res.StatusCode, res.Body)
+	}
+	authCode, _ := codeFrom(t, res)
+	_, cl := o.exchange(t, authCode, verifier, "nn")
+	if cl.ACR != "urn:gatehouse:aal2" || !slices.Contains(cl.AMR, "sms") || !slices.Contains(cl.AMR, "mfa") {
+		t.Fatalf("native flow with a text: acr %q amr %v", cl.ACR, cl.AMR)
 	}
 }
