@@ -125,7 +125,7 @@ func settingsView(cur, form policySettings, endSessions bool) views.SecuritySett
 	v := views.SecuritySettingsView{
 		CurrentPolicy: cur.Policy.Mode, EnforcedSince: cur.Policy.EnforcedSince,
 		Policy: form.Policy.Mode, TOTP: form.Policy.Allows(db.MethodTOTP), WebAuthn: form.Policy.Allows(db.MethodWebAuthn),
-		SMS: form.Policy.Allows(db.MethodSMS),
+		SMS:       form.Policy.Allows(db.MethodSMS),
 		GraceDays: strconv.Itoa(form.Policy.GraceDays), TrustedDeviceDays: strconv.Itoa(form.Policy.TrustedDeviceDays),
 		ReminderDays:    joinInts(form.Policy.ReminderDays),
 		PasskeysSatisfy: form.Passkey.SatisfyMFA, DeviceBoundOnly: form.Passkey.DeviceBoundOnly, EndSessions: endSessions,
