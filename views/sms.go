@@ -1,5 +1,7 @@
 package views
 
+import "time"
+
 // SMSSettingsForm is the SMS part of the security settings page: the
 // form's values (current or submitted), this month's usage and the
 // country reference table.
@@ -42,4 +44,37 @@ func joinLabels(ls []string) string {
 		out += l
 	}
 	return out
+}
+
+// SMSPhoneRow is the member's verified phone on the MFA page.
+type SMSPhoneRow struct {
+	Masked   string // "+44 •••• ••• 789"
+	Added    time.Time
+	LastUsed time.Time
+}
+
+// SMSSection is the SMS part of the member's MFA page.
+type SMSSection struct {
+	// Allowed: the workspace lets the member add a phone.
+	Allowed bool
+	Phone   *SMSPhoneRow
+	Error   string // a refused removal
+}
+
+// SMSSetupView asks for the phone number.
+type SMSSetupView struct {
+	Countries []CountryOption // those the workspace allows
+	Country   string
+	Number    string
+	Replacing string // the masked phone a verified new one replaces
+	Errors    FieldErrors
+	Error     string
+}
+
+// SMSVerifyView asks for the code texted to the new phone.
+type SMSVerifyView struct {
+	Masked  string
+	Error   string
+	Resent  bool
+	Account string
 }
