@@ -62,6 +62,12 @@ func (s *Server) memberFactors(ctx context.Context, workspaceID, userID int64) (
 	for _, k := range keys {
 		factors = append(factors, apiFactor{Type: "webauthn", ID: k.ID, Name: k.Name, CreatedAt: rfc3339(k.CreatedAt), LastUsedAt: used(k.LastUsedAt), Synced: new(k.Synced())})
 	}
+	phone, err := s.store.SMSPhone(ctx, workspaceID, userID)
+	if err == nil {
+		factors = append(factors, apiFactor{Type: db.MethodSMS, ID: phone.ID, Name: phone.Masked, CreatedAt: rfc3339(phone.VerifiedAt), LastUsedAt: used(phone.LastUsedAt)})
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
 	return factors, nil
 }
 

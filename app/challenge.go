@@ -36,6 +36,9 @@ func factorMessage(e *Error, in factorInput) string {
 	if e == errInvalidCode && in.RecoveryCode != "" {
 		return "That recovery code didn't work. Check it and try again; each code works only once."
 	}
+	if e == errInvalidCode && in.SMSCode != "" {
+		return errSMSCodeWrong.Message
+	}
 	return e.Message
 }
 
@@ -90,10 +93,23 @@ func (s *Server) openChallenge(ctx context.Context, t *tenants.Tenant) (db.Chall
 	return ch, u, err
 }
 
-// factorInput is what a member typed: a code from the app, or a recovery code.
+// factorInput is what a member typed: a code from the app, a recovery
+// code, or a code texted to them.
 type factorInput struct {
 	Code         string
 	RecoveryCode string
+	SMSCode      string
+}
+
+// method is the factor the input is for.
+func (in factorInput) method() string {
+	switch {
+	case in.RecoveryCode != "":
+		return "recovery_code"
+	case in.SMSCode != "":
+		return db.MethodSMS
+	}
+	return "totp"
 }
 
 // checkFactor verifies a second factor for u and returns how to consume it.
@@ -111,13 +127,15 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 	if err := s.guardOpen(c, t, u.ID); err != nil {
 		return db.FactorUse{}, err
 	}
-	method := "totp"
+	method := in.method()
 	var code string
 	var ok bool
-	if in.RecoveryCode != "" {
-		method = "recovery_code"
+	switch method {
+	case "recovery_code":
 		code, ok = mfa.NormalizeRecoveryCode(in.RecoveryCode)
-	} else {
+	case db.MethodSMS:
+		code, ok = mfa.WellFormedCode(in.SMSCode)
+	default:
 		code, ok = mfa.WellFormedCode(in.Code)
 	}
 	if !ok {
@@ -126,7 +144,7 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 	if err := s.countGuess(c, t, u, challengeID); err != nil {
 		return db.FactorUse{}, err
 	}
-	use, matched, err := s.judgeFactor(c, t, u, method, code, now)
+	use, matched, err := s.judgeFactor(c, t, u, challengeID, method, code, now)
 	if err != nil {
 		// Not judged (a server fault): the guess is taken back.
 		if rerr := s.store.ReleaseMFAGuess(ctx, t.ID, u.ID, challengeID); rerr != nil {
@@ -142,11 +160,15 @@ func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, chall
 }
 
 // judgeFactor compares a well-formed code with the member's factor of
-// method: the TOTP secret's current and previous steps, or every unused
+// method: the TOTP secret's current and previous steps, every unused
 // recovery code's keyed hash (all of them, in constant time, whatever
-// matches).
-func (s *Server) judgeFactor(c echo.Context, t *tenants.Tenant, u db.User, method, code string, now time.Time) (db.FactorUse, bool, error) {
+// matches), or the live SMS code of challengeID (of the session's step-up
+// without one; judgeSMS).
+func (s *Server) judgeFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method, code string, now time.Time) (db.FactorUse, bool, error) {
 	ctx := c.Request().Context()
+	if method == db.MethodSMS {
+		return s.judgeSMS(c, t, u, challengeID, code)
+	}
 	if method == "recovery_code" {
 		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
 		if err != nil {
@@ -301,10 +323,7 @@ func recoveryPurpose(u db.User) string {
 // the API and the native OpenID flow all sign in through it; the step is
 // counted in the metrics.
 func (s *Server) signInFactor(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, in factorInput) (*Auth, int, error) {
-	method := "totp"
-	if in.RecoveryCode != "" {
-		method = "recovery_code"
-	}
+	method := in.method()
 	use, err := s.checkFactor(c, t, u, ch.ID, in)
 	var a *Auth
 	var remaining int

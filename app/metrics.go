@@ -45,7 +45,18 @@ type Metrics struct {
 	requests *prometheus.HistogramVec
 	jobs     *jobClock
 	outbox   *outboxStats
+	// SMS: codes asked for by result, texts handed to the provider or not.
+	smsRequests  *prometheus.CounterVec
+	smsDelivered *prometheus.CounterVec
 }
+
+// SMS results: the only values of their labels.
+var (
+	smsRequestResults = []string{string(db.ResultSent), string(db.ResultCooldown), string(db.ResultNumberCapped),
+		string(db.ResultMemberLimited), string(db.ResultIPLimited), string(db.ResultWorkspaceCapped),
+		string(db.ResultBudgetExceeded), string(db.ResultNotAllowed), "breaker_open"}
+	smsDeliveryResults = []string{"sent", "retry", "failed"}
+)
 
 // Sign-in step methods and results: the only values of their labels.
 var signInSteps = map[string][]string{
@@ -54,6 +65,7 @@ var signInSteps = map[string][]string{
 	"recovery_code": {"ok", "invalid", "locked"},
 	"webauthn":      {"ok", "invalid", "locked"},
 	"passkey":       {"ok", "invalid", "locked"},
+	"sms":           {"ok", "invalid", "locked"},
 }
 
 func newMetrics(store *db.Store, hasher *auth.Hasher, log *slog.Logger) *Metrics {
@@ -80,11 +92,37 @@ func newMetrics(store *db.Store, hasher *auth.Hasher, log *slog.Logger) *Metrics
 	}, []string{"route", "method", "status"})
 	m.jobs = newJobClock()
 	m.outbox = &outboxStats{store: store, log: log}
+	m.smsRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_sms_codes_requested_total",
+		Help: "SMS codes asked for, by result: sent (queued), or the control that refused the text.",
+	}, []string{"result"})
+	for _, r := range smsRequestResults {
+		m.smsRequests.WithLabelValues(r)
+	}
+	m.smsDelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_sms_deliveries_total",
+		Help: "Attempts to hand a text to the SMS provider, by result (sent, retry, failed: given up on).",
+	}, []string{"result"})
+	for _, r := range smsDeliveryResults {
+		m.smsDelivered.WithLabelValues(r)
+	}
 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.signIn, m.lockouts, m.requests, m.jobs,
+		m.signIn, m.lockouts, m.requests, m.jobs, m.smsRequests, m.smsDelivered,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_sms_outbox_unsent_messages",
+			Help: "Texts in the SMS outbox still to be sent (due or waiting for a retry).",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := store.SMSStats(ctx, store.Now())
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(st.Unsent)
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_password_hashes_running",
 			Help: "Password hashes being computed now (at most one per CPU).",
@@ -118,6 +156,20 @@ func newMetrics(store *db.Store, hasher *auth.Hasher, log *slog.Logger) *Metrics
 		Timeout:             10 * time.Second,
 	})
 	return m
+}
+
+// smsRequested counts a code asked for by its result.
+func (m *Metrics) smsRequested(result string) {
+	if m != nil {
+		m.smsRequests.WithLabelValues(result).Inc()
+	}
+}
+
+// smsDelivery counts an attempt to send a text: sent, retry or failed.
+func (m *Metrics) smsDelivery(result string) {
+	if m != nil {
+		m.smsDelivered.WithLabelValues(result).Inc()
+	}
 }
 
 // Handler serves the metrics in the Prometheus exposition format.

@@ -14,6 +14,7 @@ import (
 	"github.com/alexedwards/scs/sqlite3store"
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/gatehouse/gatehouse/app/auth"
@@ -40,12 +41,25 @@ type Server struct {
 	keyCache keyCache
 	// metrics are this server's Prometheus metrics (metrics.go).
 	metrics *Metrics
+	// breaker is the SMS circuit breaker's last reading (sms_breaker.go).
+	breaker smsBreaker
 }
 
 // NewServer wires the application. The store's clock is the server's clock.
 func NewServer(cfg Config, log *slog.Logger, store *db.Store, kr *keys.Keyring) *Server {
 	s := &Server{cfg: cfg, log: log, store: store, keys: kr, hasher: auth.NewHasher(cfg.PasswordHash)}
 	s.metrics = newMetrics(store, s.hasher, log)
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_sms_breaker_open",
+		Help: "1 while the SMS circuit breaker stops texts to new numbers (a spike of texts to unverified numbers or of failures), else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if open, err := s.smsBreakerOpen(ctx); err == nil && open {
+			return 1
+		}
+		return 0
+	}))
 	s.keyCache.sets = map[int64]*keySet{}
 	provider, err := s.newProvider()
 	if err != nil {

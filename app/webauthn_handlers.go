@@ -39,6 +39,11 @@ func (s *Server) methods(c echo.Context, u db.User) ([]string, error) {
 	} else if !errors.Is(err, db.ErrNotFound) {
 		return nil, err
 	}
+	if _, err := s.store.SMSPhone(ctx, u.WorkspaceID, u.ID); err == nil {
+		out = append(out, db.MethodSMS)
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
 	if n, err := s.store.RecoveryCodesRemaining(ctx, u.WorkspaceID, u.ID); err != nil {
 		return nil, err
 	} else if n > 0 {

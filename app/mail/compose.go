@@ -32,6 +32,9 @@ const (
 	KindRecoveryLink          = "recovery_link"           // self-service recovery: the link that starts it
 	KindRecoveryStarted       = "recovery_started"        // self-service recovery: the waiting period, the cancel link
 	KindRecoveryDone          = "recovery_done"           // self-service recovery: the reset was carried out
+	KindSMSAdded              = "sms_added"               // a phone was verified for text-message codes
+	KindSMSRemoved            = "sms_removed"             // the phone was removed
+	KindSMSCap                = "sms_cap"                 // to owners and admins: a workspace SMS cap refused a text
 )
 
 type letter struct {
@@ -372,6 +375,55 @@ If you didn't ask for this, contact your workspace administrator at once.
 <p>As announced, the second factors of your <strong>{{.Workspace}}</strong> account ({{.Email}}) were removed on {{.When}} and every session was signed out.</p>
 <p><a href="{{.Link}}">Sign in and set up two-step verification again</a>.</p>
 <p>If you didn't ask for this, contact your workspace administrator at once.</p>`,
+	},
+	KindSMSAdded: {
+		Subject: "A phone was added to your {{.Workspace}} account",
+		Text: `Hello,
+
+The phone {{.Phone}} was set up to receive sign-in codes by text message
+for your {{.Workspace}} account ({{.Email}}) on {{.When}} from {{.IP}}.
+
+If this was you, there is nothing to do. If it wasn't, someone has access to
+your account: contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>The phone <strong>{{.Phone}}</strong> was set up to receive sign-in codes by text message for your <strong>{{.Workspace}}</strong> account ({{.Email}}) on {{.When}} from {{.IP}}.</p>
+<p>If this was you, there is nothing to do. If it wasn't, someone has access to your account: contact your workspace administrator at once.</p>`,
+	},
+	KindSMSRemoved: {
+		Subject: "A phone was removed from your {{.Workspace}} account",
+		Text: `Hello,
+
+The phone {{.Phone}} no longer receives sign-in codes for your {{.Workspace}}
+account ({{.Email}}): it was removed on {{.When}} from {{.IP}}. Every other
+session was signed out.
+
+If this wasn't you, contact your workspace administrator at once.
+`,
+		HTML: `<p>Hello,</p>
+<p>The phone <strong>{{.Phone}}</strong> no longer receives sign-in codes for your <strong>{{.Workspace}}</strong> account ({{.Email}}): it was removed on {{.When}} from {{.IP}}. Every other session was signed out.</p>
+<p>If this wasn't you, contact your workspace administrator at once.</p>`,
+	},
+	KindSMSCap: {
+		Subject: "{{.Workspace}} reached its limit for text messages",
+		Text: `Hello,
+
+{{.Workspace}} reached {{.Cap}} on {{.When}}: sign-in codes by text message
+are not sent until the limit resets or you raise it. Members can still sign
+in with their other methods.
+
+Texts today: {{.TextsToday}}. This month ({{.Month}}): {{.TextsMonth}} texts,
+{{.SpentMonth}}.
+
+Review the limits: {{.Link}}
+
+You get this email once a month, the first time a limit is reached.
+`,
+		HTML: `<p>Hello,</p>
+<p><strong>{{.Workspace}}</strong> reached {{.Cap}} on {{.When}}: sign-in codes by text message are not sent until the limit resets or you raise it. Members can still sign in with their other methods.</p>
+<p>Texts today: {{.TextsToday}}. This month ({{.Month}}): {{.TextsMonth}} texts, {{.SpentMonth}}.</p>
+<p><a href="{{.Link}}">Review the limits</a></p>
+<p>You get this email once a month, the first time a limit is reached.</p>`,
 	},
 }
 
