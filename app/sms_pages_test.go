@@ -418,3 +418,68 @@ func TestSMSPortalAndChallenge(t *testing.T) {
 		t.Error("no Add a phone after removing it")
 	}
 }
+
+func TestSMSPagesRefusedWhenNotAllowed(t *testing.T) {
+	t.Parallel()
+	env, acme, alice := setup(t)
+	ctx := context.Background()
+	c := env.Client()
+	c.Login("acme", alice.Email, pw)
+
+	// SMS off (the default): nothing offered, the pages refuse.
+	if c.Get("/t/acme/account/mfa").Doc().Find("[data-testid=sms]").Length() != 0 {
+		t.Error("the MFA page offers SMS while the workspace does not allow it")
+	}
+	if res := c.Get("/t/acme/account/mfa/sms/setup"); res.StatusCode < 400 {
+		t.Errorf("setup page while SMS is off = %d", res.StatusCode)
+	}
+	if res := c.PostForm("/t/acme/account/mfa/sms/setup", url.Values{"country": {"GB"}, "phone": {"07400 123456"}}); res.StatusCode < 400 {
+		t.Errorf("setup while SMS is off = %d", res.StatusCode)
+	}
+
+	// Allowed as a method but no country chosen yet: still refused.
+	p := policyOf(t, env, acme)
+	p.Methods = append(p.Methods, db.MethodSMS)
+	if _, _, err := env.Store.SetPolicy(ctx, acme.ID, 0, db.PolicyChange{Policy: p}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Get("/t/acme/account/mfa").Doc().Find("[data-testid=setup-sms]").Length() != 0 {
+		t.Error("Add a phone offered with no country allowed")
+	}
+	if res := c.Get("/t/acme/account/mfa/sms/setup"); res.StatusCode != http.StatusForbidden {
+		t.Errorf("setup page with no country = %d", res.StatusCode)
+	}
+	if n := queryInt(t, env, `SELECT COUNT(*) FROM sms_outbox`); n != 0 {
+		t.Fatalf("%d texts queued while SMS was not allowed", n)
+	}
+
+	// A member with a phone whose workspace then turns SMS off: no text
+	// offered at sign-in, and asking for one anyway answers the same and
+	// sends nothing.
+	enableSMS(t, env, acme)
+	if res := addPhone(t, env, c, "07400 123456", "+447400123456"); res.StatusCode != http.StatusOK {
+		t.Fatalf("add phone = %d", res.StatusCode)
+	}
+	if _, err := env.Store.SetSMSSettings(ctx, acme.ID, 0, db.SMSSettings{DailyCap: 1, MonthlyBudgetTexts: 1, MonthlyBudgetMicros: 1}, db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	texts := queryInt(t, env, `SELECT COUNT(*) FROM sms_outbox`)
+	c2 := pendingPage(t, env, "acme", alice.Email, pw)
+	doc := c2.Get("/t/acme/login/mfa").Doc()
+	if doc.Find("[data-testid=sms-send]").Length() != 0 {
+		t.Error("Text me a code offered for a country no longer allowed")
+	}
+	if doc.Find("input#recovery_code").Length() != 1 {
+		t.Error("the member with only a phone SMS no longer covers gets no recovery code field")
+	}
+	res := c2.PostForm("/t/acme/login/mfa/sms", url.Values{})
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/t/acme/login/mfa?method=sms") {
+		t.Errorf("send while refused = %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if n := queryInt(t, env, `SELECT COUNT(*) FROM sms_outbox`); n != texts {
+		t.Errorf("a refused send queued a text")
+	}
+	if c2.Get("/t/acme/login/mfa?method=sms").Doc().Find("input#sms_code").Length() != 0 {
+		t.Error("a code field for a phone SMS does not cover")
+	}
+}
