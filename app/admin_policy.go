@@ -176,11 +176,18 @@ func (s *Server) handleAdminSecurity(c echo.Context) error {
 		return s.render(c, http.StatusOK, views.AdminSettingsPage(p, v))
 	}
 	form, errs := policyForm(q)
-	st := smsForm(q, errs)
+	curSMS, err := s.store.SMSSettings(c.Request().Context(), tenants.FromContext(c.Request().Context()).ID)
+	if err != nil {
+		return err
+	}
+	st := smsForm(q, curSMS, errs)
 	endSessions := q.Get("end_sessions") != ""
 	v := settingsView(cur, form, endSessions)
-	typed := q.Get("sms_countries")
-	if err := s.smsView(c, &v, st, &typed); err != nil {
+	var typed *string
+	if q.Has("sms_form") {
+		typed = new(q.Get("sms_countries"))
+	}
+	if err := s.smsView(c, &v, st, typed); err != nil {
 		return err
 	}
 	if len(errs) > 0 {
@@ -220,11 +227,18 @@ func (s *Server) handleAdminSecuritySave(c echo.Context) error {
 	}
 	p := s.page(c, "Security settings")
 	form, errs := policyForm(vals)
-	st := smsForm(vals, errs)
+	curSMS, err := s.store.SMSSettings(c.Request().Context(), tenants.FromContext(c.Request().Context()).ID)
+	if err != nil {
+		return err
+	}
+	st := smsForm(vals, curSMS, errs)
 	endSessions := vals.Get("end_sessions") != ""
 	v := settingsView(cur, form, endSessions)
-	typed := vals.Get("sms_countries")
-	if err := s.smsView(c, &v, st, &typed); err != nil {
+	var typed *string
+	if vals.Has("sms_form") {
+		typed = new(vals.Get("sms_countries"))
+	}
+	if err := s.smsView(c, &v, st, typed); err != nil {
 		return err
 	}
 	if len(errs) > 0 {

@@ -22,8 +22,12 @@ import (
 )
 
 // smsForm parses the SMS fields of the settings form, with a message per
-// invalid field.
-func smsForm(vals url.Values, errs views.FieldErrors) db.SMSSettings {
+// invalid field. A form without them (sms_form, a client of the page
+// before SMS) keeps cur.
+func smsForm(vals url.Values, cur db.SMSSettings, errs views.FieldErrors) db.SMSSettings {
+	if !vals.Has("sms_form") {
+		return cur
+	}
 	var st db.SMSSettings
 	countries, err := parseCountryList(vals.Get("sms_countries"))
 	if err != nil {

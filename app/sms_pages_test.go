@@ -23,7 +23,7 @@ import (
 func smsSettingsForm() url.Values {
 	return url.Values{"policy": {"optional"}, "methods": {"totp", "webauthn", "sms"}, "grace_days": {"30"},
 		"reminder_days": {"7, 3, 1"}, "trusted_device_days": {"0"}, "passkeys_satisfy_mfa": {"on"},
-		"sms_countries": {"gb, IE"}, "sms_daily_cap": {"200"}, "sms_monthly_texts": {"1000"}, "sms_monthly_budget": {"$25.50"}}
+		"sms_form": {"1"}, "sms_countries": {"gb, IE"}, "sms_daily_cap": {"200"}, "sms_monthly_texts": {"1000"}, "sms_monthly_budget": {"$25.50"}}
 }
 
 func TestSMSSettingsPage(t *testing.T) {
