@@ -280,7 +280,103 @@ type apiPolicy struct {
 	DeviceBoundKeysOnly bool       `json:"device_bound_keys_only"`
 	SelfServiceRecovery bool       `json:"self_service_recovery"`
 	RecoveryWaitHours   int        `json:"recovery_wait_hours"`
+	SMS                 *apiSMS    `json:"sms,omitempty"`
 	Impact              *apiImpact `json:"impact,omitempty"`
+}
+
+// apiSMS is the workspace's SMS settings in the admin API: the countries
+// texts may go to, the daily cap and the monthly budget in texts and in
+// US dollars (a decimal string, "50.00"), and whether owners and admins
+// are kept from SMS.
+type apiSMS struct {
+	Countries       []string     `json:"countries"`
+	DailyCap        int          `json:"daily_cap"`
+	MonthlyBudget   apiSMSBudget `json:"monthly_budget"`
+	AdminsForbidden bool         `json:"admins_forbidden"`
+	Usage           *apiSMSUsage `json:"usage,omitempty"`
+}
+
+type apiSMSBudget struct {
+	Texts int    `json:"texts"`
+	USD   string `json:"usd"`
+}
+
+// apiSMSUsage is the month's texts so far (read only).
+type apiSMSUsage struct {
+	TextsMonth int    `json:"texts_month"`
+	USDMonth   string `json:"usd_month"`
+}
+
+// apiSMSPut is the "sms" field of PUT /admin/policy: missing fields keep
+// their values; "usage" is read only, accepted so that a client can PUT
+// back what GET returned.
+type apiSMSPut struct {
+	Countries     *[]string `json:"countries"`
+	DailyCap      *int      `json:"daily_cap"`
+	MonthlyBudget *struct {
+		Texts *int    `json:"texts"`
+		USD   *string `json:"usd"`
+	} `json:"monthly_budget"`
+	AdminsForbidden *bool `json:"admins_forbidden"`
+	Usage           any   `json:"usage"`
+}
+
+func toAPISMS(st db.SMSSettings) *apiSMS {
+	countries := st.Countries
+	if countries == nil {
+		countries = []string{}
+	}
+	return &apiSMS{Countries: countries, DailyCap: st.DailyCap, AdminsForbidden: st.AdminsForbidden,
+		MonthlyBudget: apiSMSBudget{Texts: st.MonthlyBudgetTexts, USD: microsToUSD(st.MonthlyBudgetMicros)}}
+}
+
+// parseUSD reads a dollar amount ("50", "50.5", "50.00") as micro-dollars,
+// to the cent.
+func parseUSD(v string) (int64, bool) {
+	whole, frac, dot := strings.Cut(strings.TrimSpace(v), ".")
+	if whole == "" || len(whole) > 9 || (dot && (len(frac) == 0 || len(frac) > 2)) {
+		return 0, false
+	}
+	for _, r := range whole + frac {
+		if r < '0' || r > '9' {
+			return 0, false
+		}
+	}
+	dollars, _ := strconv.ParseInt(whole, 10, 64)
+	cents := int64(0)
+	if dot {
+		cents, _ = strconv.ParseInt((frac + "0")[:2], 10, 64)
+	}
+	return dollars*1_000_000 + cents*10_000, true
+}
+
+// applySMSPut changes st by the request's fields and validates it.
+func applySMSPut(st db.SMSSettings, req *apiSMSPut) (db.SMSSettings, error) {
+	if req.Countries != nil {
+		st.Countries = *req.Countries
+	}
+	if req.DailyCap != nil {
+		st.DailyCap = *req.DailyCap
+	}
+	if b := req.MonthlyBudget; b != nil {
+		if b.Texts != nil {
+			st.MonthlyBudgetTexts = *b.Texts
+		}
+		if b.USD != nil {
+			micros, ok := parseUSD(*b.USD)
+			if !ok {
+				return st, invalidPolicy("sms.monthly_budget.usd is an amount in dollars, like \"50.00\".")
+			}
+			st.MonthlyBudgetMicros = micros
+		}
+	}
+	if req.AdminsForbidden != nil {
+		st.AdminsForbidden = *req.AdminsForbidden
+	}
+	if err := st.Validate(); err != nil {
+		return st, invalidPolicy("sms: " + err.Error() + ".")
+	}
+	return st, nil
 }
 
 type apiImpact struct {
@@ -316,20 +412,42 @@ func (s *Server) handleAPIAdminPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toAPIPolicy(ps))
+	out := toAPIPolicy(ps)
+	if out.SMS, err = s.apiSMSSettings(c); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// apiSMSSettings reads the workspace's SMS settings and the month's usage.
+func (s *Server) apiSMSSettings(c echo.Context) (*apiSMS, error) {
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	st, err := s.store.SMSSettings(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	texts, micros, err := s.store.SMSUsage(ctx, t.ID, s.now())
+	if err != nil {
+		return nil, err
+	}
+	out := toAPISMS(st)
+	out.Usage = &apiSMSUsage{TextsMonth: texts, USDMonth: microsToUSD(micros)}
+	return out, nil
 }
 
 type apiPolicyPut struct {
-	Policy                  *string   `json:"policy"`
-	Methods                 *[]string `json:"methods"`
-	GraceDays               *int      `json:"grace_days"`
-	ReminderDays            *[]int    `json:"reminder_days"`
-	TrustedDeviceDays       *int      `json:"trusted_device_days"`
-	PasskeysSatisfyMFA      *bool     `json:"passkeys_satisfy_mfa"`
-	DeviceBoundKeysOnly     *bool     `json:"device_bound_keys_only"`
-	SelfServiceRecovery     *bool     `json:"self_service_recovery"`
-	RecoveryWaitHours       *int      `json:"recovery_wait_hours"`
-	EndNoncompliantSessions *bool     `json:"end_noncompliant_sessions"`
+	Policy                  *string    `json:"policy"`
+	Methods                 *[]string  `json:"methods"`
+	GraceDays               *int       `json:"grace_days"`
+	ReminderDays            *[]int     `json:"reminder_days"`
+	TrustedDeviceDays       *int       `json:"trusted_device_days"`
+	PasskeysSatisfyMFA      *bool      `json:"passkeys_satisfy_mfa"`
+	DeviceBoundKeysOnly     *bool      `json:"device_bound_keys_only"`
+	SelfServiceRecovery     *bool      `json:"self_service_recovery"`
+	RecoveryWaitHours       *int       `json:"recovery_wait_hours"`
+	EndNoncompliantSessions *bool      `json:"end_noncompliant_sessions"`
+	SMS                     *apiSMSPut `json:"sms"`
 	// EnforcedSince is read-only; accepted so that a client can PUT back
 	// what GET returned.
 	EnforcedSince any `json:"enforced_since"`
@@ -392,16 +510,44 @@ func (s *Server) handleAPIAdminPolicyPut(c echo.Context) error {
 	if err := ps.Recovery.Validate(); err != nil {
 		return invalidPolicy(err.Error() + ".")
 	}
+	ctx := c.Request().Context()
+	t := tenants.FromContext(ctx)
+	var smsSettings *db.SMSSettings
+	if req.SMS != nil {
+		st, err := s.store.SMSSettings(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if st, err = applySMSPut(st, req.SMS); err != nil {
+			return err
+		}
+		smsSettings = &st
+	}
+	enrollFirst := errorf(http.StatusConflict, "enroll_first", "This policy would apply to you and you have no allowed second factor: enroll one first.")
 	endSessions := req.EndNoncompliantSessions != nil && *req.EndNoncompliantSessions
 	p, im, err := s.applyPolicy(c, ps, endSessions, dryRun)
 	switch {
 	case errors.Is(err, db.ErrEnrollFirst):
-		return errorf(http.StatusConflict, "enroll_first", "This policy would apply to you and you have no allowed second factor: enroll one first.")
+		return enrollFirst
 	case err != nil:
 		return err
 	}
+	// The SMS settings are their own change (SetSMSSettings, audited
+	// apart), saved after the policy's.
+	if smsSettings != nil && !dryRun {
+		if _, err := s.store.SetSMSSettings(ctx, t.ID, authFrom(c).User.ID, *smsSettings, meta(c)); errors.Is(err, db.ErrEnrollFirst) {
+			return enrollFirst
+		} else if err != nil {
+			return err
+		}
+	}
 	ps.Policy = p
 	out := toAPIPolicy(ps)
+	if smsSettings != nil && dryRun {
+		out.SMS = toAPISMS(*smsSettings)
+	} else if out.SMS, err = s.apiSMSSettings(c); err != nil {
+		return err
+	}
 	out.Impact = &apiImpact{NonCompliant: im.NonCompliant, Deadline: optTime(im.Deadline), PastDeadline: im.PastDeadline,
 		SessionsEnded: im.SessionsEnded, Covered: im.Covered}
 	return c.JSON(http.StatusOK, out)

@@ -186,6 +186,7 @@ type apiMFARequest struct {
 	MFAToken     string `json:"mfa_token"`
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	SMSCode      string `json:"sms_code"`
 }
 
 // handleAPILoginMFA is POST /login/mfa: the second step, with the mfa_token
@@ -201,7 +202,7 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 		return err
 	}
 	defer cancel()
-	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode})
+	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 type apiCodeRequest struct {
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	SMSCode      string `json:"sms_code"`
 }
 
 // handleAPITOTPSetup is POST /mfa/totp/setup.
@@ -137,7 +138,7 @@ func (s *Server) handleAPIStepUp(c echo.Context) error {
 		return err
 	}
 	a := authFrom(c)
-	if err := s.stepUp(c, a, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode}); err != nil {
+	if err := s.stepUp(c, a, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode}); err != nil {
 		return err
 	}
 	token, err := s.commitToken(c)

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/app/keys"
 	"github.com/gatehouse/gatehouse/app/mail"
+	"github.com/gatehouse/gatehouse/app/sms"
 	"github.com/gatehouse/gatehouse/db"
 )
 
@@ -32,6 +34,10 @@ type Jobs struct {
 	// Metrics, when set, records when each job last completed (the
 	// server's, so that /metrics shows the jobs' lag).
 	Metrics *Metrics
+	// SMSProvider sends the texts (GATEHOUSE_SMS_URL's Twilio); nil keeps
+	// them queued (jobs_sms.go). Keys opens them: the server's keyring.
+	SMSProvider sms.Provider
+	Keys        *keys.Keyring
 }
 
 // mailMaxAttempts is how often the jobs' sender tries a message before
@@ -49,6 +55,13 @@ func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
 		// GATEHOUSE_JOBS_INTERVAL: the reminder and reset scans and the
 		// outbox poll (below) at that pace; cleanup keeps its own.
 		j.ReminderEvery = cfg.JobsInterval
+	}
+	if cfg.SMSURL != "" {
+		if p, err := sms.NewTwilio(cfg.SMSURL, nil); err == nil {
+			j.SMSProvider = p
+		} else {
+			log.Error("sms disabled", slog.Any("err", err))
+		}
 	}
 	if cfg.SMTPURL != "" {
 		if t, err := mail.ParseSMTPURL(cfg.SMTPURL); err == nil {
@@ -68,6 +81,7 @@ func NewJobs(store *db.Store, log *slog.Logger, cfg Config) *Jobs {
 type RunResult struct {
 	RemindersQueued                   int
 	MailSent, MailFailed              int
+	TextsSent, TextsFailed            int
 	SessionsCleaned, ThrottlesCleaned int64
 	// MFACleaned counts expired challenges and abandoned enrollments.
 	MFACleaned int64
@@ -103,6 +117,13 @@ func (j *Jobs) RunOnce(ctx context.Context) (RunResult, error) {
 			errs = append(errs, fmt.Errorf("outbox delivery: %w", err))
 		} else {
 			j.Metrics.jobDone("mail")
+		}
+	}
+	if j.SMSProvider != nil {
+		if r.TextsSent, r.TextsFailed, err = j.SendTexts(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sms delivery: %w", err))
+		} else {
+			j.Metrics.jobDone("sms")
 		}
 	}
 	if err := j.cleanup(ctx, &r); err != nil {
@@ -179,6 +200,22 @@ func (j *Jobs) Run(ctx context.Context) {
 					}
 				} else {
 					j.Metrics.jobDone("mail")
+				}
+			})
+		}()
+	}
+	if j.SMSProvider != nil {
+		j.Metrics.jobStarted("sms")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every(ctx, smsEvery, func() {
+				if _, _, err := j.SendTexts(ctx); err != nil {
+					if ctx.Err() == nil {
+						j.Log.Error("sms delivery", slog.Any("err", err))
+					}
+				} else {
+					j.Metrics.jobDone("sms")
 				}
 			})
 		}()

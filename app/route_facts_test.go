@@ -36,6 +36,8 @@ var noStepUp = map[string]string{
 	"POST /t/:slug/api/v1/step-up":                       "is the step-up",
 	"POST /t/:slug/api/v1/step-up/webauthn/begin":        "is the step-up",
 	"POST /t/:slug/api/v1/step-up/webauthn/finish":       "is the step-up",
+	"POST /t/:slug/api/v1/step-up/sms/send":              "is the step-up (texts its code)",
+	"POST /t/:slug/api/v1/mfa/sms/verify-setup":          "confirms an enrollment bound to the session and step-up that began it (rule 12)",
 	"POST /t/:slug/account/mfa/totp":                     "confirms an enrollment bound to the session and step-up that began it (rule 12)",
 	"POST /t/:slug/account/mfa/sms":                      "confirms an enrollment bound to the session and step-up that began it (rule 12)",
 	"POST /t/:slug/account/mfa/sms/resend":               "texts the pending phone of the session and step-up that began it (rule 12)",

@@ -130,11 +130,13 @@ func (s *Server) routes() {
 	// JSON API v1: bearer tokens, never cookies; JSON answers.
 	r.post("/t/:slug/api/v1/login", s.handleAPILogin, public, api, alsoSupport)
 	r.post("/t/:slug/api/v1/login/mfa", s.handleAPILoginMFA, public, api, alsoSupport)
+	r.post("/t/:slug/api/v1/login/sms/send", s.handleAPILoginSMSSend, public, api)
 	r.post("/t/:slug/api/v1/login/webauthn/begin", s.handleAPIWebAuthnLoginBegin, public, api, alsoSupport)
 	r.post("/t/:slug/api/v1/login/webauthn/finish", s.handleAPIWebAuthnLoginFinish, public, api, alsoSupport)
 	r.get("/t/:slug/api/v1/session", s.handleAPISession, member, api, alsoSupport)
 	r.post("/t/:slug/api/v1/logout", s.handleAPILogout, member, api, alsoSupport, confined)
 	r.post("/t/:slug/api/v1/step-up", s.handleAPIStepUp, member, api, alsoSupport)
+	r.post("/t/:slug/api/v1/step-up/sms/send", s.handleAPIStepUpSMSSend, member, api)
 	r.post("/t/:slug/api/v1/step-up/webauthn/begin", s.handleStepUpWebAuthnBegin, member, api, alsoSupport)
 	r.post("/t/:slug/api/v1/step-up/webauthn/finish", s.handleStepUpWebAuthnFinish, member, api, alsoSupport)
 	r.get("/t/:slug/api/v1/mfa", s.handleAPIMFA, member, api)
@@ -145,6 +147,11 @@ func (s *Server) routes() {
 	r.post("/t/:slug/api/v1/mfa/webauthn/register/begin", s.handleWebAuthnRegisterBegin, member, api, stepUp, enrolls(db.MethodWebAuthn))
 	r.post("/t/:slug/api/v1/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish, member, api, enrolls(db.MethodWebAuthn))
 	r.delete("/t/:slug/api/v1/mfa/webauthn/:id", s.handleAPIWebAuthnDelete, member, api, stepUp)
+	// SMS (api_sms.go): the setup texts a code, so it needs the step-up
+	// like any enrollment; verifying is bound to that session and step-up.
+	r.post("/t/:slug/api/v1/mfa/sms/setup", s.handleAPISMSSetup, member, api, stepUp, enrolls(db.MethodSMS))
+	r.post("/t/:slug/api/v1/mfa/sms/verify-setup", s.handleAPISMSVerifySetup, member, api, enrolls(db.MethodSMS))
+	r.delete("/t/:slug/api/v1/mfa/sms", s.handleAPISMSDelete, member, api, stepUp)
 	r.delete("/t/:slug/api/v1/trusted-devices/:id", s.handleAPITrustedDelete, member, api, stepUp)
 	r.get("/t/:slug/api/v1/admin/policy", s.handleAPIAdminPolicy, admin, api)
 	r.put("/t/:slug/api/v1/admin/policy", s.handleAPIAdminPolicyPut, admin, api, stepUpUnless(dryRun))

@@ -23,6 +23,7 @@ var wantPublic = map[string]bool{
 	"POST /t/:slug/invite/:token":                 true,
 	"POST /t/:slug/api/v1/login":                  true,
 	"POST /t/:slug/api/v1/login/mfa":              true, // needs the mfa_token, checked in the handler
+	"POST /t/:slug/api/v1/login/sms/send":         true, // needs the mfa_token, checked in the handler
 	"GET /t/:slug/login/mfa":                      true, // the challenge: needs the pending state, checked in the handler
 	"POST /t/:slug/login/mfa":                     true,
 	"POST /t/:slug/login/mfa/cancel":              true,

@@ -558,7 +558,7 @@ func TestJobsRunOnce(t *testing.T) {
 	h.ok("", "migrate")
 	out := h.ok("", "jobs", "run-once")
 	if !regexp.MustCompile(`^mail sent: 0, mail failed attempts: 0, sessions cleaned: \d+, throttles cleaned: \d+, reminders queued: 0, ` +
-		`support resets executed: 0, support cases expired: 0, self-service recoveries executed: 0\n$`).MatchString(out) {
+		`support resets executed: 0, support cases expired: 0, self-service recoveries executed: 0, texts sent: 0\n$`).MatchString(out) {
 		t.Errorf("stdout %q", out)
 	}
 	h.with("GATEHOUSE_SMTP_URL", "http://mail.example.com").fails("GATEHOUSE_SMTP_URL: scheme must be smtp or smtps", "", "jobs", "run-once")

@@ -104,8 +104,12 @@ func (e *env) serve(args []string) error {
 	defer func() { cancel(); wg.Wait() }()
 	jobs := app.NewJobs(store, log, cfg)
 	jobs.Metrics = srv.Metrics()
+	jobs.Keys = kr
 	if jobs.Mail == nil {
 		log.Warn("GATEHOUSE_SMTP_URL is not set: emails stay queued in the outbox" + devMailboxHint(cfg))
+	}
+	if jobs.SMSProvider == nil {
+		log.Info("GATEHOUSE_SMS_URL is not set: texts stay queued in the SMS outbox" + devMailboxHint(cfg))
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); jobs.Run(ctx) }()
@@ -313,12 +317,13 @@ func (e *env) jobsRunOnce(args []string) error {
 		}
 	}
 	log := e.logger(cfg)
-	store, _, err := e.open(&cfg, log)
+	store, kr, err := e.open(&cfg, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	jobs := app.NewJobs(store, log, cfg)
+	jobs.Keys = kr
 	r, err := jobs.RunOnce(e.ctx)
 	if err != nil {
 		return err
@@ -326,9 +331,9 @@ func (e *env) jobsRunOnce(args []string) error {
 	// Fields are only ever appended, so that scripts reading this line
 	// keep working.
 	fmt.Fprintf(e.stdout, "mail sent: %d, mail failed attempts: %d, sessions cleaned: %d, throttles cleaned: %d, reminders queued: %d, "+
-		"support resets executed: %d, support cases expired: %d, self-service recoveries executed: %d\n",
+		"support resets executed: %d, support cases expired: %d, self-service recoveries executed: %d, texts sent: %d\n",
 		r.MailSent, r.MailFailed, r.SessionsCleaned, r.ThrottlesCleaned, r.RemindersQueued,
-		r.CasesExecuted, r.CasesExpired, r.RecoveriesExecuted)
+		r.CasesExecuted, r.CasesExpired, r.RecoveriesExecuted, r.TextsSent)
 	return nil
 }
 
