@@ -169,7 +169,7 @@ func enableSMS(t *testing.T, env *apptest.Env, ws db.Workspace) {
 	}
 }
 
-var smsCodeRE = regexp.MustCompile(`\b([0-9]{6})\b`)
+var smsPageCodeRE = regexp.MustCompile(`\b([0-9]{6})\b`)
 
 // mailboxText returns the newest text of the dev mailbox to number, and
 // the code in it.
@@ -183,7 +183,7 @@ func mailboxText(t *testing.T, env *apptest.Env, number string) (body, code stri
 		}
 		return true
 	})
-	m := smsCodeRE.FindStringSubmatch(body)
+	m := smsPageCodeRE.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no text with a code to %s in the dev mailbox: %q", number, doc.Find("[data-testid=sms-outbox]").Text())
 	}
