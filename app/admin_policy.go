@@ -73,12 +73,14 @@ func policyForm(vals url.Values) (policySettings, views.FieldErrors) {
 		errs["policy"] = "Choose one of the policies."
 	}
 	for _, m := range ps.Policy.Methods {
-		if m != db.MethodTOTP && m != db.MethodWebAuthn {
+		if m != db.MethodTOTP && m != db.MethodWebAuthn && m != db.MethodSMS {
 			errs["methods"] = "Choose from the methods listed."
 		}
 	}
 	if len(ps.Policy.Methods) == 0 {
 		errs["methods"] = "Allow at least one method."
+	} else if errs["methods"] == "" && !ps.Policy.Allows(db.MethodTOTP) && !ps.Policy.Allows(db.MethodWebAuthn) {
+		errs["methods"] = "SMS can't be the only method: allow the authenticator app or passkeys too."
 	}
 	num := func(name string, max int, msg string) int {
 		n, err := strconv.Atoi(strings.TrimSpace(vals.Get(name)))
@@ -123,6 +125,7 @@ func settingsView(cur, form policySettings, endSessions bool) views.SecuritySett
 	v := views.SecuritySettingsView{
 		CurrentPolicy: cur.Policy.Mode, EnforcedSince: cur.Policy.EnforcedSince,
 		Policy: form.Policy.Mode, TOTP: form.Policy.Allows(db.MethodTOTP), WebAuthn: form.Policy.Allows(db.MethodWebAuthn),
+		SMS:       form.Policy.Allows(db.MethodSMS),
 		GraceDays: strconv.Itoa(form.Policy.GraceDays), TrustedDeviceDays: strconv.Itoa(form.Policy.TrustedDeviceDays),
 		ReminderDays:    joinInts(form.Policy.ReminderDays),
 		PasskeysSatisfy: form.Passkey.SatisfyMFA, DeviceBoundOnly: form.Passkey.DeviceBoundOnly, EndSessions: endSessions,
@@ -162,11 +165,31 @@ func (s *Server) handleAdminSecurity(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, t.Base+"/admin/settings/security?"+q.Encode())
 	}
 	if !q.Has("policy") {
-		return s.render(c, http.StatusOK, views.AdminSettingsPage(p, settingsView(cur, cur, false)))
+		v := settingsView(cur, cur, false)
+		st, err := s.store.SMSSettings(c.Request().Context(), tenants.FromContext(c.Request().Context()).ID)
+		if err != nil {
+			return err
+		}
+		if err := s.smsView(c, &v, st, nil); err != nil {
+			return err
+		}
+		return s.render(c, http.StatusOK, views.AdminSettingsPage(p, v))
 	}
 	form, errs := policyForm(q)
+	curSMS, err := s.store.SMSSettings(c.Request().Context(), tenants.FromContext(c.Request().Context()).ID)
+	if err != nil {
+		return err
+	}
+	st := smsForm(q, curSMS, errs)
 	endSessions := q.Get("end_sessions") != ""
 	v := settingsView(cur, form, endSessions)
+	var typed *string
+	if q.Has("sms_form") {
+		typed = new(q.Get("sms_countries"))
+	}
+	if err := s.smsView(c, &v, st, typed); err != nil {
+		return err
+	}
 	if len(errs) > 0 {
 		v.Errors, v.Error = errs, "Fix the values marked below."
 		return s.render(c, http.StatusBadRequest, views.AdminSettingsPage(p, v))
@@ -204,17 +227,41 @@ func (s *Server) handleAdminSecuritySave(c echo.Context) error {
 	}
 	p := s.page(c, "Security settings")
 	form, errs := policyForm(vals)
+	curSMS, err := s.store.SMSSettings(c.Request().Context(), tenants.FromContext(c.Request().Context()).ID)
+	if err != nil {
+		return err
+	}
+	st := smsForm(vals, curSMS, errs)
 	endSessions := vals.Get("end_sessions") != ""
 	v := settingsView(cur, form, endSessions)
+	var typed *string
+	if vals.Has("sms_form") {
+		typed = new(vals.Get("sms_countries"))
+	}
+	if err := s.smsView(c, &v, st, typed); err != nil {
+		return err
+	}
 	if len(errs) > 0 {
 		v.Errors, v.Error = errs, "Nothing was saved. Fix the values marked below."
 		return s.render(c, http.StatusBadRequest, views.AdminSettingsPage(p, v))
 	}
-	_, _, err = s.applyPolicy(c, form, endSessions, false)
+	// The SMS settings first, so that the policy's check of the admin's
+	// own compliance sees the new rule for owners and admins; a policy
+	// refused after them puts them back.
+	undo, err := s.saveSMSSettings(c, st)
 	if status, ok := s.policyError(err, &v); ok {
 		return s.render(c, status, views.AdminSettingsPage(p, v))
 	} else if err != nil {
 		return err
+	}
+	_, _, err = s.applyPolicy(c, form, endSessions, false)
+	if status, ok := s.policyError(err, &v); ok {
+		if err := undo(); err != nil {
+			return err
+		}
+		return s.render(c, status, views.AdminSettingsPage(p, v))
+	} else if err != nil {
+		return errors.Join(err, undo())
 	}
 	t := tenants.FromContext(c.Request().Context())
 	return c.Redirect(http.StatusSeeOther, t.Base+"/admin/settings/security?notice=policy_saved")

@@ -407,6 +407,7 @@ func (s *Server) handleChallengeShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	v.SMS = c.QueryParam("method") == "sms"
 	return s.render(c, http.StatusOK, views.ChallengePage(s.page(c, "Two-step verification"), v))
 }
 
@@ -437,6 +438,11 @@ func (s *Server) challengeView(c echo.Context, u db.User, ch db.Challenge, recov
 			v.HasRecovery = true
 		}
 	}
+	phone, usable, err := s.usablePhone(c, u)
+	if err != nil {
+		return v, err
+	}
+	v.HasSMS, v.SMSPhone, v.SMSResendIn = usable, phone.Masked, s.smsResendIn(c)
 	return v, nil
 }
 
@@ -449,10 +455,15 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
+	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code"), SMSCode: c.FormValue("sms_code")}
 	v, err := s.challengeView(c, u, ch, c.FormValue("method") == "recovery", c.FormValue("next"))
 	if err != nil {
 		return err
+	}
+	v.SMS = c.FormValue("method") == "sms"
+	if v.SMS && in.SMSCode == "" {
+		// An empty field is a wrong code, like an empty TOTP field.
+		in.SMSCode = " "
 	}
 	_, remaining, err := s.signInFactor(c, t, u, ch, in)
 	if e, status, ok := formError(c, err); ok {

@@ -28,9 +28,36 @@ func (s *Server) handleMailbox(c echo.Context) error {
 	for i, m := range msgs {
 		out[i] = mailView(m)
 	}
+	texts, err := s.devTexts(c)
+	if err != nil {
+		return err
+	}
 	p := s.page(c, "Dev mailbox")
 	p.Wide = true
-	return s.render(c, http.StatusOK, views.MailboxPage(p, out))
+	return s.render(c, http.StatusOK, views.MailboxPage(p, out, texts))
+}
+
+// devTexts opens the newest texts of the SMS outbox: their bodies are
+// sealed under the master key, and only the dev mailbox (dev mode) shows
+// them; a body that cannot be opened (a retired key) says so.
+func (s *Server) devTexts(c echo.Context) ([]views.Mail, error) {
+	if !s.cfg.Dev {
+		return nil, errNotFound
+	}
+	msgs, err := s.store.SMSMessages(c.Request().Context(), 200)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]views.Mail, len(msgs))
+	for i, m := range msgs {
+		body, err := s.openSMS(m)
+		if err != nil {
+			body = "(cannot be opened: " + err.Error() + ")"
+		}
+		out[i] = views.Mail{ID: m.ID, To: m.To, Text: body, CreatedAt: m.CreatedAt, SentAt: m.SentAt, FailedAt: m.FailedAt,
+			Attempts: m.Attempts, LastError: m.LastError}
+	}
+	return out, nil
 }
 
 var linkRE = regexp.MustCompile(`https?://[^\s<>"]+`)

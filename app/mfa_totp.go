@@ -67,6 +67,9 @@ func (s *Server) renderMFAView(c echo.Context, status int, p views.Page, v views
 	if err := s.fillKeys(c, a, &v); err != nil {
 		return err
 	}
+	if err := s.fillSMS(c, a, &v); err != nil {
+		return err
+	}
 	cred, err := s.store.TOTPCredential(ctx, a.User.WorkspaceID, a.User.ID)
 	if err == nil {
 		v.TOTPOn, v.TOTPCreated, v.TOTPLastUsed = true, cred.ConfirmedAt, cred.LastUsedAt
@@ -76,7 +79,7 @@ func (s *Server) renderMFAView(c echo.Context, status int, p views.Page, v views
 	if v.RecoveryRemaining, err = s.store.RecoveryCodesRemaining(ctx, a.User.WorkspaceID, a.User.ID); err != nil {
 		return err
 	}
-	if (v.TOTPOn || len(v.Keys) > 0) && v.RecoveryRemaining <= 3 {
+	if (v.TOTPOn || len(v.Keys) > 0 || v.SMS.Phone != nil) && v.RecoveryRemaining <= 3 {
 		v.Warning = fmt.Sprintf("Only %d recovery codes left. Make new ones so you can't get locked out.", v.RecoveryRemaining)
 	}
 	return s.render(c, status, views.MFAPage(p, v))
@@ -396,7 +399,7 @@ func (s *Server) handleStepUpShow(c echo.Context) error {
 		t := tenants.FromContext(c.Request().Context())
 		return c.Redirect(http.StatusSeeOther, t.Base+"/account/mfa?notice=enroll_first")
 	}
-	v := views.StepUpView{Next: c.QueryParam("next"), Recovery: c.QueryParam("method") == "recovery"}
+	v := views.StepUpView{Next: c.QueryParam("next"), Recovery: c.QueryParam("method") == "recovery", SMS: c.QueryParam("method") == "sms"}
 	if err := s.stepUpMethods(c, &v); err != nil {
 		return err
 	}
@@ -406,8 +409,8 @@ func (s *Server) handleStepUpShow(c echo.Context) error {
 // handleStepUpCheck checks it and goes back to where the member was.
 func (s *Server) handleStepUpCheck(c echo.Context) error {
 	t := tenants.FromContext(c.Request().Context())
-	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code")}
-	v := views.StepUpView{Next: c.FormValue("next"), Recovery: c.Request().PostForm.Has("recovery_code")}
+	in := factorInput{Code: c.FormValue("code"), RecoveryCode: c.FormValue("recovery_code"), SMSCode: c.FormValue("sms_code")}
+	v := views.StepUpView{Next: c.FormValue("next"), Recovery: c.Request().PostForm.Has("recovery_code"), SMS: c.Request().PostForm.Has("sms_code")}
 	err := s.stepUp(c, authFrom(c), in)
 	if e, status, ok := formError(c, err); ok {
 		v.Error = factorMessage(e, in)
@@ -437,5 +440,10 @@ func (s *Server) stepUpMethods(c echo.Context, v *views.StepUpView) error {
 			v.HasRecovery = true
 		}
 	}
+	phone, usable, err := s.usablePhone(c, authFrom(c).User)
+	if err != nil {
+		return err
+	}
+	v.HasSMS, v.SMSPhone, v.SMSResendIn = usable, phone.Masked, s.smsResendIn(c)
 	return nil
 }

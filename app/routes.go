@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	r.post("/t/:slug/login", s.handleLoginCheck, public, alsoSupport)
 	r.get("/t/:slug/login/mfa", s.handleChallengeShow, public, alsoSupport)
 	r.post("/t/:slug/login/mfa", s.handleChallengeCheck, public, alsoSupport)
+	r.post("/t/:slug/login/mfa/sms", s.handleChallengeSMSSend, public)
 	r.post("/t/:slug/login/mfa/cancel", s.handleChallengeCancel, public, alsoSupport)
 	r.post("/t/:slug/login/mfa/webauthn/begin", s.handleChallengeWebAuthnBegin, public, alsoSupport, jsonOut)
 	r.post("/t/:slug/login/mfa/webauthn/finish", s.handleChallengeWebAuthnFinish, public, alsoSupport, jsonOut)
@@ -65,6 +66,7 @@ func (s *Server) routes() {
 	r.post("/t/:slug/account/apps/:client/revoke", s.handleAppRevoke, member)
 	r.get("/t/:slug/account/verify", s.handleStepUpShow, member, alsoSupport)
 	r.post("/t/:slug/account/verify", s.handleStepUpCheck, member, alsoSupport)
+	r.post("/t/:slug/account/verify/sms", s.handleStepUpSMSSend, member)
 	r.post("/t/:slug/account/verify/webauthn/begin", s.handleStepUpWebAuthnBegin, member, alsoSupport, jsonOut)
 	r.post("/t/:slug/account/verify/webauthn/finish", s.handleStepUpWebAuthnFinish, member, alsoSupport, jsonOut)
 	r.get("/t/:slug/account/mfa", s.handleMFA, member, alsoSupport, unlocked)
@@ -78,6 +80,15 @@ func (s *Server) routes() {
 	r.post("/t/:slug/account/mfa/webauthn/register/finish", s.handleWebAuthnRegisterFinish, member, alsoSupport, jsonOut, enrolls(db.MethodWebAuthn))
 	r.post("/t/:slug/account/mfa/webauthn/:id/remove", s.handleWebAuthnRemove, member, alsoSupport, stepUp, back("/account/mfa"))
 	r.post("/t/:slug/account/mfa/webauthn/:id/rename", s.handleWebAuthnRename, member, alsoSupport, stepUp, back("/account/mfa"))
+	// The phone for texted codes (sms_pages.go): the number is asked for
+	// after the step-up; the code page and its resend are bound to the
+	// session and step-up that started the setup, as for TOTP.
+	r.get("/t/:slug/account/mfa/sms/setup", s.handleSMSSetupShow, member, stepUp, back("/account/mfa/sms/setup"), enrolls(db.MethodSMS))
+	r.post("/t/:slug/account/mfa/sms/setup", s.handleSMSSetupStart, member, stepUp, back("/account/mfa/sms/setup"), enrolls(db.MethodSMS))
+	r.get("/t/:slug/account/mfa/sms", s.handleSMSSetupVerifyShow, member, enrolls(db.MethodSMS))
+	r.post("/t/:slug/account/mfa/sms", s.handleSMSSetupConfirm, member, enrolls(db.MethodSMS))
+	r.post("/t/:slug/account/mfa/sms/resend", s.handleSMSSetupResend, member, enrolls(db.MethodSMS))
+	r.post("/t/:slug/account/mfa/sms/remove", s.handleSMSRemove, member, stepUp, back("/account/mfa"))
 	r.post("/t/:slug/account/mfa/recovery-codes", s.handleRecoveryCodesRegenerate, member, alsoSupport, stepUp, back("/account/mfa"))
 	r.post("/t/:slug/account/trusted/:id/revoke", s.handleTrustedRevoke, member, stepUp, back("/account"))
 	r.post("/t/:slug/account/trusted/revoke-all", s.handleTrustedRevokeAll, member, stepUp, back("/account"))

@@ -27,6 +27,7 @@ var wantPublic = map[string]bool{
 	"GET /t/:slug/login/mfa":                      true, // the challenge: needs the pending state, checked in the handler
 	"POST /t/:slug/login/mfa":                     true,
 	"POST /t/:slug/login/mfa/cancel":              true,
+	"POST /t/:slug/login/mfa/sms":                 true, // checks the session's pending challenge; the same answer whatever happened
 	"POST /t/:slug/login/mfa/webauthn/begin":      true, // needs the pending state, checked in the handler
 	"POST /t/:slug/login/mfa/webauthn/finish":     true,
 	"POST /t/:slug/login/passkey/begin":           true, // passwordless sign-in
