@@ -47,6 +47,9 @@ func (b *browser) smsText(base, number string) (int, string) {
 func (b *browser) noWholeNumber(page string) {
 	b.t.Helper()
 	html := run(b, "page HTML", chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	if !strings.Contains(html, "<main") {
+		b.t.Fatalf("%s: no page HTML to check (%d bytes)", page, len(html))
+	}
 	for _, leak := range smsLeaks {
 		if strings.Contains(html, leak) {
 			b.t.Errorf("%s (%s): the HTML holds the whole number (%q)", page, b.path(), leak)
