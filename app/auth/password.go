@@ -268,3 +268,34 @@ func NewID() string {
 	}
 	return fmt.Sprintf("%x", b)
 }
+
+// Bounds on an imported hash's parameters: below them the hash is too weak
+// to accept, above them verifying it would tie up a worker (and its memory)
+// for every sign-in attempt against that member.
+const (
+	maxImportMemory = 1 << 20 // KiB: 1 GiB
+	maxImportTime   = 64
+	minSaltBytes    = 8
+	maxKeyBytes     = 128
+)
+
+// ValidateHash checks that encoded is a PHC argon2id hash this package can
+// verify ($argon2id$v=19$m=…,t=…,p=…$salt$hash) with sane parameters. The
+// error never quotes the hash.
+func ValidateHash(encoded string) error {
+	p, salt, key, err := decode(encoded)
+	if err != nil {
+		return errors.New("not a PHC argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash)")
+	}
+	switch {
+	case p.Threads < 1 || p.Time < 1 || p.Memory < 8*uint32(p.Threads):
+		return errors.New("argon2id parameters: m must be at least 8*p KiB, t and p at least 1")
+	case p.Memory > maxImportMemory || p.Time > maxImportTime:
+		return fmt.Errorf("argon2id parameters: m must be at most %d KiB and t at most %d", maxImportMemory, maxImportTime)
+	case len(salt) < minSaltBytes:
+		return fmt.Errorf("argon2id salt: at least %d bytes", minSaltBytes)
+	case len(key) > maxKeyBytes:
+		return fmt.Errorf("argon2id hash: at most %d bytes", maxKeyBytes)
+	}
+	return nil
+}

@@ -1,0 +1,4 @@
+-- +goose Up
+
+-- A member's display name, as an import file gives it ('' when none).
+ALTER TABLE users ADD COLUMN name TEXT NOT NULL DEFAULT '';
