@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/gatehouse/gatehouse/db"
 	"github.com/gatehouse/gatehouse/tenants"
@@ -55,6 +56,9 @@ type route struct {
 	// loaded first (an id of another workspace is a 404), and a change to
 	// an owner needs an owner (db.MayManage).
 	onMember bool
+	// largeBody: the route takes a body up to maxLargeBody (an import
+	// file) instead of every other route's 64 KB.
+	largeBody bool
 }
 
 // access is who may call a route.
@@ -98,6 +102,7 @@ var (
 	onClient    fact = func(r *route) { r.onClient = true }
 	noCookies   fact = func(r *route) { r.noCookies = true }
 	oauth       fact = func(r *route) { r.protocol = true }
+	largeBody   fact = func(r *route) { r.largeBody = true }
 )
 
 // back names the page a step-up returns to.
@@ -177,6 +182,23 @@ func (s *Server) matchRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set("route", rt)
 		}
 		return next(c)
+	}
+}
+
+// maxLargeBody is the body limit of a largeBody route: a file of about
+// 100,000 members.
+const maxLargeBody = "20M"
+
+// bodyLimit refuses a body over 64 KB with 413, or over maxLargeBody on a
+// largeBody route, before the handler reads it all.
+func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	small := middleware.BodyLimit("64K")(next)
+	large := middleware.BodyLimit(maxLargeBody)(next)
+	return func(c echo.Context) error {
+		if rt := routeOf(c); rt != nil && rt.largeBody {
+			return large(c)
+		}
+		return small(c)
 	}
 }
 

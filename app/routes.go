@@ -21,7 +21,7 @@ func (s *Server) routes() {
 	s.routeTable = r.routes
 
 	e.Pre(s.securityHeaders, s.hostRewrite, s.supportRewrite)
-	e.Use(s.matchRoute, s.observeRequests, s.requestLog, middleware.Recover(), middleware.BodyLimit("64K"), s.csrf(), s.tenant, s.loadSession, s.authorize)
+	e.Use(s.matchRoute, s.observeRequests, s.requestLog, middleware.Recover(), s.bodyLimit, s.csrf(), s.tenant, s.loadSession, s.authorize)
 
 	// Operations and static files.
 	r.get("/healthz", s.handleHealthz, public, global, noCookies)
@@ -161,6 +161,7 @@ func (s *Server) routes() {
 	r.post("/t/:slug/api/v1/admin/members/:id/end-sessions", s.handleAPIAdminEndSessions, admin, api, onMember, stepUp)
 	r.post("/t/:slug/api/v1/admin/members/:id/role", s.handleAPIAdminRole, admin, api, onMember, stepUp)
 	r.post("/t/:slug/api/v1/admin/members/:id/extend-deadline", s.handleAPIAdminExtendDeadline, admin, api, onMember, stepUp)
+	r.post("/t/:slug/api/v1/admin/members/import", s.handleAPIAdminMembersImport, admin, api, stepUp, largeBody)
 	r.post("/t/:slug/api/v1/admin/invitations", s.handleAPIAdminInvite, admin, api, stepUp)
 	r.post("/t/:slug/api/v1/admin/invitations/:id/resend", s.handleAPIAdminInviteResend, admin, api, stepUp)
 	r.get("/t/:slug/api/v1/admin/audit", s.handleAPIAdminAudit, admin, api)
