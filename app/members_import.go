@@ -132,6 +132,7 @@ func parseCSV(r io.Reader, add func(int, importRow) error) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	cr.TrimLeadingSpace = true
+	cr.FieldsPerRecord = -1 // counted below, to forgive an unquoted hash
 	header, err := cr.Read()
 	if err != nil {
 		return csvError(err)
@@ -168,6 +169,14 @@ func parseCSV(r io.Reader, add func(int, importRow) error) error {
 			return csvError(err)
 		}
 		line, _ := cr.FieldPos(0)
+		// A PHC hash has two commas of its own (m=…,t=…,p=…): a hash
+		// written without quotes splits into three fields, put back here.
+		if i, ok := cols["password_hash"]; ok && len(rec) == len(header)+2 && strings.HasPrefix(strings.TrimSpace(rec[i]), "$argon2id$") {
+			rec = append(append(rec[:i:i], strings.Join(rec[i:i+3], ",")), rec[i+3:]...)
+		}
+		if len(rec) != len(header) {
+			return &ImportError{Line: line, Message: fmt.Sprintf("%d fields, the header has %d (quote a password_hash: it has commas)", len(rec), len(header))}
+		}
 		if err := add(line, importRow{Email: field(rec, "email"), Role: field(rec, "role"),
 			PasswordHash: field(rec, "password_hash"), Name: field(rec, "name")}); err != nil {
 			return err

@@ -24,6 +24,11 @@ Usage:
   gatehouse workspace policy --slug SLUG --policy off|optional|required|required_for_admins [--grace-days N]
                              [--reminder-days 7,3,1] [--methods totp,webauthn[,sms]] [--dry-run]
   gatehouse user create --workspace SLUG --email EMAIL --role owner|admin|member --password-stdin
+  gatehouse user import --workspace SLUG FILE    add members from CSV or JSON Lines (FILE - = stdin): email, role,
+                             optional password_hash (PHC argon2id) and name; the whole file is checked first
+                             (a bad row: its line number, nothing written); existing members are counted and
+                             left unchanged; members without password_hash cannot sign in with a password
+                             until invited or reset; a progress bar on a terminal, a summary at the end
   gatehouse staff create --email EMAIL [--lead] --password-stdin   prints the enrollment link
   gatehouse staff enroll-link --email EMAIL                          a new enrollment link
   gatehouse jobs run-once               one pass of MFA reminders, due resets, outbox delivery and cleanup
@@ -111,6 +116,8 @@ func (e *env) dispatch(args []string) error {
 		return e.workspacePolicy(rest[1:])
 	case cmd == "user" && sub == "create":
 		return e.userCreate(rest[1:])
+	case cmd == "user" && sub == "import":
+		return e.userImport(rest[1:])
 	case cmd == "staff" && sub == "create":
 		return e.staffCreate(rest[1:])
 	case cmd == "staff" && sub == "enroll-link":
