@@ -244,19 +244,7 @@ func (s *Store) confirmTOTPTx(ctx context.Context, tx *sql.Tx, workspaceID, user
 		Event: EventTOTPEnrolled, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"credential_id": credID}}); err != nil {
 		return err
 	}
-	if recoveryHashes != nil {
-		if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, recoveryHashes); err != nil {
-			return err
-		}
-		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-			Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
-			return err
-		}
-	}
-	if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
-		return err
-	}
-	if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, TrustedVoidedFactorAdded, meta); err != nil {
+	if err := s.factorAdded(ctx, tx, workspaceID, userID, recoveryHashes, meta); err != nil {
 		return err
 	}
 	return s.enqueue(ctx, tx, workspaceID, msg)
@@ -501,6 +489,27 @@ func (s *Store) HasSecondFactor(ctx context.Context, workspaceID, userID int64) 
 type RecoveryCode struct {
 	ID   int64
 	Hash string
+}
+
+// factorAdded is what follows a member's new second factor, in its
+// transaction, whichever the factor: the recovery codes of a first factor
+// (recoveryHashes, nil otherwise), the factor summary, and the trusted
+// browsers voided (a new factor may be an attacker's).
+func (s *Store) factorAdded(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, recoveryHashes []string, meta Meta) error {
+	if recoveryHashes != nil {
+		if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, recoveryHashes); err != nil {
+			return err
+		}
+		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
+			return err
+		}
+	}
+	if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
+		return err
+	}
+	_, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, TrustedVoidedFactorAdded, meta)
+	return err
 }
 
 func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, hashes []string) error {

@@ -981,19 +981,7 @@ func (s *Store) ConfirmSMSEnrollment(ctx context.Context, workspaceID, userID, p
 				"phone_id": p.ID, "phone": p.Masked, "country": p.Country, "replaced": out.Replaced}}); err != nil {
 			return err
 		}
-		if recoveryHashes != nil {
-			if err := s.replaceRecoveryCodes(ctx, tx, workspaceID, userID, recoveryHashes); err != nil {
-				return err
-			}
-			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-				Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
-				return err
-			}
-		}
-		if err := s.refreshFactorSummary(ctx, tx, workspaceID, userID); err != nil {
-			return err
-		}
-		if _, err := s.voidTrustedDevices(ctx, tx, workspaceID, userID, userID, TrustedVoidedFactorAdded, meta); err != nil {
+		if err := s.factorAdded(ctx, tx, workspaceID, userID, recoveryHashes, meta); err != nil {
 			return err
 		}
 		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {

@@ -247,19 +247,7 @@ func (s *Store) addWebAuthnTx(ctx context.Context, tx *sql.Tx, c WebAuthnCredent
 			Details: map[string]any{"credential": out.ID, "name": c.Name, "synced": c.BackupEligible}}); err != nil {
 			return err
 		}
-		if recoveryHashes != nil {
-			if err := s.replaceRecoveryCodes(ctx, tx, c.WorkspaceID, c.UserID, recoveryHashes); err != nil {
-				return err
-			}
-			if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: c.WorkspaceID, ActorUserID: c.UserID, SubjectUserID: c.UserID,
-				Event: EventRecoveryCodesCreated, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"count": len(recoveryHashes)}}); err != nil {
-				return err
-			}
-		}
-		if err := s.refreshFactorSummary(ctx, tx, c.WorkspaceID, c.UserID); err != nil {
-			return err
-		}
-		if _, err := s.voidTrustedDevices(ctx, tx, c.WorkspaceID, c.UserID, c.UserID, TrustedVoidedFactorAdded, meta); err != nil {
+		if err := s.factorAdded(ctx, tx, c.WorkspaceID, c.UserID, recoveryHashes, meta); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, c.WorkspaceID, msg)
