@@ -49,11 +49,18 @@ func (s *Server) handleAPITOTPVerifySetup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.factorEnabled(c, codes)
+}
+
+// factorEnabled answers a confirmed enrollment (an authenticator app, a
+// phone): the recovery codes of a first factor, and the session's new
+// token, since the session is now aal2 and the old token is dead.
+func (s *Server) factorEnabled(c echo.Context, codes []string) error {
 	body := map[string]any{"enabled": true}
 	if codes != nil {
 		body["recovery_codes"] = codes
 	}
-	// The session is now aal2 under a new token: the old one is dead.
+	var err error
 	if body["session_token"], err = s.commitToken(c); err != nil {
 		return err
 	}

@@ -46,15 +46,7 @@ func (s *Server) handleAPISMSVerifySetup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"enabled": true}
-	if codes != nil {
-		body["recovery_codes"] = codes
-	}
-	// The session is now aal2 under a new token: the old one is dead.
-	if body["session_token"], err = s.commitToken(c); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, body)
+	return s.factorEnabled(c, codes)
 }
 
 // handleAPISMSDelete is DELETE /mfa/sms (step-up: the route's fact).

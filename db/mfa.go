@@ -289,18 +289,7 @@ var ErrFactorRequired = errors.New("the workspace's policy requires this factor"
 // ErrFactorRequired when it is the member's last allowed factor under a
 // requirement (nothing changes), ErrNotFound when there is none.
 func (s *Store) RemoveTOTP(ctx context.Context, workspaceID, userID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, error) {
-	var epoch int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
-			return err
-		}
-		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
-			return err
-		}
-		var err error
-		epoch, _, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodTOTP, 0, keepSessionID, meta, msg)
-		return err
-	})
+	epoch, _, err := s.removeFactorTx(ctx, workspaceID, userID, MethodTOTP, 0, keepSessionID, meta, msg)
 	return epoch, err
 }
 
@@ -311,6 +300,12 @@ func (s *Store) RemoveTOTP(ctx context.Context, workspaceID, userID int64, keepS
 // ErrFactorRequired when it is the member's last allowed factor under a
 // requirement, ErrNotFound for a key that is not the member's.
 func (s *Store) RemoveWebAuthnKey(ctx context.Context, workspaceID, userID, id int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, WebAuthnCredential, error) {
+	return s.removeFactorTx(ctx, workspaceID, userID, MethodWebAuthn, id, keepSessionID, meta, msg)
+}
+
+// removeFactorTx runs removeFactor in a transaction of its own, under the
+// workspace's lock (the policy it checks) and then the member's.
+func (s *Store) removeFactorTx(ctx context.Context, workspaceID, userID int64, method string, keyID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, WebAuthnCredential, error) {
 	var epoch int64
 	var removed WebAuthnCredential
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -321,7 +316,7 @@ func (s *Store) RemoveWebAuthnKey(ctx context.Context, workspaceID, userID, id i
 			return err
 		}
 		var err error
-		epoch, removed, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodWebAuthn, id, keepSessionID, meta, msg)
+		epoch, removed, err = s.removeFactor(ctx, tx, workspaceID, userID, method, keyID, keepSessionID, meta, msg)
 		return err
 	})
 	return epoch, removed, err

@@ -1003,18 +1003,7 @@ func (s *Store) ConfirmSMSEnrollment(ctx context.Context, workspaceID, userID, p
 // allowed factor under a requirement, ErrNotFound when there is no
 // verified phone.
 func (s *Store) RemoveSMSPhone(ctx context.Context, workspaceID, userID int64, keepSessionID string, meta Meta, msg OutboxMessage) (int64, error) {
-	var epoch int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
-			return err
-		}
-		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
-			return err
-		}
-		var err error
-		epoch, _, err = s.removeFactor(ctx, tx, workspaceID, userID, MethodSMS, 0, keepSessionID, meta, msg)
-		return err
-	})
+	epoch, _, err := s.removeFactorTx(ctx, workspaceID, userID, MethodSMS, 0, keepSessionID, meta, msg)
 	return epoch, err
 }
 
