@@ -34,13 +34,26 @@ func (sqliteEngine) forUpdate() string { return "" }
 // skipLocked is empty: there is one writer at a time.
 func (sqliteEngine) skipLocked() string { return "" }
 
-// openSQLite opens the SQLite file of a path, sqlite://path or file:path.
-func openSQLite(ctx context.Context, databaseURL string) (*sql.DB, engine, error) {
-	path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
+// SQLiteFile returns the file a SQLite database URL names: a path,
+// sqlite://path or file:path, its query left out. ok is false for a URL of
+// another scheme (a postgres:// one) or an empty path.
+func SQLiteFile(databaseURL string) (path string, ok bool) {
+	if strings.Contains(databaseURL, "://") && !strings.HasPrefix(databaseURL, "sqlite://") {
+		return "", false
+	}
+	path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	if path == "" {
+	return path, path != ""
+}
+
+// openSQLite opens the SQLite file of a path, sqlite://path or file:path.
+func openSQLite(ctx context.Context, databaseURL string) (*sql.DB, engine, error) {
+	path, ok := SQLiteFile(databaseURL)
+	if !ok && strings.Contains(databaseURL, "://") && !strings.HasPrefix(databaseURL, "sqlite://") {
+		return nil, nil, errors.New("unsupported database URL: use a SQLite path (or sqlite://, file:) or postgres://")
+	} else if !ok {
 		return nil, nil, errors.New("empty SQLite path")
 	}
 	if dir := filepath.Dir(path); dir != "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,5 +221,26 @@ func TestDashboardBesideWriter(t *testing.T) {
 	defer cancel()
 	if _, _, err := store.Dashboard(ctx2, ws.ID, db.Policy{}, 7, time.Now()); err != nil {
 		t.Fatalf("Dashboard beside an open write transaction: %v", err)
+	}
+}
+
+// A database URL of a scheme Gatehouse has no engine for is refused, not
+// taken for a SQLite path (a file "mysql:" in the working directory).
+func TestOpenRefusesOtherSchemes(t *testing.T) {
+	for _, u := range []string{"mysql://gatehouse@127.0.0.1/gatehouse", "http://example.com/db"} {
+		if s, err := db.Open(context.Background(), u); err == nil || !strings.Contains(err.Error(), "unsupported database URL") {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("Open(%q) = %v, want unsupported database URL", u, err)
+		}
+	}
+	for u, want := range map[string]string{"data/gh.db": "data/gh.db", "sqlite://data/gh.db?x=1": "data/gh.db", "file:gh.db": "gh.db"} {
+		if got, ok := db.SQLiteFile(u); !ok || got != want {
+			t.Errorf("SQLiteFile(%q) = %q, %v; want %q", u, got, ok, want)
+		}
+	}
+	if _, ok := db.SQLiteFile("postgres://h/db"); ok {
+		t.Error("SQLiteFile took a postgres:// URL")
 	}
 }

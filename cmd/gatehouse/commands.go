@@ -356,7 +356,7 @@ func (e *env) backup(args []string) error {
 	// A backup reads the database as it is: it neither creates one (a typo in
 	// --data must not yield an empty "backup") nor migrates it (a backup
 	// taken before an upgrade must hold the old schema).
-	if path, ok := sqliteFile(cfg.DatabaseURL); ok {
+	if path, ok := db.SQLiteFile(cfg.DatabaseURL); ok {
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("backup: no database at %s", path)
 		}
@@ -396,19 +396,6 @@ func (e *env) backup(args []string) error {
 	done = true
 	fmt.Fprintf(e.stdout, "backup written to %s in %s\n", abs, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// sqliteFile returns the file behind a SQLite database URL, as db.Open reads
-// it; ok is false for other engines.
-func sqliteFile(databaseURL string) (path string, ok bool) {
-	if strings.Contains(databaseURL, "://") && !strings.HasPrefix(databaseURL, "sqlite://") {
-		return "", false
-	}
-	path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	return path, path != ""
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
