@@ -202,17 +202,24 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 		return err
 	}
 	defer cancel()
-	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode})
+	var body map[string]any
+	err = s.inOneWrite(c, func() error {
+		a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode})
+		if err != nil {
+			return err
+		}
+		token, err := s.commitToken(c)
+		if err != nil {
+			return err
+		}
+		body = map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)}
+		if remaining >= 0 {
+			body["remaining_recovery_codes"] = remaining
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	token, err := s.commitToken(c)
-	if err != nil {
-		return err
-	}
-	body := map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)}
-	if remaining >= 0 {
-		body["remaining_recovery_codes"] = remaining
 	}
 	return c.JSON(http.StatusOK, body)
 }

@@ -465,7 +465,11 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 		// An empty field is a wrong code, like an empty TOTP field.
 		in.SMSCode = " "
 	}
-	_, remaining, err := s.signInFactor(c, t, u, ch, in)
+	var remaining int
+	err = s.inOneWrite(c, func() (err error) {
+		_, remaining, err = s.signInFactor(c, t, u, ch, in)
+		return err
+	})
 	if e, status, ok := formError(c, err); ok {
 		if e == errInvalidMFAToken {
 			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")

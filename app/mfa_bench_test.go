@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +210,105 @@ func BenchmarkChallengeRecoveryCode(b *testing.B) {
 		}
 		m.token = r.Token
 	})
+}
+
+// BenchmarkChallengeTOTPParallel is the TOTP second step from 64 clients at
+// once. Every mfa_token is made before the timer starts (a pending sign-in
+// lives ChallengeLifetime, so up to 10 rounds of 30 s steps per token
+// batch); each round moves the clock one TOTP step and every member signs
+// in once, 64 requests in flight. GATEHOUSE_BENCH_CPUPROFILE=FILE writes a
+// CPU profile of the timed rounds only.
+func BenchmarkChallengeTOTPParallel(b *testing.B) {
+	const clients, rounds = 64, 9
+	env := apptest.New(b)
+	ws := env.Workspace("acme", "Acme")
+	c := env.Client()
+	n := max(clients, (b.N+rounds-1)/rounds)
+	type member struct {
+		email, secret string
+		tokens        []string
+	}
+	members := make([]*member, n)
+	for i := range members {
+		m := &member{email: fmt.Sprintf("member%d@acme.test", i)}
+		env.User(ws, m.email, "member", benchPassword)
+		tok := c.APILogin("acme", m.email, benchPassword)
+		res := c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/setup", tok, nil)
+		m.secret, _ = res.JSON()["secret"].(string)
+		code, _ := mfa.CodeAt(m.secret, mfa.Step(env.Clock.Now()), mfa.Digits)
+		if res = c.API(http.MethodPost, "/t/acme/api/v1/mfa/totp/verify-setup", tok, map[string]string{"code": code}); res.StatusCode != http.StatusOK {
+			b.Fatalf("verify-setup = %d %s", res.StatusCode, res.Body)
+		}
+		members[i] = m
+	}
+	// The code that confirmed enrollment used the current step.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	b.Cleanup(client.CloseIdleConnections)
+	url := c.URL("/t/acme/api/v1/login/mfa")
+	var cpu timedCPU
+	var prof *os.File
+	if f := os.Getenv("GATEHOUSE_BENCH_CPUPROFILE"); f != "" {
+		var err error
+		if prof, err = os.Create(f); err != nil {
+			b.Fatal(err)
+		}
+		defer prof.Close()
+	}
+	done := 0
+	var commits, steps int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.StopTimer()
+	for done < b.N {
+		for _, m := range members {
+			m.tokens = m.tokens[:0]
+			for range rounds {
+				res := c.API(http.MethodPost, "/t/acme/api/v1/login", "", map[string]string{"email": m.email, "password": benchPassword})
+				t, _ := res.JSON()["mfa_token"].(string)
+				if t == "" {
+					b.Fatalf("login = %d %s", res.StatusCode, res.Body)
+				}
+				m.tokens = append(m.tokens, t)
+			}
+		}
+		for r := 0; r < rounds && done < b.N; r++ {
+			env.Clock.Advance(mfa.Period * time.Second)
+			bodies := make(chan []byte, len(members))
+			for _, m := range members[:min(len(members), b.N-done)] {
+				code, _ := mfa.CodeAt(m.secret, mfa.Step(env.Clock.Now()), mfa.Digits)
+				body, _ := json.Marshal(map[string]string{"mfa_token": m.tokens[r], "code": code})
+				bodies <- body
+				done++
+			}
+			close(bodies)
+			c0, s0 := env.Store.GroupCommits()
+			if prof != nil && r == 0 {
+				pprof.StartCPUProfile(prof)
+			}
+			cpu.startTimer(b)
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Go(func() {
+					for body := range bodies {
+						postMFA(b, client, url, body)
+					}
+				})
+			}
+			wg.Wait()
+			cpu.stopTimer(b)
+			c1, s1 := env.Store.GroupCommits()
+			commits, steps = commits+c1-c0, steps+s1-s0
+			if prof != nil && (r == rounds-1 || done == b.N) {
+				// The rounds of the first batch of sign-ins: a profile
+				// cannot pause for the next batch.
+				pprof.StopCPUProfile()
+				prof.Close()
+				prof = nil
+			}
+		}
+	}
+	cpu.report(b)
+	if commits > 0 {
+		b.ReportMetric(float64(steps)/float64(commits), "tx/commit")
+	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/alexedwards/scs/postgresstore"
-	"github.com/alexedwards/scs/sqlite3store"
 	"github.com/alexedwards/scs/v2"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -195,5 +194,5 @@ func sessionStore(store *db.Store) scs.Store {
 	if store.Engine() == "postgres" {
 		return postgresstore.NewWithCleanupInterval(store.DB(), 10*time.Minute)
 	}
-	return sqlite3store.NewWithCleanupInterval(store.DB(), 10*time.Minute)
+	return store.SessionStore(10 * time.Minute)
 }

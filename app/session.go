@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -371,6 +372,20 @@ func (s *Server) signOut(c echo.Context, a *Auth) error {
 	}
 	c.Set("auth", nil)
 	return s.sessions.Destroy(ctx)
+}
+
+// inOneWrite runs fn with the request's store calls in one write
+// transaction (db.Store.Within): on SQLite one step of the group commit,
+// its reads on the writer's connection. What fn's calls kept commits when
+// fn returns, whatever it returns (a counted wrong guess stays counted).
+// Everything fn does with the store must go through the request's
+// context.
+func (s *Server) inOneWrite(c echo.Context, fn func() error) error {
+	return s.store.Within(c.Request().Context(), func(ctx context.Context) error {
+		c.SetRequest(c.Request().WithContext(ctx))
+		defer func() { c.SetRequest(c.Request().WithContext(db.Outside(c.Request().Context()))) }()
+		return fn()
+	})
 }
 
 // commitToken saves the session now and returns its token (for the API,

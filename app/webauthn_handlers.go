@@ -201,7 +201,10 @@ func (s *Server) handleChallengeWebAuthnFinish(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if _, err := s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
+	if err := s.inOneWrite(c, func() error {
+		_, err := s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential)
+		return err
+	}); err != nil {
 		return err
 	}
 	target, err := s.afterSignIn(c, t, u, s.safeNext(t, c.QueryParam("next")))
@@ -230,8 +233,12 @@ func (s *Server) handlePasskeyFinish(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	a, challenged, err := s.finishPasswordless(c, req.Ceremony, req.Credential)
-	if err != nil {
+	var a *Auth
+	var challenged bool
+	if err := s.inOneWrite(c, func() (err error) {
+		a, challenged, err = s.finishPasswordless(c, req.Ceremony, req.Credential)
+		return err
+	}); err != nil {
 		return err
 	}
 	next := c.QueryParam("next")
@@ -282,26 +289,33 @@ func (s *Server) handleAPIWebAuthnLoginFinish(c echo.Context) error {
 			return err
 		}
 		defer cancel()
-		if a, err = s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
+		var token string
+		// The assertion's check, the challenge passed and the new session
+		// saved: one write transaction.
+		if err := s.inOneWrite(c, func() (err error) {
+			if a, err = s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
+				return err
+			}
+			token, err = s.commitToken(c)
+			return err
+		}); err != nil {
 			return err
 		}
-	} else {
-		var challenged bool
-		var err error
+		return c.JSON(http.StatusOK, map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)})
+	}
+	var challenged bool
+	var token string
+	if err := s.inOneWrite(c, func() (err error) {
 		if a, challenged, err = s.finishPasswordless(c, req.Ceremony, req.Credential); err != nil {
 			return err
 		}
-		if challenged {
-			token, err := s.commitToken(c)
-			if err != nil {
-				return err
-			}
-			return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": s.challengeMethods(c, t)})
-		}
-	}
-	token, err := s.commitToken(c)
-	if err != nil {
+		token, err = s.commitToken(c)
 		return err
+	}); err != nil {
+		return err
+	}
+	if challenged {
+		return c.JSON(http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": token, "methods": s.challengeMethods(c, t)})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)})
 }

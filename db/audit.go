@@ -150,7 +150,7 @@ func (s *Store) AuditEvents(ctx context.Context, workspaceID int64, f AuditFilte
 		LEFT JOIN users su ON su.id = e.subject_user_id AND su.workspace_id = e.workspace_id
 		WHERE ` + cond + ` ORDER BY e.id DESC LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.q(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit events: %w", err)
 	}

@@ -132,7 +132,7 @@ func (s *Store) caseTx(ctx context.Context, tx *sql.Tx, id int64) (Case, error) 
 
 // SupportCase returns one case, or ErrNotFound.
 func (s *Store) SupportCase(ctx context.Context, id int64) (Case, error) {
-	c, err := scanCase(s.db.QueryRowContext(ctx, caseSelect+` WHERE c.id = ?`, id))
+	c, err := scanCase(s.q(ctx).QueryRowContext(ctx, caseSelect+` WHERE c.id = ?`, id))
 	if err != nil {
 		return Case{}, notFound("support case", err)
 	}
@@ -146,7 +146,7 @@ func (s *Store) SupportCases(ctx context.Context, open bool, limit int) ([]Case,
 	if !open {
 		cond = `c.status NOT IN ('awaiting_approval', 'scheduled')`
 	}
-	rows, err := s.db.QueryContext(ctx, caseSelect+` WHERE `+cond+` ORDER BY c.id DESC LIMIT ?`, limit)
+	rows, err := s.q(ctx).QueryContext(ctx, caseSelect+` WHERE `+cond+` ORDER BY c.id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("support cases: %w", err)
 	}
@@ -164,7 +164,7 @@ func (s *Store) SupportCases(ctx context.Context, open bool, limit int) ([]Case,
 
 // CaseTimeline returns a case's events, oldest first.
 func (s *Store) CaseTimeline(ctx context.Context, id int64) ([]CaseEvent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT created_at, actor, event FROM support_case_events WHERE case_id = ? ORDER BY id`, id)
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT created_at, actor, event FROM support_case_events WHERE case_id = ? ORDER BY id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("case timeline: %w", err)
 	}
@@ -387,7 +387,7 @@ func (s *Store) RunSupportCases(ctx context.Context, mail CaseMail) (executed, e
 	now := s.now()
 	var errs []error
 	ids := func(status, col string) ([]int64, error) {
-		rows, err := s.db.QueryContext(ctx, `SELECT id FROM support_cases WHERE status = ? AND `+col+` <= ? ORDER BY id`, status, now)
+		rows, err := s.q(ctx).QueryContext(ctx, `SELECT id FROM support_cases WHERE status = ? AND `+col+` <= ? ORDER BY id`, status, now)
 		if err != nil {
 			return nil, fmt.Errorf("support cases: %w", err)
 		}

@@ -34,9 +34,10 @@ type EnrollmentDay struct {
 	Enrolled int
 }
 
-// querier is what the dashboard's reads need of *sql.DB and *sql.Tx.
+// querier is what reads need of *sql.DB, *sql.Conn and *sql.Tx.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // coverageRow is one line of the coverage statement: the members holding

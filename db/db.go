@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -34,7 +35,13 @@ var Migrations embed.FS
 // transaction at most, and every method on a workspace's rows takes the
 // workspace id right after the context.
 type Store struct {
+	// db takes the writes, rdb the reads outside a write transaction. On
+	// PostgreSQL they are one pool; on SQLite db is the one writer
+	// connection, rdb a pool of read-only ones, and w the group commit
+	// that runs the write transactions (writer.go).
 	db     *sql.DB
+	rdb    *sql.DB
+	w      *writer
 	engine engine
 	url    string
 	// Now is the clock; tests replace it.
@@ -64,20 +71,22 @@ type engine interface {
 // postgresql://) URL for PostgreSQL, anything else for a SQLite file (a
 // path, sqlite://path or file:path). It does not migrate.
 func Open(ctx context.Context, databaseURL string) (*Store, error) {
-	var (
-		sqldb *sql.DB
-		eng   engine
-		err   error
-	)
+	s := &Store{url: databaseURL, Now: time.Now}
+	var err error
 	if IsPostgresURL(databaseURL) {
-		sqldb, eng, err = openPostgres(ctx, databaseURL)
+		s.db, s.engine, err = openPostgres(ctx, databaseURL)
+		s.rdb = s.db
 	} else {
-		sqldb, eng, err = openSQLite(ctx, databaseURL)
+		var ckpt *sql.DB
+		s.db, s.rdb, ckpt, s.engine, err = openSQLite(ctx, databaseURL)
+		if err == nil {
+			s.w = newWriter(s.db, ckpt)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return &Store{db: sqldb, engine: eng, url: databaseURL, Now: time.Now}, nil
+	return s, nil
 }
 
 // URL is the database URL the store was opened with, credentials
@@ -98,16 +107,26 @@ func SQLitePath(dataDir string) string {
 	return filepath.Join(dataDir, "gatehouse.db")
 }
 
-// DB exposes the pool, for the session store and health checks.
+// DB exposes the pool that takes writes (on SQLite, the one writer
+// connection), for tests and tools that write outside the store.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the group commit and closes the pools.
+func (s *Store) Close() error {
+	if s.w != nil {
+		s.w.close()
+	}
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	return s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	return s.q(ctx).QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
 // Migrate applies every pending migration.
@@ -139,8 +158,18 @@ func (s *Store) Migrate(ctx context.Context, log *slog.Logger) error {
 // now returns the store clock in unix seconds.
 func (s *Store) now() int64 { return s.Now().Unix() }
 
-// tx runs fn in one transaction, committing when it returns nil.
+// tx runs fn in one transaction, committing when it returns nil. On
+// SQLite fn runs in the writer's group commit: with the other writes
+// waiting at that moment, each in a savepoint of its own, one after the
+// other, in one transaction (writer.go). fn sees and decides exactly as
+// it would alone; its writes are durable when tx returns nil.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if a := s.ambient(ctx); a != nil {
+		return a.savepoint(ctx, fn)
+	}
+	if s.w != nil {
+		return s.w.run(ctx, fn)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -150,6 +179,30 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs one writing statement as a transaction of its own (on
+// SQLite, a step of the group commit).
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.w == nil && s.ambient(ctx) == nil {
+		return s.db.ExecContext(ctx, query, args...)
+	}
+	var res sql.Result
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// queryRowWrite runs a writing statement that returns a row (UPDATE …
+// RETURNING) as a transaction of its own; scan reads the row through row.
+// An error scan returns rolls the statement back.
+func (s *Store) queryRowWrite(ctx context.Context, scan func(row func(query string, args ...any) *sql.Row) error) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		return scan(func(query string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, query, args...) })
+	})
 }
 
 // lockMember locks the member's users row until the transaction ends, so
@@ -183,7 +236,100 @@ func (s *Store) lockWorkspace(ctx context.Context, tx *sql.Tx, workspaceID int64
 // readTx runs fn in one read-only transaction: one snapshot of the
 // database that takes no write lock.
 func (s *Store) readTx(ctx context.Context, fn func(q querier) error) error {
-	return s.engine.readTx(ctx, s.db, fn)
+	if a := s.ambient(ctx); a != nil {
+		return fn(a.tx)
+	}
+	return s.engine.readTx(ctx, s.rdb, fn)
+}
+
+// Within runs fn so that the store calls it makes with the context it is
+// given share one write transaction: on SQLite, one step of the group
+// commit. Each call stays atomic on its own (a write transaction of the
+// store becomes a savepoint: its error rolls back its own writes only)
+// and what each call kept commits together when fn returns, whatever fn
+// returns; Within returns fn's error, or the commit's. Reads inside see
+// the writes before them and run on the writer's connection, whose pages
+// stay cached, so a request that reads and writes a few rows in turn takes
+// the database's locks once instead of once a statement.
+//
+// Every store call in fn must use the context fn is given (or one made
+// from it): a call with another context would queue for the writer that
+// is running fn, and wait for ever. On PostgreSQL, fn simply runs: each
+// call is its own transaction, as outside Within.
+func (s *Store) Within(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.w == nil || s.ambient(ctx) != nil {
+		return fn(ctx)
+	}
+	var ferr error
+	err := s.w.run(ctx, func(tx *sql.Tx) error {
+		a := &ambient{s: s, tx: tx}
+		defer a.done.Store(true)
+		ferr = fn(context.WithValue(ctx, ambientKey{}, a))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Outside returns ctx without the transaction of a Within around it, for
+// what goes on after fn returns.
+func Outside(ctx context.Context) context.Context {
+	if a, _ := ctx.Value(ambientKey{}).(*ambient); a == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, ambientKey{}, (*ambient)(nil))
+}
+
+type ambientKey struct{}
+
+// ambient is the transaction of a Within.
+type ambient struct {
+	s    *Store
+	tx   *sql.Tx
+	done atomic.Bool
+}
+
+// ambient returns the transaction of the Within ctx is in, for this
+// store; nil outside.
+func (s *Store) ambient(ctx context.Context) *ambient {
+	a, _ := ctx.Value(ambientKey{}).(*ambient)
+	if a == nil || a.s != s || a.done.Load() {
+		// After Within returned, its context is an ordinary one.
+		return nil
+	}
+	return a
+}
+
+// q is where a read outside a write transaction goes: the transaction of
+// the Within ctx is in, or the reader pool.
+func (s *Store) q(ctx context.Context) querier {
+	if a := s.ambient(ctx); a != nil {
+		return a.tx
+	}
+	return s.rdb
+}
+
+// savepoint runs fn in the Within's transaction, as a savepoint: fn's
+// error or panic rolls back fn's writes only.
+func (a *ambient) savepoint(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if _, err := a.tx.ExecContext(ctx, `SAVEPOINT inner`); err != nil {
+		return err
+	}
+	err, p := call(fn, a.tx)
+	if err != nil || p != nil {
+		if _, rerr := a.tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO inner`); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if _, rerr := a.tx.ExecContext(context.WithoutCancel(ctx), `RELEASE inner`); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if p != nil {
+		panic(p)
+	}
+	return err
 }
 
 // isUniqueViolation reports whether err is a unique or primary key
@@ -219,7 +365,7 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		return fmt.Errorf("backup: %s is not empty", path)
 	}
-	if err := s.engine.backup(ctx, s.db, path); err != nil {
+	if err := s.engine.backup(ctx, s.rdb, path); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil

@@ -48,42 +48,137 @@ func SQLiteFile(databaseURL string) (path string, ok bool) {
 	return path, path != ""
 }
 
-// openSQLite opens the SQLite file of a path, sqlite://path or file:path.
-func openSQLite(ctx context.Context, databaseURL string) (*sql.DB, engine, error) {
+// openSQLite opens the SQLite file of a path, sqlite://path or file:path
+// as two pools: the writer, one connection that every write goes through
+// (the store's group commit, writer.go, feeds it), and the readers, a few
+// read-only connections. SQLite has one write lock per database: writers
+// that share it in one process queue in Go, in order, instead of in
+// SQLite's busy handler, which polls and sleeps.
+func openSQLite(ctx context.Context, databaseURL string) (w, r, ckpt *sql.DB, _ engine, err error) {
 	path, ok := SQLiteFile(databaseURL)
 	if !ok && strings.Contains(databaseURL, "://") && !strings.HasPrefix(databaseURL, "sqlite://") {
-		return nil, nil, errors.New("unsupported database URL: use a SQLite path (or sqlite://, file:) or postgres://")
+		return nil, nil, nil, nil, errors.New("unsupported database URL: use a SQLite path (or sqlite://, file:) or postgres://")
 	} else if !ok {
-		return nil, nil, errors.New("empty SQLite path")
+		return nil, nil, nil, nil, errors.New("empty SQLite path")
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
-	// Pragmas go in the DSN so that every pooled connection gets them
+	// Pragmas go in the DSN so that every connection gets them
 	// (mattn/go-sqlite3 runs them on each new connection). BEGIN IMMEDIATE
-	// (_txlock) makes read-then-write transactions wait for the write lock
-	// instead of failing with SQLITE_BUSY: SQLite has one writer at a time,
-	// so a transaction's reads stay true until it commits.
+	// (_txlock) makes a transaction take the write lock when it begins,
+	// so that its reads stay true until it commits; another process (the
+	// CLI beside a server) waits for the lock up to the busy timeout.
+	// Each connection keeps its prepared statements (_stmt_cache_size):
+	// the store's statements are a fixed set.
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_foreign_keys", "1")
 	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	q.Set("_stmt_cache_size", "128")
+	dsn := "file:" + path + "?" + q.Encode()
+	// The writer's statements are never interrupted by a request's
+	// context: in a group commit (writer.go) an interrupted statement would
+	// roll back the other requests' steps too. A step whose request is gone
+	// before it runs is skipped instead.
+	w = sql.OpenDB(sqliteConnector{dsn: dsn, uncancelable: true})
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	// The checkpointer's connection copies the WAL back into the database
+	// file beside the writer (writer.go).
+	ckpt = sql.OpenDB(sqliteConnector{dsn: dsn})
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetMaxIdleConns(1)
+	q.Set("_query_only", "1")
+	r = sql.OpenDB(sqliteConnector{dsn: "file:" + path + "?" + q.Encode()})
+	r.SetMaxOpenConns(sqliteReaders)
+	r.SetMaxIdleConns(sqliteReaders)
+	r.SetConnMaxIdleTime(5 * time.Minute)
+	// The writer first: it creates the file and turns WAL on.
+	for _, db := range []*sql.DB{w, ckpt, r} {
+		if err := db.PingContext(ctx); err != nil {
+			w.Close()
+			ckpt.Close()
+			r.Close()
+			return nil, nil, nil, nil, err
+		}
+	}
+	return w, r, ckpt, sqliteEngine{}, nil
+}
+
+// sqliteReaders is how many read connections the pool keeps: reads run in
+// parallel with each other and with the writer (WAL).
+const sqliteReaders = 8
+
+// sqliteConnector opens mattn/go-sqlite3 connections; uncancelable ones
+// run every statement without the caller's cancellation.
+type sqliteConnector struct {
+	dsn          string
+	uncancelable bool
+}
+
+var sqliteDriver = &sqlite3.SQLiteDriver{}
+
+func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := sqliteDriver.Open(c.dsn)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	sqldb.SetMaxOpenConns(8)
-	sqldb.SetMaxIdleConns(8)
-	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	if err := sqldb.PingContext(ctx); err != nil {
-		sqldb.Close()
-		return nil, nil, err
+	if c.uncancelable {
+		// The checkpointer keeps the WAL short (writer.go); the writer's
+		// own checkpoint, at a higher mark than SQLite's 1,000 pages, is
+		// the backstop that lets the WAL start over from its beginning.
+		if _, err := conn.(*sqlite3.SQLiteConn).Exec(`PRAGMA wal_autocheckpoint = 8000`, nil); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return uncancelableConn{conn.(*sqlite3.SQLiteConn)}, nil
 	}
-	return sqldb, sqliteEngine{}, nil
+	return conn, nil
+}
+
+func (sqliteConnector) Driver() driver.Driver { return sqliteDriver }
+
+// uncancelableConn passes its statements to SQLite without the caller's
+// cancellation (context.WithoutCancel): database/sql still refuses to
+// start a statement for a request that is gone, but a statement once
+// started runs to its end. Without a Done channel mattn/go-sqlite3 also
+// skips the goroutine it starts per statement to watch for cancellation.
+type uncancelableConn struct{ *sqlite3.SQLiteConn }
+
+func (c uncancelableConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.SQLiteConn.ExecContext(context.WithoutCancel(ctx), query, args)
+}
+
+func (c uncancelableConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.SQLiteConn.QueryContext(context.WithoutCancel(ctx), query, args)
+}
+
+func (c uncancelableConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.SQLiteConn.BeginTx(context.WithoutCancel(ctx), opts)
+}
+
+func (c uncancelableConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.SQLiteConn.PrepareContext(context.WithoutCancel(ctx), query)
+	if err != nil {
+		return nil, err
+	}
+	return uncancelableStmt{st.(*sqlite3.SQLiteStmt)}, nil
+}
+
+type uncancelableStmt struct{ *sqlite3.SQLiteStmt }
+
+func (s uncancelableStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.SQLiteStmt.ExecContext(context.WithoutCancel(ctx), args)
+}
+
+func (s uncancelableStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.SQLiteStmt.QueryContext(context.WithoutCancel(ctx), args)
 }
 
 // readTx: mattn/go-sqlite3 ignores sql.TxOptions.ReadOnly and would begin

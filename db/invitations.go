@@ -71,7 +71,7 @@ func (s *Store) CreateInvitation(ctx context.Context, workspaceID, invitedBy int
 // the reason, so that a stale link reveals nothing.
 func (s *Store) PendingInvitation(ctx context.Context, workspaceID int64, tokenHashes []string) (Invitation, error) {
 	in, args := inList(tokenHashes)
-	row := s.db.QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations
 		WHERE workspace_id = ? AND token_hash IN (`+in+`) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?`,
 		append(append([]any{workspaceID}, args...), s.now())...)
 	inv, err := scanInvitation(row)
@@ -116,7 +116,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, workspaceID int64, tokenHa
 
 // PendingInvitations lists a workspace's open invitations, newest first.
 func (s *Store) PendingInvitations(ctx context.Context, workspaceID int64, limit int) ([]Invitation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+invitationColumns+` FROM invitations
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+invitationColumns+` FROM invitations
 		WHERE workspace_id = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
 		ORDER BY id DESC LIMIT ?`, workspaceID, s.now(), limit)
 	if err != nil {

@@ -122,7 +122,7 @@ func (s *Store) requireReenroll(ctx context.Context, tx *sql.Tx, workspaceID, me
 // recovery by email and has not set up a second factor since.
 func (s *Store) MustReenroll(ctx context.Context, workspaceID, memberID int64) (bool, error) {
 	var v bool
-	if err := s.db.QueryRowContext(ctx, `SELECT mfa_reenroll FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID).Scan(&v); err != nil {
+	if err := s.q(ctx).QueryRowContext(ctx, `SELECT mfa_reenroll FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, memberID).Scan(&v); err != nil {
 		return false, notFound("must reenroll", err)
 	}
 	return v, nil
@@ -301,7 +301,7 @@ func (s *Store) ChangeRole(ctx context.Context, workspaceID, actorID, memberID i
 // neither accepted nor revoked (an expired one may be resent), else
 // ErrNotFound.
 func (s *Store) OpenInvitation(ctx context.Context, workspaceID, id int64) (Invitation, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+invitationColumns+` FROM invitations
 		WHERE workspace_id = ? AND id = ? AND accepted_at IS NULL AND revoked_at IS NULL`, workspaceID, id)
 	inv, err := scanInvitation(row)
 	if err != nil {
@@ -462,7 +462,7 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	}
 	query += ` ORDER BY u.email_key LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.q(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("members mfa: %w", err)
 	}
@@ -490,7 +490,7 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 // MemberEvents lists the most recent audit events about one member of the
 // workspace, newest first.
 func (s *Store) MemberEvents(ctx context.Context, workspaceID, memberID int64, limit int) ([]AuditEvent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, actor_user_id, event, ip, user_agent, details, created_at
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT id, actor_user_id, event, ip, user_agent, details, created_at
 		FROM audit_events WHERE workspace_id = ? AND subject_user_id = ? ORDER BY id DESC LIMIT ?`, workspaceID, memberID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("member events: %w", err)

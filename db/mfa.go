@@ -148,7 +148,7 @@ func (s *Store) StartSessionTOTPEnrollment(ctx context.Context, workspaceID, use
 // PendingTOTPEnrollment returns the member's unconfirmed, unexpired
 // enrollment whoever started it, or ErrNotFound.
 func (s *Store) PendingTOTPEnrollment(ctx context.Context, workspaceID, userID int64) (TOTPCredential, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
 		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ?`, workspaceID, userID, s.now())
 	c, err := scanTOTP(row)
 	if err != nil {
@@ -161,7 +161,7 @@ func (s *Store) PendingTOTPEnrollment(ctx context.Context, workspaceID, userID i
 // enrollment if the session and step-up of b started it; ErrNotFound
 // otherwise, as if there were none.
 func (s *Store) PendingSessionTOTPEnrollment(ctx context.Context, workspaceID, userID int64, b SessionBinding) (TOTPCredential, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
 		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NULL AND expires_at > ? AND session_id = ? AND step_up_at = ?`,
 		workspaceID, userID, s.now(), b.SessionID, b.stepUpUnix())
 	c, err := scanTOTP(row)
@@ -174,7 +174,7 @@ func (s *Store) PendingSessionTOTPEnrollment(ctx context.Context, workspaceID, u
 // TOTPCredential returns the member's confirmed authenticator app, or
 // ErrNotFound.
 func (s *Store) TOTPCredential(ctx context.Context, workspaceID, userID int64) (TOTPCredential, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials
 		WHERE workspace_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`, workspaceID, userID)
 	c, err := scanTOTP(row)
 	if err != nil {
@@ -550,7 +550,7 @@ func (s *Store) RegenerateRecoveryCodes(ctx context.Context, workspaceID, userID
 
 // UnusedRecoveryCodes returns the member's unused codes (hashes).
 func (s *Store) UnusedRecoveryCodes(ctx context.Context, workspaceID, userID int64) ([]RecoveryCode, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, code_hash FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL ORDER BY id`,
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT id, code_hash FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL ORDER BY id`,
 		workspaceID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("unused recovery codes: %w", err)
@@ -592,7 +592,7 @@ func (s *Store) useRecoveryCode(ctx context.Context, tx *sql.Tx, workspaceID, us
 // RecoveryCodesRemaining counts a member's unused codes.
 func (s *Store) RecoveryCodesRemaining(ctx context.Context, workspaceID, userID int64) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL`,
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE workspace_id = ? AND user_id = ? AND used_at IS NULL`,
 		workspaceID, userID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("recovery codes remaining: %w", err)
@@ -632,7 +632,7 @@ func (s *Store) CreateChallenge(ctx context.Context, ch Challenge) error {
 	if ch.FirstMethod == "" {
 		ch.FirstMethod = "password"
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO mfa_challenges (id, workspace_id, user_id, password_at, first_method, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO mfa_challenges (id, workspace_id, user_id, password_at, first_method, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		ch.ID, ch.WorkspaceID, ch.UserID, ch.PasswordAt.Unix(), ch.FirstMethod, ch.CreatedAt.Unix(), ch.ExpiresAt.Unix())
 	if err != nil {
 		return fmt.Errorf("create challenge: %w", err)
@@ -643,7 +643,7 @@ func (s *Store) CreateChallenge(ctx context.Context, ch Challenge) error {
 // OpenChallenge returns the workspace's challenge if it is neither ended nor
 // expired, else ErrNotFound.
 func (s *Store) OpenChallenge(ctx context.Context, workspaceID int64, id string) (Challenge, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+challengeColumns+` FROM mfa_challenges
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+challengeColumns+` FROM mfa_challenges
 		WHERE workspace_id = ? AND id = ? AND ended_at IS NULL AND expires_at > ?`, workspaceID, id, s.now())
 	ch, err := scanChallenge(row)
 	if err != nil {
@@ -654,7 +654,7 @@ func (s *Store) OpenChallenge(ctx context.Context, workspaceID int64, id string)
 
 // EndChallenge ends a challenge (the member went back, or signed out).
 func (s *Store) EndChallenge(ctx context.Context, workspaceID int64, id, reason string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = ? WHERE workspace_id = ? AND id = ? AND ended_at IS NULL`,
+	_, err := s.exec(ctx, `UPDATE mfa_challenges SET ended_at = ?, ended_reason = ? WHERE workspace_id = ? AND id = ? AND ended_at IS NULL`,
 		s.now(), reason, workspaceID, id)
 	if err != nil {
 		return fmt.Errorf("end challenge: %w", err)
@@ -676,7 +676,7 @@ func (s *Store) MFAGuard(ctx context.Context, workspaceID, userID int64) (Guard,
 	var g Guard
 	var start, locked int64
 	var disabled sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT window_start, window_failures, consecutive, locked_until, disabled_at FROM mfa_guards WHERE workspace_id = ? AND user_id = ?`,
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT window_start, window_failures, consecutive, locked_until, disabled_at FROM mfa_guards WHERE workspace_id = ? AND user_id = ?`,
 		workspaceID, userID).Scan(&start, &g.WindowFailures, &g.Consecutive, &locked, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Guard{}, nil
@@ -1054,7 +1054,7 @@ func (s *Store) passed(ctx context.Context, tx *sql.Tx, workspaceID, userID int6
 // enrollments, SMS codes and pending phones older than a day.
 func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 	horizon := s.now() - 24*3600
-	r1, err := s.db.ExecContext(ctx, `DELETE FROM mfa_challenges WHERE expires_at < ?`, horizon)
+	r1, err := s.exec(ctx, `DELETE FROM mfa_challenges WHERE expires_at < ?`, horizon)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
@@ -1063,19 +1063,19 @@ func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 	// deleting them changes none: no recount, and so no row lock on the
 	// members (a bulk job that locked members across workspaces could
 	// deadlock with a policy change on PostgreSQL).
-	r2, err := s.db.ExecContext(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ?`, s.now())
+	r2, err := s.exec(ctx, `DELETE FROM totp_credentials WHERE confirmed_at IS NULL AND expires_at < ?`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
 	b, _ := r2.RowsAffected()
 	// SMS codes a day past their expiry (their use is in the audit trail)
 	// and phones left pending for a day, likewise in no summary.
-	r3, err := s.db.ExecContext(ctx, `DELETE FROM sms_codes WHERE expires_at < ?`, horizon)
+	r3, err := s.exec(ctx, `DELETE FROM sms_codes WHERE expires_at < ?`, horizon)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
 	c, _ := r3.RowsAffected()
-	r4, err := s.db.ExecContext(ctx, `DELETE FROM sms_phones WHERE verified_at IS NULL AND created_at < ?`, horizon)
+	r4, err := s.exec(ctx, `DELETE FROM sms_phones WHERE verified_at IS NULL AND created_at < ?`, horizon)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired mfa: %w", err)
 	}
@@ -1085,7 +1085,7 @@ func (s *Store) DeleteExpiredMFA(ctx context.Context) (int64, error) {
 
 // AllTOTPSecrets lists every TOTP credential's ciphertext, for key rotation.
 func (s *Store) AllTOTPSecrets(ctx context.Context) ([]TOTPCredential, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials ORDER BY id`)
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+totpColumns+` FROM totp_credentials ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("all totp secrets: %w", err)
 	}
@@ -1104,7 +1104,7 @@ func (s *Store) AllTOTPSecrets(ctx context.Context) ([]TOTPCredential, error) {
 // ReplaceTOTPSecret stores a re-encrypted secret, if the ciphertext is still
 // the one that was read (a concurrent change wins).
 func (s *Store) ReplaceTOTPSecret(ctx context.Context, id int64, oldSecret []byte, keyID string, secret []byte) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE totp_credentials SET key_id = ?, secret = ? WHERE id = ? AND secret = ?`, keyID, secret, id, oldSecret)
+	_, err := s.exec(ctx, `UPDATE totp_credentials SET key_id = ?, secret = ? WHERE id = ? AND secret = ?`, keyID, secret, id, oldSecret)
 	if err != nil {
 		return fmt.Errorf("replace totp secret: %w", err)
 	}

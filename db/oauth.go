@@ -134,7 +134,7 @@ func clientDetails(c OAuthClient) map[string]any {
 
 // OAuthClients lists the workspace's applications, oldest first.
 func (s *Store) OAuthClients(ctx context.Context, workspaceID int64) ([]OAuthClient, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients
 		WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY id`, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("oauth clients: %w", err)
@@ -153,7 +153,7 @@ func (s *Store) OAuthClients(ctx context.Context, workspaceID int64) ([]OAuthCli
 
 // OAuthClient returns the workspace's application with row id id.
 func (s *Store) OAuthClient(ctx context.Context, workspaceID, id int64) (OAuthClient, error) {
-	c, err := scanOAuthClient(s.db.QueryRowContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients
+	c, err := scanOAuthClient(s.q(ctx).QueryRowContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients
 		WHERE workspace_id = ? AND id = ? AND deleted_at IS NULL`, workspaceID, id))
 	if err != nil {
 		return OAuthClient{}, notFound("oauth client", err)
@@ -164,7 +164,7 @@ func (s *Store) OAuthClient(ctx context.Context, workspaceID, id int64) (OAuthCl
 // OAuthClientByClientID returns the workspace's application named by its
 // public client_id: another workspace's client is not found.
 func (s *Store) OAuthClientByClientID(ctx context.Context, workspaceID int64, clientID string) (OAuthClient, error) {
-	c, err := scanOAuthClient(s.db.QueryRowContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients
+	c, err := scanOAuthClient(s.q(ctx).QueryRowContext(ctx, `SELECT `+oauthClientColumns+` FROM oauth_clients
 		WHERE workspace_id = ? AND client_id = ? AND deleted_at IS NULL`, workspaceID, clientID))
 	if err != nil {
 		return OAuthClient{}, notFound("oauth client", err)
@@ -307,7 +307,7 @@ func scanAuthRequest(row interface{ Scan(...any) error }) (AuthRequest, error) {
 
 // CreateAuthRequest stores a new pending authorization.
 func (s *Store) CreateAuthRequest(ctx context.Context, r AuthRequest) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_auth_requests (id, workspace_id, client_id, request, browser_hash, created_at, expires_at)
+	_, err := s.exec(ctx, `INSERT INTO oauth_auth_requests (id, workspace_id, client_id, request, browser_hash, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.ID, r.WorkspaceID, r.ClientID, string(r.Request), r.BrowserHash, r.CreatedAt.Unix(), r.ExpiresAt.Unix())
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", err)
@@ -318,7 +318,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r AuthRequest) error {
 // AuthRequestByID returns a pending authorization of the workspace that has
 // not expired, been exchanged or revoked.
 func (s *Store) AuthRequestByID(ctx context.Context, workspaceID int64, id string) (AuthRequest, error) {
-	r, err := scanAuthRequest(s.db.QueryRowContext(ctx, `SELECT `+authRequestColumns+` FROM oauth_auth_requests
+	r, err := scanAuthRequest(s.q(ctx).QueryRowContext(ctx, `SELECT `+authRequestColumns+` FROM oauth_auth_requests
 		WHERE workspace_id = ? AND id = ? AND expires_at > ? AND code_used_at IS NULL AND revoked_at IS NULL`, workspaceID, id, s.now()))
 	if err != nil {
 		return AuthRequest{}, notFound("auth request", err)
@@ -356,7 +356,7 @@ const AuthCodeLifetime = 2 * time.Minute
 func (s *Store) SaveAuthCode(ctx context.Context, workspaceID int64, id, codeHash string) error {
 	now := s.now()
 	codeEnd := now + int64(AuthCodeLifetime/time.Second)
-	res, err := s.db.ExecContext(ctx, `UPDATE oauth_auth_requests SET code_hash = ?,
+	res, err := s.exec(ctx, `UPDATE oauth_auth_requests SET code_hash = ?,
 			expires_at = CASE WHEN expires_at > ? THEN ? ELSE expires_at END
 		WHERE workspace_id = ? AND id = ? AND done_at IS NOT NULL AND code_hash IS NULL AND revoked_at IS NULL AND expires_at > ?`,
 		codeHash, codeEnd, codeEnd, workspaceID, id, now)
@@ -374,7 +374,7 @@ func (s *Store) SaveAuthCode(ctx context.Context, workspaceID int64, id, codeHas
 // client and the PKCE verifier (IssueOAuthTokens), so that a stranger
 // holding a code can neither burn it nor revoke what it issued.
 func (s *Store) AuthRequestByCode(ctx context.Context, workspaceID int64, codeHash string) (AuthRequest, error) {
-	r, err := scanAuthRequest(s.db.QueryRowContext(ctx, `SELECT `+authRequestColumns+` FROM oauth_auth_requests
+	r, err := scanAuthRequest(s.q(ctx).QueryRowContext(ctx, `SELECT `+authRequestColumns+` FROM oauth_auth_requests
 		WHERE workspace_id = ? AND code_hash = ? AND done_at IS NOT NULL AND revoked_at IS NULL AND expires_at > ?`,
 		workspaceID, codeHash, s.now()))
 	if err != nil {
@@ -589,7 +589,7 @@ func (w withColumns) Scan(dest ...any) error { return w.row.Scan(append(dest, w.
 // AccessToken returns a live access token of the workspace: not expired,
 // not revoked, its client not deleted.
 func (s *Store) AccessToken(ctx context.Context, workspaceID int64, id string) (OAuthToken, error) {
-	t, err := scanOAuthToken(s.db.QueryRowContext(ctx, `SELECT `+oauthTokenColumns+` FROM oauth_access_tokens t
+	t, err := scanOAuthToken(s.q(ctx).QueryRowContext(ctx, `SELECT `+oauthTokenColumns+` FROM oauth_access_tokens t
 		JOIN oauth_clients c ON c.workspace_id = t.workspace_id AND c.client_id = t.client_id AND c.deleted_at IS NULL
 		WHERE t.workspace_id = ? AND t.id = ? AND t.revoked_at IS NULL AND t.expires_at > ?`, workspaceID, id, s.now()))
 	if err != nil {
@@ -641,7 +641,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, workspaceID int64, id, c
 // RefreshTokenOwner returns the member and id of a refresh token of
 // clientID, for the revocation endpoint.
 func (s *Store) RefreshTokenOwner(ctx context.Context, workspaceID int64, hash, clientID string) (userID int64, id string, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT user_id, id FROM oauth_refresh_tokens WHERE workspace_id = ? AND token_hash = ? AND client_id = ?`,
+	err = s.q(ctx).QueryRowContext(ctx, `SELECT user_id, id FROM oauth_refresh_tokens WHERE workspace_id = ? AND token_hash = ? AND client_id = ?`,
 		workspaceID, hash, clientID).Scan(&userID, &id)
 	if err != nil {
 		return 0, "", notFound("refresh token owner", err)
@@ -685,7 +685,7 @@ func (s *Store) revokeMemberOAuthTx(ctx context.Context, tx *sql.Tx, workspaceID
 // Consent returns the scopes a member allowed a client, nil when none.
 func (s *Store) Consent(ctx context.Context, workspaceID, userID int64, clientID string) ([]string, error) {
 	var scopes string
-	err := s.db.QueryRowContext(ctx, `SELECT scopes FROM oauth_consents WHERE workspace_id = ? AND user_id = ? AND client_id = ?`,
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT scopes FROM oauth_consents WHERE workspace_id = ? AND user_id = ? AND client_id = ?`,
 		workspaceID, userID, clientID).Scan(&scopes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -726,7 +726,7 @@ type MemberConsent struct {
 // MemberConsents lists the applications (not deleted) a member allowed,
 // newest first.
 func (s *Store) MemberConsents(ctx context.Context, workspaceID, userID int64) ([]MemberConsent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT k.client_id, c.name, k.scopes, k.granted_at FROM oauth_consents k
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT k.client_id, c.name, k.scopes, k.granted_at FROM oauth_consents k
 		JOIN oauth_clients c ON c.workspace_id = k.workspace_id AND c.client_id = k.client_id AND c.deleted_at IS NULL
 		WHERE k.workspace_id = ? AND k.user_id = ? ORDER BY k.granted_at DESC`, workspaceID, userID)
 	if err != nil {
@@ -781,7 +781,7 @@ func (s *Store) RevokeConsent(ctx context.Context, workspaceID, userID int64, cl
 func (s *Store) MemberSubject(ctx context.Context, workspaceID, userID int64) (string, error) {
 	// Read first: every token use asks, and only the first needs a write.
 	var sub sql.NullString
-	if err := s.db.QueryRowContext(ctx, `SELECT oidc_sub FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&sub); err != nil {
+	if err := s.q(ctx).QueryRowContext(ctx, `SELECT oidc_sub FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&sub); err != nil {
 		return "", notFound("member subject", err)
 	}
 	if sub.Valid {
@@ -789,11 +789,11 @@ func (s *Store) MemberSubject(ctx context.Context, workspaceID, userID int64) (s
 	}
 	// A concurrent first use may have set it: the update keeps theirs and
 	// both read the same value back.
-	if _, err := s.db.ExecContext(ctx, `UPDATE users SET oidc_sub = ? WHERE workspace_id = ? AND id = ? AND oidc_sub IS NULL`,
+	if _, err := s.exec(ctx, `UPDATE users SET oidc_sub = ? WHERE workspace_id = ? AND id = ? AND oidc_sub IS NULL`,
 		randomHex(16), workspaceID, userID); err != nil {
 		return "", fmt.Errorf("member subject: %w", err)
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT oidc_sub FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&sub); err != nil {
+	if err := s.q(ctx).QueryRowContext(ctx, `SELECT oidc_sub FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&sub); err != nil {
 		return "", notFound("member subject", err)
 	}
 	return sub.String, nil
@@ -801,7 +801,7 @@ func (s *Store) MemberSubject(ctx context.Context, workspaceID, userID int64) (s
 
 // MemberBySubject returns the workspace's member with the subject sub.
 func (s *Store) MemberBySubject(ctx context.Context, workspaceID int64, sub string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND oidc_sub = ?`, workspaceID, sub))
+	u, err := scanUser(s.q(ctx).QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND oidc_sub = ?`, workspaceID, sub))
 	if err != nil {
 		return User{}, notFound("member by subject", err)
 	}
@@ -832,7 +832,7 @@ func (s *Store) SigningKeys(ctx context.Context, workspaceID int64) ([]SigningKe
 // signingKeys lists the signing keys that where (a condition and an
 // order) selects.
 func (s *Store) signingKeys(ctx context.Context, where string, args ...any) ([]SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, workspace_id, alg, master_key_id, private_key, public_jwk, created_at, retired_at, publish_until
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT id, workspace_id, alg, master_key_id, private_key, public_jwk, created_at, retired_at, publish_until
 		FROM oauth_signing_keys `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
@@ -898,7 +898,7 @@ func (s *Store) DeleteStaleOAuth(ctx context.Context, horizon time.Duration) (in
 	cutoff := s.now() - int64(horizon/time.Second)
 	var total int64
 	for _, table := range []string{"oauth_auth_requests", "oauth_access_tokens", "oauth_refresh_tokens"} {
-		res, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, cutoff)
+		res, err := s.exec(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, cutoff)
 		if err != nil {
 			return total, fmt.Errorf("delete stale oauth: %w", err)
 		}

@@ -21,7 +21,7 @@ func (s *Store) AllSigningKeys(ctx context.Context) ([]SigningKey, error) {
 // again under the master key masterKeyID, if the ciphertext is still the
 // one that was read (a concurrent change wins).
 func (s *Store) ReplaceSigningKeyPrivate(ctx context.Context, workspaceID int64, id string, oldSealed []byte, masterKeyID string, sealed []byte) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE oauth_signing_keys SET master_key_id = ?, private_key = ?
+	_, err := s.exec(ctx, `UPDATE oauth_signing_keys SET master_key_id = ?, private_key = ?
 		WHERE workspace_id = ? AND id = ? AND private_key = ?`, masterKeyID, sealed, workspaceID, id, oldSealed)
 	if err != nil {
 		return fmt.Errorf("replace signing key: %w", err)
@@ -32,7 +32,7 @@ func (s *Store) ReplaceSigningKeyPrivate(ctx context.Context, workspaceID int64,
 // Workspaces lists the customer workspaces (never the platform's), oldest
 // first.
 func (s *Store) Workspaces(ctx context.Context) ([]Workspace, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 0 ORDER BY id`)
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 0 ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("workspaces: %w", err)
 	}

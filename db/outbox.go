@@ -68,7 +68,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.D
 	// without the write lock, so that idle polls of several processes do not
 	// queue behind each other and hold back the writes that matter.
 	var due bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outbox
+	if err := s.q(ctx).QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outbox
 		WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?))`,
 		s.now(), s.now()).Scan(&due); err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
@@ -119,7 +119,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, claimToken string, lease time.D
 // out and another sender may have claimed it. It reports false when the
 // claim is no longer the caller's (taken over, or the message is done).
 func (s *Store) RenewOutboxClaim(ctx context.Context, id int64, claimToken string, lease time.Duration) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE outbox SET claimed_until = ?
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL AND failed_at IS NULL`,
 		s.now()+int64(lease/time.Second), id, claimToken)
@@ -143,7 +143,7 @@ func (s *Store) ReleaseOutboxClaim(ctx context.Context, claimToken string, ids [
 		return nil
 	}
 	in, args := inList(ids)
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.exec(ctx, `
 		UPDATE outbox SET claim_token = NULL, claimed_until = NULL
 		WHERE claim_token = ? AND sent_at IS NULL AND failed_at IS NULL AND id IN (`+in+`)`,
 		append([]any{claimToken}, args...)...)
@@ -156,7 +156,7 @@ func (s *Store) ReleaseOutboxClaim(ctx context.Context, claimToken string, ids [
 // MarkOutboxSent records a delivery. It only succeeds for the holder of the
 // claim; anyone else gets ErrNotFound (the claim expired and was taken over).
 func (s *Store) MarkOutboxSent(ctx context.Context, id int64, claimToken string) error {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE outbox SET sent_at = ?, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL, last_error = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL`, s.now(), id, claimToken)
 	return claimResult("mark outbox sent", res, err)
@@ -173,7 +173,7 @@ func (s *Store) MarkOutboxRetry(ctx context.Context, id int64, claimToken string
 	} else {
 		nextAt = next.Unix()
 	}
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, failed_at = ?, last_error = ?,
 			claim_token = NULL, claimed_until = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL`, nextAt, failedAt, truncate(cause, 1000), id, claimToken)
@@ -198,7 +198,7 @@ func claimResult(op string, res sql.Result, err error) error {
 
 // OutboxMessages lists the newest messages (the dev mailbox).
 func (s *Store) OutboxMessages(ctx context.Context, limit int) ([]OutboxMessage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+outboxColumns+` FROM outbox ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox messages: %w", err)
 	}
@@ -216,7 +216,7 @@ func (s *Store) OutboxMessages(ctx context.Context, limit int) ([]OutboxMessage,
 
 // OutboxMessage returns one message by id, or ErrNotFound.
 func (s *Store) OutboxMessage(ctx context.Context, id int64) (OutboxMessage, error) {
-	m, err := scanOutbox(s.db.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id))
+	m, err := scanOutbox(s.q(ctx).QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id))
 	if err != nil {
 		return OutboxMessage{}, notFound("outbox message", err)
 	}
@@ -240,7 +240,7 @@ type OutboxStats struct {
 func (s *Store) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	var st OutboxStats
 	var oldest sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `
+	err := s.q(ctx).QueryRowContext(ctx, `
 		SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL),
 		       (SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL),
 		       (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NOT NULL)`).Scan(&st.Unsent, &oldest, &st.Failed)

@@ -182,7 +182,7 @@ func scanPolicy(row interface{ Scan(...any) error }) (Policy, error) {
 
 // Policy returns the workspace's MFA policy.
 func (s *Store) Policy(ctx context.Context, workspaceID int64) (Policy, error) {
-	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+	p, err := scanPolicy(s.q(ctx).QueryRowContext(ctx, `SELECT `+policyColumns+` FROM workspaces WHERE id = ?`, workspaceID))
 	if err != nil {
 		return Policy{}, notFound("policy", err)
 	}
@@ -400,7 +400,7 @@ func scanIDs(rows *sql.Rows) ([]int64, error) {
 func (s *Store) Compliant(ctx context.Context, workspaceID, userID int64, p Policy) (bool, error) {
 	var f Factors
 	var role string
-	err := s.db.QueryRowContext(ctx, `SELECT mfa_factors, role FROM users WHERE workspace_id = ? AND id = ?`,
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT mfa_factors, role FROM users WHERE workspace_id = ? AND id = ?`,
 		workspaceID, userID).Scan(&f, &role)
 	if err != nil {
 		return false, notFound("compliant", err)

@@ -242,7 +242,7 @@ func (s *Store) cancelWorkspaceRecoveriesTx(ctx context.Context, tx *sql.Tx, wor
 // one transaction each with a conditional update (a recovery executes
 // once, however many processes run this), queuing mail's email.
 func (s *Store) RunSelfRecoveries(ctx context.Context, mail func(User, Workspace) (OutboxMessage, error)) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM self_recoveries WHERE status = 'waiting' AND executes_at <= ? ORDER BY id`, s.now())
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT id FROM self_recoveries WHERE status = 'waiting' AND executes_at <= ? ORDER BY id`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("self recoveries: %w", err)
 	}

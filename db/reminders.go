@@ -56,7 +56,7 @@ func urgency(days int) int {
 // key makes a second sending impossible, so several processes may scan at
 // once. compose writes the email; it returns how many were queued.
 func (s *Store) ScanReminders(ctx context.Context, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+workspaceColumns+`, `+policyColumns+` FROM workspaces WHERE mfa_policy IN ('required', 'required_for_admins') ORDER BY id`)
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+workspaceColumns+`, `+policyColumns+` FROM workspaces WHERE mfa_policy IN ('required', 'required_for_admins') ORDER BY id`)
 	if err != nil {
 		return 0, fmt.Errorf("scan reminders: %w", err)
 	}
@@ -104,7 +104,7 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	// look at mfa_reminders for each): a scan with nothing due reads no
 	// users row. Their factors are the summary's (users.mfa_factors), read
 	// again in the transaction that queues.
-	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.mfa_deadline,
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT u.id, u.mfa_deadline,
 			(SELECT MIN(CASE WHEN r.days = ? THEN ? ELSE r.days END) FROM mfa_reminders r
 				WHERE r.workspace_id = u.workspace_id AND r.user_id = u.id AND r.deadline = u.mfa_deadline),
 			`+toldSQL+`

@@ -59,7 +59,7 @@ func (s *Store) CreateUserSession(ctx context.Context, us UserSession, details m
 
 // UserSession returns one session of the workspace, or ErrNotFound.
 func (s *Store) UserSession(ctx context.Context, workspaceID int64, id string) (UserSession, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+userSessionColumns+` FROM user_sessions WHERE workspace_id = ? AND id = ?`, workspaceID, id)
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+userSessionColumns+` FROM user_sessions WHERE workspace_id = ? AND id = ?`, workspaceID, id)
 	us, err := scanUserSession(row)
 	if err != nil {
 		return UserSession{}, notFound("user session", err)
@@ -69,7 +69,7 @@ func (s *Store) UserSession(ctx context.Context, workspaceID int64, id string) (
 
 // TouchUserSession records activity on a session.
 func (s *Store) TouchUserSession(ctx context.Context, workspaceID int64, id string, at time.Time, ip string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE user_sessions SET last_seen_at = ?, ip = ? WHERE workspace_id = ? AND id = ? AND ended_at IS NULL`,
+	_, err := s.exec(ctx, `UPDATE user_sessions SET last_seen_at = ?, ip = ? WHERE workspace_id = ? AND id = ? AND ended_at IS NULL`,
 		at.Unix(), truncate(ip, 64), workspaceID, id)
 	if err != nil {
 		return fmt.Errorf("touch user session: %w", err)
@@ -80,7 +80,7 @@ func (s *Store) TouchUserSession(ctx context.Context, workspaceID int64, id stri
 // RotateUserSessionToken records the hash of a session's new token, so that
 // the old token is refused even if a slow request writes it back.
 func (s *Store) RotateUserSessionToken(ctx context.Context, workspaceID int64, id, oldHash, newHash string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE user_sessions SET token_hash = ? WHERE workspace_id = ? AND id = ? AND token_hash = ? AND ended_at IS NULL`,
+	res, err := s.exec(ctx, `UPDATE user_sessions SET token_hash = ? WHERE workspace_id = ? AND id = ? AND token_hash = ? AND ended_at IS NULL`,
 		newHash, workspaceID, id, oldHash)
 	if err != nil {
 		return fmt.Errorf("rotate user session token: %w", err)
@@ -94,7 +94,7 @@ func (s *Store) RotateUserSessionToken(ctx context.Context, workspaceID int64, i
 // ActiveUserSessions lists a member's sessions that are neither ended nor
 // past their absolute expiry, newest first.
 func (s *Store) ActiveUserSessions(ctx context.Context, workspaceID, userID int64) ([]UserSession, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userSessionColumns+` FROM user_sessions
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+userSessionColumns+` FROM user_sessions
 		WHERE workspace_id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?
 		ORDER BY auth_time DESC, id`, workspaceID, userID, s.now())
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *Store) endSessions(ctx context.Context, tx *sql.Tx, workspaceID, userID
 // DeleteExpiredSessions removes session registers past their absolute expiry
 // plus a week (kept a while for the member's view), and returns how many.
 func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM user_sessions WHERE expires_at < ?`, s.now()-7*24*3600)
+	res, err := s.exec(ctx, `DELETE FROM user_sessions WHERE expires_at < ?`, s.now()-7*24*3600)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sessions: %w", err)
 	}
@@ -204,7 +204,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 // SetUserSessionAAL records a session's new assurance level (after a second
 // factor passed in it).
 func (s *Store) SetUserSessionAAL(ctx context.Context, workspaceID int64, id, aal string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE user_sessions SET aal = ? WHERE workspace_id = ? AND id = ?`, aal, workspaceID, id); err != nil {
+	if _, err := s.exec(ctx, `UPDATE user_sessions SET aal = ? WHERE workspace_id = ? AND id = ?`, aal, workspaceID, id); err != nil {
 		return fmt.Errorf("set user session aal: %w", err)
 	}
 	return nil

@@ -179,7 +179,7 @@ func scanSMSSettings(row interface{ Scan(...any) error }) (SMSSettings, error) {
 
 // SMSSettings returns the workspace's SMS settings, or ErrNotFound.
 func (s *Store) SMSSettings(ctx context.Context, workspaceID int64) (SMSSettings, error) {
-	st, err := scanSMSSettings(s.db.QueryRowContext(ctx, `SELECT `+smsSettingsColumns+` FROM workspaces WHERE id = ?`, workspaceID))
+	st, err := scanSMSSettings(s.q(ctx).QueryRowContext(ctx, `SELECT `+smsSettingsColumns+` FROM workspaces WHERE id = ?`, workspaceID))
 	if err != nil {
 		return SMSSettings{}, notFound("sms settings", err)
 	}
@@ -359,7 +359,7 @@ func (s *Store) StartSMSEnrollment(ctx context.Context, workspaceID, userID int6
 
 // SMSPhone returns the member's verified phone, or ErrNotFound.
 func (s *Store) SMSPhone(ctx context.Context, workspaceID, userID int64) (SMSPhone, error) {
-	p, err := scanSMSPhone(s.db.QueryRowContext(ctx, `SELECT `+smsPhoneColumns+` FROM sms_phones
+	p, err := scanSMSPhone(s.q(ctx).QueryRowContext(ctx, `SELECT `+smsPhoneColumns+` FROM sms_phones
 		WHERE workspace_id = ? AND user_id = ? AND verified_at IS NOT NULL`, workspaceID, userID))
 	if err != nil {
 		return SMSPhone{}, notFound("sms phone", err)
@@ -370,7 +370,7 @@ func (s *Store) SMSPhone(ctx context.Context, workspaceID, userID int64) (SMSPho
 // PendingSMSPhone returns the member's pending phone if the session and
 // step-up of b started it; ErrNotFound otherwise, as if there were none.
 func (s *Store) PendingSMSPhone(ctx context.Context, workspaceID, userID int64, b SessionBinding) (SMSPhone, error) {
-	p, err := scanSMSPhone(s.db.QueryRowContext(ctx, `SELECT `+smsPhoneColumns+` FROM sms_phones
+	p, err := scanSMSPhone(s.q(ctx).QueryRowContext(ctx, `SELECT `+smsPhoneColumns+` FROM sms_phones
 		WHERE workspace_id = ? AND user_id = ? AND verified_at IS NULL AND session_id = ? AND step_up_at = ?`,
 		workspaceID, userID, b.SessionID, b.stepUpUnix()))
 	if err != nil {
@@ -810,7 +810,7 @@ func (s *Store) LiveSMSCode(ctx context.Context, workspaceID, userID int64, purp
 	}
 	var c SMSCode
 	var created, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT c.id, c.workspace_id, c.user_id, c.phone_id, c.purpose, c.challenge_id, c.session_id, c.code_hash,
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT c.id, c.workspace_id, c.user_id, c.phone_id, c.purpose, c.challenge_id, c.session_id, c.code_hash,
 			c.created_at, c.expires_at, c.failures
 		FROM sms_codes c JOIN sms_phones p ON p.id = c.phone_id AND p.workspace_id = c.workspace_id AND p.user_id = c.user_id
 		WHERE c.workspace_id = ? AND c.user_id = ? AND c.purpose = ? AND c.challenge_id = ? AND c.session_id = ?
@@ -835,9 +835,11 @@ func (s *Store) LiveSMSCode(ctx context.Context, workspaceID, userID int64, purp
 // RecordMFAFailure.
 func (s *Store) SMSCodeFailed(ctx context.Context, workspaceID, userID, codeID int64) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `UPDATE sms_codes SET failures = failures + 1
+	err := s.queryRowWrite(ctx, func(row func(query string, args ...any) *sql.Row) error {
+		return row(`UPDATE sms_codes SET failures = failures + 1
 		WHERE id = ? AND workspace_id = ? AND user_id = ? AND used_at IS NULL AND voided_at IS NULL AND failures < ?
 		RETURNING failures`, codeID, workspaceID, userID, SMSCodeMaxFailures).Scan(&n)
+	})
 	if err != nil {
 		return 0, notFound("sms code failed", err)
 	}
@@ -1012,7 +1014,7 @@ func (s *Store) RemoveSMSPhone(ctx context.Context, workspaceID, userID int64, k
 func (s *Store) SMSUsage(ctx context.Context, workspaceID int64, month time.Time) (texts int, micros int64, err error) {
 	m := month.UTC()
 	start := time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC)
-	err = s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(price_micros), 0) FROM sms_outbox
+	err = s.q(ctx).QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(price_micros), 0) FROM sms_outbox
 		WHERE workspace_id = ? AND created_at >= ? AND created_at < ?`, workspaceID, start.Unix(), start.AddDate(0, 1, 0).Unix()).Scan(&texts, &micros)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sms usage: %w", err)
@@ -1035,7 +1037,7 @@ type SMSStats struct {
 func (s *Store) SMSStats(ctx context.Context, since time.Time) (SMSStats, error) {
 	var st SMSStats
 	at := since.Unix()
-	err := s.db.QueryRowContext(ctx, `SELECT
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT
 			(SELECT COUNT(*) FROM sms_outbox WHERE created_at >= ?),
 			(SELECT COUNT(*) FROM sms_outbox WHERE created_at >= ? AND verified_number = 0),
 			(SELECT COUNT(*) FROM sms_outbox WHERE sent_at >= ?),

@@ -59,7 +59,7 @@ func (s *Store) ClaimSMSOutbox(ctx context.Context, claimToken string, lease tim
 	// Look first without the write lock: idle polls of several nodes do
 	// not queue behind each other.
 	var due bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sms_outbox WHERE `+smsDue+`)`, s.now(), s.now()).Scan(&due); err != nil {
+	if err := s.q(ctx).QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sms_outbox WHERE `+smsDue+`)`, s.now(), s.now()).Scan(&due); err != nil {
 		return nil, fmt.Errorf("claim sms outbox: %w", err)
 	}
 	if !due {
@@ -106,7 +106,7 @@ func (s *Store) ClaimSMSOutbox(ctx context.Context, claimToken string, lease tim
 // just before it is sent, as RenewOutboxClaim does. It reports false when
 // the claim is no longer the caller's (taken over, given up, or done).
 func (s *Store) RenewSMSClaim(ctx context.Context, id int64, claimToken string, lease time.Duration) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE sms_outbox SET claimed_until = ?
+	res, err := s.exec(ctx, `UPDATE sms_outbox SET claimed_until = ?
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL AND failed_at IS NULL AND expires_at > ?`,
 		s.now()+int64(lease/time.Second), id, claimToken, s.now())
 	if err != nil {
@@ -123,7 +123,7 @@ func (s *Store) RenewSMSClaim(ctx context.Context, id int64, claimToken string, 
 // message id). Only the holder of the claim can; anyone else gets
 // ErrNotFound.
 func (s *Store) MarkSMSSent(ctx context.Context, id int64, claimToken, providerID string) error {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE sms_outbox SET sent_at = ?, attempts = attempts + 1, provider_id = ?, claim_token = NULL, claimed_until = NULL, last_error = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL AND failed_at IS NULL`, s.now(), truncate(providerID, 200), id, claimToken)
 	return claimResult("mark sms sent", res, err)
@@ -132,7 +132,7 @@ func (s *Store) MarkSMSSent(ctx context.Context, id int64, claimToken, providerI
 // MarkSMSRetry records a failed attempt to be tried again at next. It
 // returns ErrNotFound unless the caller still holds the claim.
 func (s *Store) MarkSMSRetry(ctx context.Context, id int64, claimToken string, next time.Time, cause string) error {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE sms_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claim_token = NULL, claimed_until = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL AND failed_at IS NULL`, next.Unix(), truncate(cause, 1000), id, claimToken)
 	return claimResult("mark sms retry", res, err)
@@ -142,7 +142,7 @@ func (s *Store) MarkSMSRetry(ctx context.Context, id int64, claimToken string, n
 // the retries ran out). It returns ErrNotFound unless the caller still
 // holds the claim.
 func (s *Store) MarkSMSFailed(ctx context.Context, id int64, claimToken, cause string) error {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.exec(ctx, `
 		UPDATE sms_outbox SET attempts = attempts + 1, failed_at = ?, last_error = ?, claim_token = NULL, claimed_until = NULL
 		WHERE id = ? AND claim_token = ? AND sent_at IS NULL AND failed_at IS NULL`, s.now(), truncate(cause, 1000), id, claimToken)
 	return claimResult("mark sms failed", res, err)
@@ -151,7 +151,7 @@ func (s *Store) MarkSMSFailed(ctx context.Context, id int64, claimToken, cause s
 // SMSMessages lists the newest texts of every workspace, sealed (the dev
 // outbox opens them).
 func (s *Store) SMSMessages(ctx context.Context, limit int) ([]SMSMessage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+smsOutboxColumns+` FROM sms_outbox ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+smsOutboxColumns+` FROM sms_outbox ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sms messages: %w", err)
 	}

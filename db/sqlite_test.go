@@ -18,15 +18,20 @@ import (
 	"github.com/gatehouse/gatehouse/db/dbtest"
 )
 
-// TestOpenPragmas holds several pooled connections at once, so that each is
-// a different SQLite connection, and checks that every one of them got the
-// DSN's settings: a pragma run once with Exec would reach only one.
+// TestOpenPragmas holds the writer connection and several read
+// connections at once, so that each is a different SQLite connection, and
+// checks that every one of them got the DSN's settings: a pragma run once
+// with Exec would reach only one. The readers are read-only.
 func TestOpenPragmas(t *testing.T) {
 	store, _ := dbtest.NewSQLite(t)
 	ctx := context.Background()
-	conns := make([]*sql.Conn, 4)
+	conns := make([]*sql.Conn, 5)
 	for i := range conns {
-		c, err := store.DB().Conn(ctx)
+		pool := store.ReaderDB()
+		if i == 0 {
+			pool = store.DB()
+		}
+		c, err := pool.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,26 +53,34 @@ func TestOpenPragmas(t *testing.T) {
 				t.Errorf("conn %d: PRAGMA %s = %q, want %q", i, p.pragma, got, p.want)
 			}
 		}
+		if i > 0 {
+			if _, err := c.ExecContext(ctx, `DELETE FROM audit_events`); err == nil || !strings.Contains(err.Error(), "readonly") {
+				t.Errorf("read conn %d wrote: %v", i, err)
+			}
+		}
 	}
 
 	// Transactions begin IMMEDIATE: an empty transaction already holds the
-	// write lock, so another connection cannot begin a write one.
+	// write lock, so another connection (another process's) cannot begin a
+	// write one.
 	tx, err := conns[0].BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := conns[1].ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+	path, _ := db.SQLiteFile(store.URL())
+	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer conns[1].ExecContext(ctx, `PRAGMA busy_timeout = 10000`)
-	_, err = conns[1].ExecContext(ctx, `BEGIN IMMEDIATE`)
+	defer other.Close()
+	_, err = other.ExecContext(ctx, `BEGIN IMMEDIATE`)
 	var se sqlite3.Error
 	if !errors.As(err, &se) || se.Code != sqlite3.ErrBusy {
 		t.Errorf("BEGIN IMMEDIATE beside an open store transaction: %v, want SQLITE_BUSY", err)
 	}
 	if err == nil {
-		conns[1].ExecContext(ctx, `ROLLBACK`)
+		other.ExecContext(ctx, `ROLLBACK`)
 	}
 }
 

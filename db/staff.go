@@ -44,7 +44,7 @@ var ErrEnrollmentLink = errors.New("staff enrollment link not usable")
 // keep a member's last factor and refuse API sessions without one hold for
 // staff too.
 func (s *Store) PlatformWorkspace(ctx context.Context) (Workspace, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 1`)
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 1`)
 	w, err := scanWorkspace(row)
 	if err == nil {
 		return w, nil
@@ -52,12 +52,12 @@ func (s *Store) PlatformWorkspace(ctx context.Context) (Workspace, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Workspace{}, fmt.Errorf("platform workspace: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO workspaces (slug, name, session_absolute_minutes, session_idle_minutes, created_at, platform,
+	if _, err := s.exec(ctx, `INSERT INTO workspaces (slug, name, session_absolute_minutes, session_idle_minutes, created_at, platform,
 			mfa_policy, grace_days, reminder_days, enforced_since)
 		VALUES (?, 'Gatehouse support', 480, 15, ?, 1, 'required', 0, '', ?) ON CONFLICT DO NOTHING`, PlatformSlug, s.now(), s.now()); err != nil {
 		return Workspace{}, fmt.Errorf("platform workspace: %w", err)
 	}
-	w, err = scanWorkspace(s.db.QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 1`))
+	w, err = scanWorkspace(s.q(ctx).QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE platform = 1`))
 	if err != nil {
 		return Workspace{}, fmt.Errorf("platform workspace: %w", err)
 	}
@@ -139,7 +139,7 @@ func (s *Store) StaffEnrollment(ctx context.Context, tokenHashes []string) (User
 	for _, h := range tokenHashes {
 		args = append(args, h)
 	}
-	u, err := scanUser(s.db.QueryRowContext(ctx, q, args...))
+	u, err := scanUser(s.q(ctx).QueryRowContext(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrEnrollmentLink
 	} else if err != nil {
@@ -227,7 +227,7 @@ func (s *Store) SearchMembers(ctx context.Context, actorID int64, email string, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT w.id, w.slug, w.name, u.id, u.email, u.role, u.mfa_factors, u.mfa_codes
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT w.id, w.slug, w.name, u.id, u.email, u.role, u.mfa_factors, u.mfa_codes
 		FROM users u JOIN workspaces w ON w.id = u.workspace_id
 		WHERE w.platform = 0 AND u.email_key = ? ORDER BY w.slug LIMIT 100`, EmailKey(email))
 	if err != nil {

@@ -89,7 +89,7 @@ func (s *Store) ThrottleRefund(ctx context.Context, th Throttle) error {
 	if th.Key == "" {
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE throttles SET failures = failures - 1 WHERE key = ? AND window_start = ? AND failures > 0`,
+	if _, err := s.exec(ctx, `UPDATE throttles SET failures = failures - 1 WHERE key = ? AND window_start = ? AND failures > 0`,
 		th.Key, th.start); err != nil {
 		return fmt.Errorf("throttle refund: %w", err)
 	}
@@ -108,7 +108,7 @@ func (s *Store) throttleRefund(ctx context.Context, tx *sql.Tx, th Throttle) err
 
 // DeleteStaleThrottles removes counters whose window ended before horizon.
 func (s *Store) DeleteStaleThrottles(ctx context.Context, horizon time.Duration) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM throttles WHERE window_start < ?`, s.now()-int64(horizon/time.Second))
+	res, err := s.exec(ctx, `DELETE FROM throttles WHERE window_start < ?`, s.now()-int64(horizon/time.Second))
 	if err != nil {
 		return 0, fmt.Errorf("delete stale throttles: %w", err)
 	}

@@ -137,7 +137,7 @@ func (s *Store) UseTrustedDevice(ctx context.Context, workspaceID, userID int64,
 // TrustedDevices lists the member's devices that can still skip the
 // challenge, newest first.
 func (s *Store) TrustedDevices(ctx context.Context, workspaceID, userID int64) ([]TrustedDevice, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.q(ctx).QueryContext(ctx, `
 		SELECT `+trustedColumnsD+` FROM trusted_devices d JOIN workspaces w ON w.id = d.workspace_id
 		WHERE d.workspace_id = ? AND d.user_id = ? AND `+usableTrusted+`
 		ORDER BY d.created_at DESC, d.id DESC`, append([]any{workspaceID, userID}, usableArgs(s.now())...)...)
@@ -231,7 +231,7 @@ func (s *Store) voidTrustedDevices(ctx context.Context, tx *sql.Tx, workspaceID,
 // revoked more than horizon ago (the audit trail keeps their story).
 func (s *Store) DeleteStaleTrustedDevices(ctx context.Context, horizon time.Duration) (int64, error) {
 	cutoff := s.now() - int64(horizon/time.Second)
-	res, err := s.db.ExecContext(ctx, `DELETE FROM trusted_devices WHERE expires_at <= ? OR (revoked_at IS NOT NULL AND revoked_at <= ?)`, cutoff, cutoff)
+	res, err := s.exec(ctx, `DELETE FROM trusted_devices WHERE expires_at <= ? OR (revoked_at IS NOT NULL AND revoked_at <= ?)`, cutoff, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("delete stale trusted devices: %w", err)
 	}

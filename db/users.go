@@ -115,7 +115,7 @@ func (s *Store) insertUser(ctx context.Context, tx *sql.Tx, workspaceID int64, e
 
 // UserByEmail returns the workspace's member with that email, or ErrNotFound.
 func (s *Store) UserByEmail(ctx context.Context, workspaceID int64, email string) (User, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND email_key = ?`,
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND email_key = ?`,
 		workspaceID, EmailKey(email))
 	u, err := scanUser(row)
 	if err != nil {
@@ -127,7 +127,7 @@ func (s *Store) UserByEmail(ctx context.Context, workspaceID int64, email string
 // UserByID returns the workspace's member with that id, or ErrNotFound
 // (also when the id belongs to another workspace).
 func (s *Store) UserByID(ctx context.Context, workspaceID, userID int64) (User, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID)
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID)
 	u, err := scanUser(row)
 	if err != nil {
 		return User{}, notFound("user by id", err)
@@ -138,7 +138,7 @@ func (s *Store) UserByID(ctx context.Context, workspaceID, userID int64) (User, 
 // UpgradePasswordHash replaces a member's hash with one of the same password
 // under stronger parameters, if the password has not changed meanwhile.
 func (s *Store) UpgradePasswordHash(ctx context.Context, workspaceID, userID int64, oldHash, newHash string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE workspace_id = ? AND id = ? AND password_hash = ?`,
+	_, err := s.exec(ctx, `UPDATE users SET password_hash = ? WHERE workspace_id = ? AND id = ? AND password_hash = ?`,
 		newHash, workspaceID, userID, oldHash)
 	if err != nil {
 		return fmt.Errorf("upgrade password hash: %w", err)
@@ -197,7 +197,7 @@ func (s *Store) ListMembers(ctx context.Context, workspaceID int64, f MemberFilt
 	}
 	query += ` ORDER BY email_key LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.q(ctx).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
@@ -218,7 +218,7 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // CountMembers returns how many members a workspace has.
 func (s *Store) CountMembers(ctx context.Context, workspaceID int64) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE workspace_id = ?`, workspaceID).Scan(&n)
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE workspace_id = ?`, workspaceID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count members: %w", err)
 	}

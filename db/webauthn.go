@@ -70,7 +70,7 @@ func scanWebAuthn(row interface{ Scan(...any) error }) (WebAuthnCredential, erro
 func (s *Store) WebAuthnHandle(ctx context.Context, workspaceID, userID int64) ([]byte, error) {
 	// Read first: only the first use needs the write lock.
 	var h []byte
-	err := s.db.QueryRowContext(ctx, `SELECT webauthn_handle FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&h)
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT webauthn_handle FROM users WHERE workspace_id = ? AND id = ?`, workspaceID, userID).Scan(&h)
 	if err != nil {
 		return nil, notFound("webauthn handle", err)
 	}
@@ -100,7 +100,7 @@ func (s *Store) WebAuthnHandle(ctx context.Context, workspaceID, userID int64) (
 // UserByWebAuthnHandle returns the workspace's member with that handle, or
 // ErrNotFound.
 func (s *Store) UserByWebAuthnHandle(ctx context.Context, workspaceID int64, handle []byte) (User, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND webauthn_handle = ?`, workspaceID, handle)
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE workspace_id = ? AND webauthn_handle = ?`, workspaceID, handle)
 	u, err := scanUser(row)
 	if err != nil {
 		return User{}, notFound("user by webauthn handle", err)
@@ -110,7 +110,7 @@ func (s *Store) UserByWebAuthnHandle(ctx context.Context, workspaceID int64, han
 
 // WebAuthnCredentials lists a member's keys, oldest first.
 func (s *Store) WebAuthnCredentials(ctx context.Context, workspaceID, userID int64) ([]WebAuthnCredential, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+webauthnColumns+` FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? ORDER BY id`,
+	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+webauthnColumns+` FROM webauthn_credentials WHERE workspace_id = ? AND user_id = ? ORDER BY id`,
 		workspaceID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn credentials: %w", err)
@@ -130,7 +130,7 @@ func (s *Store) WebAuthnCredentials(ctx context.Context, workspaceID, userID int
 // WebAuthnCredentialByCredentialID returns the workspace's key with that
 // credential id, or ErrNotFound (a key of another workspace is not found).
 func (s *Store) WebAuthnCredentialByCredentialID(ctx context.Context, workspaceID int64, credentialID []byte) (WebAuthnCredential, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+webauthnColumns+` FROM webauthn_credentials WHERE workspace_id = ? AND credential_id = ?`,
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+webauthnColumns+` FROM webauthn_credentials WHERE workspace_id = ? AND credential_id = ?`,
 		workspaceID, credentialID)
 	c, err := scanWebAuthn(row)
 	if err != nil {
@@ -164,7 +164,7 @@ const (
 
 // CreateCeremony stores a ceremony's state.
 func (s *Store) CreateCeremony(ctx context.Context, c Ceremony) error {
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.exec(ctx, `
 		INSERT INTO webauthn_ceremonies (id, workspace_id, user_id, kind, challenge_id, name, session_data, created_at, expires_at, session_id, step_up_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.WorkspaceID, nullID(c.UserID), c.Kind, sql.NullString{String: c.ChallengeID, Valid: c.ChallengeID != ""}, c.Name, c.SessionData, s.now(), c.ExpiresAt.Unix(),
@@ -192,12 +192,14 @@ func (s *Store) UseSessionCeremony(ctx context.Context, workspaceID int64, id, k
 	var uid sql.NullInt64
 	var chID sql.NullString
 	var expires int64
-	err := s.db.QueryRowContext(ctx, `
+	err := s.queryRowWrite(ctx, func(row func(query string, args ...any) *sql.Row) error {
+		return row(`
 		UPDATE webauthn_ceremonies SET used_at = ?
 		WHERE workspace_id = ? AND id = ? AND kind = ? AND used_at IS NULL AND expires_at > ?
 		  AND (? = 0 OR user_id = ?) AND session_id = ? AND step_up_at = ?
 		RETURNING id, workspace_id, user_id, kind, challenge_id, name, session_data, expires_at`,
-		now, workspaceID, id, kind, now, userID, userID, b.SessionID, b.stepUpUnix()).Scan(&c.ID, &c.WorkspaceID, &uid, &c.Kind, &chID, &c.Name, &c.SessionData, &expires)
+			now, workspaceID, id, kind, now, userID, userID, b.SessionID, b.stepUpUnix()).Scan(&c.ID, &c.WorkspaceID, &uid, &c.Kind, &chID, &c.Name, &c.SessionData, &expires)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return Ceremony{}, ErrCeremonyGone
 	} else if err != nil {
@@ -280,7 +282,7 @@ func (s *Store) AuditSignCountRegression(ctx context.Context, workspaceID, userI
 
 // DeleteExpiredCeremonies removes ceremonies past their expiry.
 func (s *Store) DeleteExpiredCeremonies(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM webauthn_ceremonies WHERE expires_at < ?`, s.now())
+	res, err := s.exec(ctx, `DELETE FROM webauthn_ceremonies WHERE expires_at < ?`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired ceremonies: %w", err)
 	}
@@ -348,7 +350,7 @@ type PasskeySettings struct {
 // PasskeySettings returns the workspace's passkey rules.
 func (s *Store) PasskeySettings(ctx context.Context, workspaceID int64) (PasskeySettings, error) {
 	var p PasskeySettings
-	err := s.db.QueryRowContext(ctx, `SELECT passkeys_satisfy_mfa, device_bound_keys_only FROM workspaces WHERE id = ?`, workspaceID).Scan(&p.SatisfyMFA, &p.DeviceBoundOnly)
+	err := s.q(ctx).QueryRowContext(ctx, `SELECT passkeys_satisfy_mfa, device_bound_keys_only FROM workspaces WHERE id = ?`, workspaceID).Scan(&p.SatisfyMFA, &p.DeviceBoundOnly)
 	if err != nil {
 		return PasskeySettings{}, notFound("passkey settings", err)
 	}
@@ -357,7 +359,7 @@ func (s *Store) PasskeySettings(ctx context.Context, workspaceID int64) (Passkey
 
 // SetPasskeySettings changes the workspace's passkey rules.
 func (s *Store) SetPasskeySettings(ctx context.Context, workspaceID int64, p PasskeySettings) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE workspaces SET passkeys_satisfy_mfa = ?, device_bound_keys_only = ? WHERE id = ?`,
+	if _, err := s.exec(ctx, `UPDATE workspaces SET passkeys_satisfy_mfa = ?, device_bound_keys_only = ? WHERE id = ?`,
 		p.SatisfyMFA, p.DeviceBoundOnly, workspaceID); err != nil {
 		return fmt.Errorf("set passkey settings: %w", err)
 	}

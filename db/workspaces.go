@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,10 +80,14 @@ func (s *Store) CreateWorkspace(ctx context.Context, slug, name string) (Workspa
 	if ReservedSlug(slug) {
 		return Workspace{}, fmt.Errorf("create workspace %q: %w", slug, ErrReservedSlug)
 	}
-	row := s.db.QueryRowContext(ctx, `
+	var w Workspace
+	err := s.queryRowWrite(ctx, func(row func(query string, args ...any) *sql.Row) error {
+		var err error
+		w, err = scanWorkspace(row(`
 		INSERT INTO workspaces (slug, name, created_at) VALUES (?, ?, ?)
-		RETURNING `+workspaceColumns, slug, name, s.now())
-	w, err := scanWorkspace(row)
+		RETURNING `+workspaceColumns, slug, name, s.now()))
+		return err
+	})
 	if isUniqueViolation(err) {
 		return Workspace{}, fmt.Errorf("create workspace %q: %w", slug, ErrConflict)
 	}
@@ -95,7 +100,7 @@ func (s *Store) CreateWorkspace(ctx context.Context, slug, name string) (Workspa
 // WorkspaceBySlug returns the customer workspace with that slug, or
 // ErrNotFound (never the platform workspace: see PlatformWorkspace).
 func (s *Store) WorkspaceBySlug(ctx context.Context, slug string) (Workspace, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE slug = ? AND platform = 0`, slug)
+	row := s.q(ctx).QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE slug = ? AND platform = 0`, slug)
 	w, err := scanWorkspace(row)
 	if err != nil {
 		return Workspace{}, notFound("workspace by slug", err)
@@ -106,7 +111,7 @@ func (s *Store) WorkspaceBySlug(ctx context.Context, slug string) (Workspace, er
 // SetSessionLifetimes sets a workspace's absolute and idle session limits.
 // Callers validate the bounds.
 func (s *Store) SetSessionLifetimes(ctx context.Context, workspaceID int64, absolute, idle time.Duration) error {
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.exec(ctx, `
 		UPDATE workspaces SET session_absolute_minutes = ?, session_idle_minutes = ? WHERE id = ?`,
 		int64(absolute/time.Minute), int64(idle/time.Minute), workspaceID)
 	if err != nil {
