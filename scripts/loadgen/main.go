@@ -1,8 +1,11 @@
 // Command loadgen is the small closed-loop HTTP load generator behind
-// scripts/loadtest.sh: a fixed number of workers send requests back to back
-// for a fixed time and it reports requests per second, a status histogram
-// and latency percentiles. It exists so that `make bench` needs nothing
-// beyond Go; it refuses any target that is not a loopback address.
+// scripts/loadtest.sh and scripts/bench.sh (`make bench`). It exists so
+// that the benchmarks need nothing beyond Go; it refuses any target that
+// is not a loopback address.
+//
+// Without a mode, a fixed number of workers send requests back to back for
+// a fixed time and it reports requests per second, a status histogram and
+// latency percentiles:
 //
 //	loadgen -url http://127.0.0.1:8080/t/acme/api/v1/login -c 64 -d 15s \
 //	    -body '{"email":"a@acme.test","password":"…"}' -body '…'
@@ -11,6 +14,13 @@
 // several accounts share the load. With -login, it first signs in once with
 // the first body and sends every request with that session token as a
 // Bearer credential.
+//
+// Modes:
+//
+//	loadgen bench …      the sign-in steps of make bench against one server (bench.go)
+//	loadgen gobench …    rows from `go test -bench` output on stdin
+//	loadgen table FILE…  the table of the rows
+//	loadgen freeport     prints a free TCP port on 127.0.0.1
 package main
 
 import (
@@ -39,10 +49,41 @@ func (m *multi) String() string     { return strings.Join(*m, ", ") }
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	args := os.Args[1:]
+	var err error
+	mode := ""
+	if len(args) > 0 {
+		mode = args[0]
+	}
+	switch mode {
+	case "bench":
+		err = runBench(args[1:], os.Stdout)
+	case "gobench":
+		err = runGoBench(args[1:], os.Stdin, os.Stdout)
+	case "table":
+		err = runTable(args[1:], os.Stdout)
+	case "freeport":
+		var port int
+		if port, err = freePort(); err == nil {
+			fmt.Println(port)
+		}
+	default:
+		err = run(args, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
+}
+
+// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type result struct {
