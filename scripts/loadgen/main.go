@@ -20,6 +20,7 @@
 //	loadgen bench …      the sign-in steps of make bench against one server (bench.go)
 //	loadgen gobench …    rows from `go test -bench` output on stdin
 //	loadgen table FILE…  the table of the rows
+//	loadgen import …     a JSON Lines member import file with argon2id hashes
 //	loadgen freeport     prints a free TCP port on 127.0.0.1
 package main
 
@@ -62,6 +63,8 @@ func main() {
 		err = runGoBench(args[1:], os.Stdin, os.Stdout)
 	case "table":
 		err = runTable(args[1:], os.Stdout)
+	case "import":
+		err = runImportFile(args[1:], os.Stdout)
 	case "freeport":
 		var port int
 		if port, err = freePort(); err == nil {
@@ -105,6 +108,8 @@ func run(args []string, stdout io.Writer) error {
 	login := fs.String("login", "", "sign in once at this URL with the first -body and send the session token as Bearer")
 	name := fs.String("name", "load", "name of this run in the summary row")
 	rowFile := fs.String("row", "", "append one tab-separated summary row to this file")
+	sources := fs.Int("source-ips", 1, "spread the workers over this many loopback source addresses, 127.0.0.1 and up (as many clients; each address has its own throttle)")
+	pin := fs.Bool("pin", false, "worker w always sends body w modulo their number, instead of rotating")
 	var bodies multi
 	fs.Var(&bodies, "body", "JSON request body (repeatable; workers rotate through them)")
 	if err := fs.Parse(args); err != nil {
@@ -121,17 +126,28 @@ func run(args []string, stdout io.Writer) error {
 	if *conc < 1 || *dur <= 0 {
 		return errors.New("-c and -d must be positive")
 	}
-
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        *conc,
-		MaxIdleConnsPerHost: *conc,
-		IdleConnTimeout:     30 * time.Second,
+	if *sources < 1 || *sources > 250 {
+		return errors.New("-source-ips: 1 to 250")
 	}
-	client := &http.Client{Transport: tr, Timeout: *timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	defer tr.CloseIdleConnections()
+
+	clients := make([]*http.Client, *sources)
+	for i := range clients {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		if *sources > 1 {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+		}
+		tr := &http.Transport{
+			Proxy:               nil,
+			DialContext:         d.DialContext,
+			MaxIdleConns:        *conc,
+			MaxIdleConnsPerHost: *conc,
+			IdleConnTimeout:     30 * time.Second,
+		}
+		clients[i] = &http.Client{Transport: tr, Timeout: *timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		defer tr.CloseIdleConnections()
+	}
+	client := clients[0]
 
 	token := ""
 	if *login != "" {
@@ -154,10 +170,14 @@ func run(args []string, stdout io.Writer) error {
 		go func() {
 			defer wg.Done()
 			var rs []result
+			client := clients[w%len(clients)]
 			for i := w; time.Now().Before(deadline); i++ {
 				var body string
 				if len(bodies) > 0 {
 					body = bodies[i%len(bodies)]
+					if *pin {
+						body = bodies[w%len(bodies)]
+					}
 				}
 				r := do(client, *method, *target, body, token)
 				rs = append(rs, r)
