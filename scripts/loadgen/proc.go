@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -155,6 +156,8 @@ func isPostgres(pid int) bool {
 type meter struct {
 	pid, dbpid   int
 	cpu0, db0    int64
+	self0        time.Duration
+	busy0, all0  int64
 	hwmReset     bool
 	stop         chan struct{}
 	done         sync.WaitGroup
@@ -165,6 +168,8 @@ type meter struct {
 
 func startMeter(pid, dbpid int) *meter {
 	m := &meter{pid: pid, dbpid: dbpid, stop: make(chan struct{})}
+	m.self0 = selfCPU()
+	m.busy0, m.all0 = machineTicks()
 	if pid == 0 {
 		return m
 	}
@@ -199,15 +204,21 @@ func startMeter(pid, dbpid int) *meter {
 type measured struct {
 	peakRSSMB     float64
 	cpuSec, dbSec float64 // CPU seconds of the server and of the database
+	selfSec       float64 // CPU seconds of this process (the clients)
+	busy          float64 // how busy the whole machine was, 0 to 1
 }
 
 func (m *meter) finish() measured {
+	var out measured
+	out.selfSec = (selfCPU() - m.self0).Seconds()
+	if b, a := machineTicks(); a > m.all0 {
+		out.busy = float64(b-m.busy0) / float64(a-m.all0)
+	}
 	if m.pid == 0 {
-		return measured{}
+		return out
 	}
 	close(m.stop)
 	m.done.Wait()
-	var out measured
 	out.cpuSec = float64(cpuTicks(m.pid)-m.cpu0) / clockTick
 	if m.dbpid != 0 {
 		out.dbSec = float64(treeTicks(m.dbpid)-m.db0) / clockTick
@@ -219,4 +230,45 @@ func (m *meter) finish() measured {
 		}
 	}
 	return out
+}
+
+// selfCPU is this process's user and system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineTicks is the busy and total CPU time of the whole machine
+// (/proc/stat; idle and iowait are not busy).
+func machineTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return busy, total
+}
+
+// threadCPU is the calling thread's CPU time (getrusage RUSAGE_THREAD,
+// which is 1 on Linux), or 0.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(1, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -26,19 +26,24 @@ type row struct {
 	Clients int    `json:"clients"`
 	// Source is "http" (a phase of loadgen bench against a server) or
 	// "go test" (a Go benchmark: serial, ok/s from its mean time per op).
-	Source   string         `json:"source"`
-	Secs     float64        `json:"secs"`
-	OK       int            `json:"ok"`
-	Errors   int            `json:"errors"`
-	OKPerSec float64        `json:"ok_per_sec"`
-	MeanMS   float64        `json:"mean_ms"`
-	P50MS    float64        `json:"p50_ms"`
-	P99MS    float64        `json:"p99_ms"`
-	RSSMB    float64        `json:"rss_mb"`    // the server's peak RSS in the phase
-	CPUMS    float64        `json:"cpu_ms"`    // the server's CPU time per successful step
-	DBCPUMS  float64        `json:"db_cpu_ms"` // PostgreSQL's CPU time per successful step
-	Bound    float64        `json:"bound"`     // password: what the hash allows on this machine, per second
-	Statuses map[string]int `json:"statuses,omitempty"`
+	Source   string  `json:"source"`
+	Secs     float64 `json:"secs"`
+	OK       int     `json:"ok"`
+	Errors   int     `json:"errors"`
+	OKPerSec float64 `json:"ok_per_sec"`
+	MeanMS   float64 `json:"mean_ms"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
+	RSSMB    float64 `json:"rss_mb"`    // the server's peak RSS in the phase
+	CPUMS    float64 `json:"cpu_ms"`    // the server's CPU time per successful step
+	DBCPUMS  float64 `json:"db_cpu_ms"` // PostgreSQL's CPU time per successful step
+	Bound    float64 `json:"bound"`     // password: what the hash allows on this machine, per second
+	// ClientCPUMS is the load generator's CPU time per successful step,
+	// MachineBusy how busy the whole machine was (0 to 1): in the log,
+	// not in the table.
+	ClientCPUMS float64        `json:"client_cpu_ms"`
+	MachineBusy float64        `json:"machine_busy"`
+	Statuses    map[string]int `json:"statuses,omitempty"`
 	// FirstError quotes the first failure; Note says what else to know.
 	FirstError string `json:"first_error,omitempty"`
 	Note       string `json:"note,omitempty"`
@@ -50,6 +55,7 @@ func (r row) summary() string {
 	if r.DBCPUMS > 0 {
 		s += fmt.Sprintf(", database CPU %.2f ms/ok", r.DBCPUMS)
 	}
+	s += fmt.Sprintf(", loadgen CPU %.2f ms/ok, machine %.0f%% busy", r.ClientCPUMS, 100*r.MachineBusy)
 	if r.Errors > 0 {
 		s += fmt.Sprintf("; statuses %v; first error: %s", r.Statuses, r.FirstError)
 	}

@@ -24,13 +24,13 @@ type workerResult struct {
 // as soon as the last is answered, until -seconds have passed (then the
 // steps in flight finish) or its jobs run out. It measures the server
 // around it.
-func (r *runner) timed(step string, c int, src source) row {
+func (r *runner) timed(step string, c int, d time.Duration, src source) row {
 	client := newHTTPClient(c, r.cfg.timeout)
 	defer client.CloseIdleConnections()
 	meter := startMeter(r.cfg.pid, r.cfg.dbpid)
 	results := make([]workerResult, c)
 	start := time.Now()
-	deadline := start.Add(r.cfg.seconds)
+	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for w := range c {
 		wg.Add(1)
@@ -95,7 +95,9 @@ func summarizePhase(engine, step string, c int, elapsed time.Duration, results [
 		out.P99MS = msf(percentile(lats, 99))
 		out.CPUMS = 1000 * m.cpuSec / float64(out.OK)
 		out.DBCPUMS = 1000 * m.dbSec / float64(out.OK)
+		out.ClientCPUMS = 1000 * m.selfSec / float64(out.OK)
 	}
+	out.MachineBusy = m.busy
 	out.RSSMB = m.peakRSSMB
 	return out
 }
