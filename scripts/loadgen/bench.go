@@ -225,21 +225,16 @@ func phcHash(p argonParams, password string) string {
 }
 
 // hashSeconds is the CPU time of one hash under p on this machine, the
-// least of three (the thread's CPU time, so that other work on the machine
-// does not count; wall time where that cannot be read): the cost of one
-// password check, for the password step's bound.
+// least of three: the cost of one password check, for the password step's
+// bound. It is this process's CPU time (argon2 works in goroutines of its
+// own; nothing else here runs meanwhile), so that other work on the
+// machine does not count.
 func hashSeconds(p argonParams) float64 {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	best := math.Inf(1)
 	for range 3 {
-		t0, c0 := time.Now(), threadCPU()
+		c0 := selfCPU()
 		argon2.IDKey([]byte(memberPassword), make([]byte, 16), p.t, p.m, p.p, 32)
-		d := time.Since(t0)
-		if c1 := threadCPU(); c0 > 0 && c1 > c0 {
-			d = c1 - c0
-		}
-		best = min(best, d.Seconds())
+		best = min(best, (selfCPU() - c0).Seconds())
 	}
 	return best
 }
@@ -318,7 +313,8 @@ func bench(cfg benchConfig) ([]row, error) {
 	}
 	cfg.logf("owner enrolled, %d members imported (%s) in %.1fs", n, cfg.hash, time.Since(t0).Seconds())
 
-	r := &runner{cfg: cfg, api: api, members: members, pwMembers: pwMembers, rates: map[string]rate{}, atClients: map[int]float64{}}
+	r := &runner{cfg: cfg, api: api, members: members, pwMembers: pwMembers, rates: map[string]rate{}, atClients: map[int]float64{},
+		rateAt: map[string]map[int]float64{}}
 	if second {
 		// Enough to start; the TOTP and recovery phases enroll more when
 		// they need them (up to -members).
@@ -343,7 +339,7 @@ func bench(cfg benchConfig) ([]row, error) {
 		cfg.logf("one %s hash takes %.1f ms of CPU here: %d CPUs bound password checks at %.0f/s", cfg.hash, h*1000, runtime.NumCPU(), bound)
 	}
 
-	for ci, c := range cfg.clients {
+	for _, c := range cfg.clients {
 		// TOTP last: the other steps run while the time step of the
 		// enrollment, or of the TOTP phase before, passes.
 		for _, step := range []string{stepPassword, stepRecovery, stepPasskey, stepTOTP} {
@@ -360,16 +356,6 @@ func bench(cfg benchConfig) ([]row, error) {
 			}
 			cfg.logf("%-8s %2d clients: %s", step, c, res.summary())
 			rows = append(rows, res)
-			if step == stepTOTP && ci+1 < len(cfg.clients) {
-				// The next TOTP phase's new members now, so that their
-				// enrollment's time step has passed when it starts.
-				next := cfg.clients[ci+1]
-				if _, avail := r.candidates(stepTOTP, 0); r.want(stepTOTP, next) > avail {
-					if err := r.grow(stepTOTP, r.want(stepTOTP, next)-avail); err != nil {
-						return rows, err
-					}
-				}
-			}
 		}
 	}
 	return rows, nil
@@ -484,8 +470,9 @@ type runner struct {
 	pwMembers int
 	rates     map[string]rate
 	atClients map[int]float64 // the fastest step's rate at each number of clients
-	loginRate float64         // sign-ins per second while preparing
-	enrolled  int             // members[:enrolled] are enrolled
+	rateAt    map[string]map[int]float64
+	loginRate float64 // sign-ins per second while preparing
+	enrolled  int     // members[:enrolled] are enrolled
 }
 
 // job is one timed step: a member, its pending sign-in and, for the
@@ -498,18 +485,23 @@ type job struct {
 }
 
 // estimate is how many steps a phase of secs at clients should need: the
-// same step's rate at the previous number of clients, scaled by the growth
-// in clients while there are fewer clients than CPUs (past that, a closed
-// loop gains little: 1.2 times), or, for a step's first phase, hint
-// (another step's rate at these clients, else the rate sign-ins were
-// prepared at). Half as many again, for headroom; at least floor.
-func estimate(prev rate, hint float64, clients, cpus int, secs float64, floor int) int {
+// same step's rate at the previous number of clients (prev), times how much
+// the other steps gained from those clients to these (scale, when they ran
+// at both; taken as at least 1), or else times the growth in clients while
+// there are fewer clients than CPUs (past that a closed loop gains little:
+// 1.2 times); for a step's first phase, hint. Then margin times that, for
+// headroom; at least floor.
+func estimate(prev rate, scale, hint float64, clients, cpus int, secs, margin float64, floor int) int {
 	perSec := hint
 	if prev.perSec > 0 {
 		grow := float64(clients) / float64(prev.clients)
-		perSec = prev.perSec * min(grow, max(1.2, float64(cpus)/float64(prev.clients)))
+		f := min(grow, max(1.2, float64(cpus)/float64(prev.clients)))
+		if scale > 0 {
+			f = min(grow, max(1, scale))
+		}
+		perSec = prev.perSec * f
 	}
-	return max(floor, int(math.Ceil(perSec*secs*1.5)))
+	return max(floor, int(math.Ceil(perSec*secs*margin)))
 }
 
 // lruTOTP returns the members with an authenticator app, those whose last
@@ -591,10 +583,25 @@ func queues(jobs []*job, c int) [][]*job {
 
 // want is how many steps a phase of step at c clients should prepare. A
 // step's first phase has only other rates to go by: the fastest step's at
-// these clients (1.3 times) or the rate sign-ins were prepared at.
+// these clients (1.3 times) or the rate sign-ins were prepared at. A TOTP
+// phase needs a member per step, and enrolling one costs several steps, so
+// its headroom is smaller.
 func (r *runner) want(step string, c int) int {
 	hint := max(r.loginRate, 1.3*r.atClients[c])
-	return estimate(r.rates[step], hint, c, runtime.NumCPU(), r.cfg.seconds.Seconds(), max(r.cfg.minPhase, 4*c))
+	prev := r.rates[step]
+	scale := 0.0
+	if prev.perSec > 0 {
+		for s, byClients := range r.rateAt {
+			if s != step && byClients[c] > 0 && byClients[prev.clients] > 0 {
+				scale = max(scale, byClients[c]/byClients[prev.clients])
+			}
+		}
+	}
+	margin := 1.5
+	if step == stepTOTP {
+		margin = 1.25
+	}
+	return estimate(prev, scale, hint, c, runtime.NumCPU(), r.cfg.seconds.Seconds(), margin, max(r.cfg.minPhase, 4*c))
 }
 
 // grow enrolls more members when a TOTP or recovery phase lacks short
@@ -699,6 +706,10 @@ func (r *runner) phase(step string, c int) (row, error) {
 	if res.OKPerSec > 0 {
 		r.rates[step] = rate{clients: c, perSec: res.OKPerSec}
 		r.atClients[c] = max(r.atClients[c], res.OKPerSec)
+		if r.rateAt[step] == nil {
+			r.rateAt[step] = map[int]float64{}
+		}
+		r.rateAt[step][c] = res.OKPerSec
 	}
 	if res.OK+res.Errors >= len(jobs) && res.Secs < 0.8*secs {
 		res.Note = fmt.Sprintf("all %d prepared steps done in %.1fs", len(jobs), res.Secs)

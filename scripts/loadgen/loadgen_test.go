@@ -185,17 +185,21 @@ func TestEstimate(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		prev          rate
-		hint          float64
+		scale, hint   float64
 		clients, cpus int
+		margin        float64
 		want          int
 	}{
-		{"first phase: the hint", rate{}, 400, 1, 2, 3000},
-		{"1 to 4 on 2 CPUs: twice", rate{1, 400}, 0, 4, 2, 6000},
-		{"4 to 16: 1.2 times", rate{4, 1000}, 0, 16, 2, 9000},
-		{"1 to 4 on 8 CPUs: 4 times", rate{1, 100}, 0, 4, 8, 3000},
-		{"the floor", rate{1, 1}, 0, 4, 2, 256},
+		{"first phase: the hint", rate{}, 0, 400, 1, 2, 1.5, 3000},
+		{"1 to 4 on 2 CPUs: twice", rate{1, 400}, 0, 0, 4, 2, 1.5, 6000},
+		{"4 to 16: 1.2 times", rate{4, 1000}, 0, 0, 16, 2, 1.5, 9000},
+		{"1 to 4 on 8 CPUs: 4 times", rate{1, 100}, 0, 0, 4, 8, 1.5, 3000},
+		{"the other steps gained 1.5 times", rate{1, 400}, 1.5, 0, 4, 2, 1.5, 4500},
+		{"the other steps lost: taken as 1", rate{1, 400}, 0.7, 0, 4, 2, 1.25, 2500},
+		{"never more than the growth in clients", rate{16, 400}, 9, 0, 64, 2, 1, 8000},
+		{"the floor", rate{1, 1}, 0, 0, 4, 2, 1.5, 256},
 	} {
-		if got := estimate(tc.prev, tc.hint, tc.clients, tc.cpus, 5, 256); got != tc.want {
+		if got := estimate(tc.prev, tc.scale, tc.hint, tc.clients, tc.cpus, 5, tc.margin, 256); got != tc.want {
 			t.Errorf("%s: estimate = %d, want %d", tc.name, got, tc.want)
 		}
 	}
@@ -410,5 +414,31 @@ func TestTable(t *testing.T) {
 	}
 	if !strings.Contains(lines[3+1], "|       1 |") {
 		t.Errorf("totp at 1 client should come first: %q", lines[4])
+	}
+}
+
+// TestWant checks that a TOTP phase's size follows what the other steps
+// gained from the same clients, with the smaller TOTP headroom.
+func TestWant(t *testing.T) {
+	r := &runner{cfg: benchConfig{seconds: 5 * time.Second, minPhase: 50},
+		rates:     map[string]rate{stepTOTP: {1, 400}, stepRecovery: {4, 450}},
+		atClients: map[int]float64{1: 400, 4: 450},
+		rateAt: map[string]map[int]float64{
+			stepTOTP:     {1: 400},
+			stepRecovery: {1: 300, 4: 450},
+			stepPasskey:  {1: 200, 4: 220},
+		}}
+	if got := r.want(stepTOTP, 4); got != 3750 {
+		t.Errorf("want(totp, 4) = %d, want 400 × 1.5 × 5 s × 1.25 = 3750", got)
+	}
+	// A step's first phase (passkey has no rate of its own in r.rates):
+	// the fastest step at these clients, 1.3 times, else the floor (4 per
+	// client).
+	if got := r.want(stepPasskey, 16); got != 64 {
+		t.Errorf("want(passkey, 16) with nothing at 16 = %d, want the floor 64", got)
+	}
+	r.atClients[16] = 100
+	if got := r.want(stepPasskey, 16); got != 975 {
+		t.Errorf("want(passkey, 16) = %d, want 100 × 1.3 × 5 s × 1.5 = 975", got)
 	}
 }

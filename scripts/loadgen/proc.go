@@ -262,13 +262,3 @@ func machineTicks() (busy, total int64) {
 	}
 	return busy, total
 }
-
-// threadCPU is the calling thread's CPU time (getrusage RUSAGE_THREAD,
-// which is 1 on Linux), or 0.
-func threadCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(1, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
