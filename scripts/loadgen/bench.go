@@ -93,7 +93,6 @@ type benchConfig struct {
 	setupWorkers           int
 	timeout                time.Duration
 	out                    io.Writer
-	noWait                 bool // tests: never wait for a TOTP time step
 	minPhase, maxPrepFirst int
 }
 
@@ -350,7 +349,6 @@ func bench(cfg benchConfig) ([]row, error) {
 			if err != nil {
 				return rows, fmt.Errorf("%s at %d clients: %w", step, c, err)
 			}
-			res.Bound = 0
 			if step == stepPassword {
 				res.Bound = bound
 			}
@@ -687,7 +685,7 @@ func (r *runner) phase(step string, c int) (row, error) {
 	if err := r.prepare(jobs); err != nil {
 		return row{}, err
 	}
-	if step == stepTOTP && !cfg.noWait {
+	if step == stepTOTP {
 		if wait := time.Until(time.Unix(firstFreeStep(jobs)*totpPeriod, 0)); wait > 0 {
 			cfg.logf("waiting %.1fs for a TOTP time step none of these %d members used yet", wait.Seconds(), len(jobs))
 			time.Sleep(wait + 20*time.Millisecond)
