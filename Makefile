@@ -4,7 +4,7 @@ BIN     ?= bin/gatehouse
 ADDR    ?= 127.0.0.1:8080
 DATA    ?= ./data
 
-.PHONY: all build run test test-postgres test-short fuzz fuzz-short bench generate check-generated lint fmt clean
+.PHONY: all build run test test-postgres test-short fuzz fuzz-short bench bench-go generate check-generated lint fmt clean
 
 all: build
 
@@ -46,10 +46,18 @@ FUZZTIME_SHORT ?= 2s
 fuzz-short:
 	GO=$(GO) FUZZTIME=$(FUZZTIME_SHORT) FUZZ_CACHEDIR=fresh ./scripts/fuzz.sh
 
-## bench: Go benchmarks plus a load run of concurrent sign-ins against a real server.
+## bench: one table (scripts/bench.sh, docs/BENCHMARKS.md): the password, TOTP,
+## recovery-code and passkey steps at 1, 4, 16 and 64 clients against a real
+## server on SQLite and on PostgreSQL (cmd/pgtemp), the admin pages and the
+## reminder scan at 100,000 members, then the overload checks of
+## scripts/loadtest.sh; about 15 minutes. Knobs: BENCH_ENGINES, BENCH_STEPS,
+## BENCH_CLIENTS, BENCH_SECONDS… (see the script).
 bench: build
+	BIN=$(BIN) ./scripts/bench.sh
+
+## bench-go: every Go benchmark of every package, once.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
-	./scripts/loadtest.sh
 
 ## check-generated: fail if generated templ code is stale.
 check-generated:

@@ -1,8 +1,11 @@
 // Command loadgen is the small closed-loop HTTP load generator behind
-// scripts/loadtest.sh: a fixed number of workers send requests back to back
-// for a fixed time and it reports requests per second, a status histogram
-// and latency percentiles. It exists so that `make bench` needs nothing
-// beyond Go; it refuses any target that is not a loopback address.
+// scripts/loadtest.sh and scripts/bench.sh (`make bench`). It exists so
+// that the benchmarks need nothing beyond Go; it refuses any target that
+// is not a loopback address.
+//
+// Without a mode, a fixed number of workers send requests back to back for
+// a fixed time and it reports requests per second, a status histogram and
+// latency percentiles:
 //
 //	loadgen -url http://127.0.0.1:8080/t/acme/api/v1/login -c 64 -d 15s \
 //	    -body '{"email":"a@acme.test","password":"…"}' -body '…'
@@ -11,6 +14,14 @@
 // several accounts share the load. With -login, it first signs in once with
 // the first body and sends every request with that session token as a
 // Bearer credential.
+//
+// Modes:
+//
+//	loadgen bench …      the sign-in steps of make bench against one server (bench.go)
+//	loadgen gobench …    rows from `go test -bench` output on stdin
+//	loadgen table FILE…  the table of the rows
+//	loadgen import …     a JSON Lines member import file with argon2id hashes
+//	loadgen freeport     prints a free TCP port on 127.0.0.1
 package main
 
 import (
@@ -39,10 +50,43 @@ func (m *multi) String() string     { return strings.Join(*m, ", ") }
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	args := os.Args[1:]
+	var err error
+	mode := ""
+	if len(args) > 0 {
+		mode = args[0]
+	}
+	switch mode {
+	case "bench":
+		err = runBench(args[1:], os.Stdout)
+	case "gobench":
+		err = runGoBench(args[1:], os.Stdin, os.Stdout)
+	case "table":
+		err = runTable(args[1:], os.Stdout)
+	case "import":
+		err = runImportFile(args[1:], os.Stdout)
+	case "freeport":
+		var port int
+		if port, err = freePort(); err == nil {
+			fmt.Println(port)
+		}
+	default:
+		err = run(args, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
+}
+
+// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type result struct {
@@ -64,6 +108,8 @@ func run(args []string, stdout io.Writer) error {
 	login := fs.String("login", "", "sign in once at this URL with the first -body and send the session token as Bearer")
 	name := fs.String("name", "load", "name of this run in the summary row")
 	rowFile := fs.String("row", "", "append one tab-separated summary row to this file")
+	sources := fs.Int("source-ips", 1, "spread the workers over this many loopback source addresses, 127.0.0.1 and up (as many clients; each address has its own throttle)")
+	pin := fs.Bool("pin", false, "worker w always sends body w modulo their number, instead of rotating")
 	var bodies multi
 	fs.Var(&bodies, "body", "JSON request body (repeatable; workers rotate through them)")
 	if err := fs.Parse(args); err != nil {
@@ -80,17 +126,28 @@ func run(args []string, stdout io.Writer) error {
 	if *conc < 1 || *dur <= 0 {
 		return errors.New("-c and -d must be positive")
 	}
-
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns:        *conc,
-		MaxIdleConnsPerHost: *conc,
-		IdleConnTimeout:     30 * time.Second,
+	if *sources < 1 || *sources > 250 {
+		return errors.New("-source-ips: 1 to 250")
 	}
-	client := &http.Client{Transport: tr, Timeout: *timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	defer tr.CloseIdleConnections()
+
+	clients := make([]*http.Client, *sources)
+	for i := range clients {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		if *sources > 1 {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+		}
+		tr := &http.Transport{
+			Proxy:               nil,
+			DialContext:         d.DialContext,
+			MaxIdleConns:        *conc,
+			MaxIdleConnsPerHost: *conc,
+			IdleConnTimeout:     30 * time.Second,
+		}
+		clients[i] = &http.Client{Transport: tr, Timeout: *timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		defer tr.CloseIdleConnections()
+	}
+	client := clients[0]
 
 	token := ""
 	if *login != "" {
@@ -113,10 +170,14 @@ func run(args []string, stdout io.Writer) error {
 		go func() {
 			defer wg.Done()
 			var rs []result
+			client := clients[w%len(clients)]
 			for i := w; time.Now().Before(deadline); i++ {
 				var body string
 				if len(bodies) > 0 {
 					body = bodies[i%len(bodies)]
+					if *pin {
+						body = bodies[w%len(bodies)]
+					}
 				}
 				r := do(client, *method, *target, body, token)
 				rs = append(rs, r)
