@@ -184,7 +184,13 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // exec runs one writing statement as a transaction of its own (on
 // SQLite, a step of the group commit).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s.w == nil && s.ambient(ctx) == nil {
+	if a := s.ambient(ctx); a != nil {
+		// One statement needs no savepoint: SQLite (the only engine with
+		// a Within transaction) undoes a failed statement's changes and
+		// nothing else.
+		return a.tx.ExecContext(ctx, query, args...)
+	}
+	if s.w == nil {
 		return s.db.ExecContext(ctx, query, args...)
 	}
 	var res sql.Result
