@@ -43,6 +43,7 @@ type writer struct {
 }
 
 type writeReq struct {
+	state    atomic.Int32 // queued, taken or abandoned
 	ctx      context.Context
 	fn       func(tx *sql.Tx) error
 	err      error
@@ -56,6 +57,24 @@ type writeReq struct {
 const maxBatch = 128
 
 var errWriterClosed = errors.New("database closed")
+
+// A step is queued until the writer takes it into a batch, or until its
+// caller abandons it.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+// writeWaitLimit is how long a caller waits for the writer to take its
+// step. A step waits for the steps queued before it (at most a few
+// batches: milliseconds) and for another process's write lock (the busy
+// timeout, 10 s); one that waits longer is a store call made inside a
+// transaction (Within) with a context from outside it, which the writer,
+// busy running that transaction, would never take.
+var writeWaitLimit = 2 * time.Minute
+
+var errWriteStuck = errors.New("db: a write waited for the writer for too long (a store call inside Within with a context from outside it?)")
 
 var reqPool = sync.Pool{New: func() any { return &writeReq{ran: make(chan struct{}, 1)} }}
 
@@ -120,9 +139,21 @@ func (w *writer) run(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	// Once queued, the outcome is awaited whatever the context says: the
 	// step may be running, and its caller must learn whether it committed.
-	<-r.ran
+	// Only a step the writer has not taken after writeWaitLimit is given
+	// up, and the writer then drops it: nothing of it is ever written.
+	t := time.NewTimer(writeWaitLimit)
+	select {
+	case <-r.ran:
+		t.Stop()
+	case <-t.C:
+		if r.state.CompareAndSwap(queued, abandoned) {
+			return errWriteStuck // r stays with the queue, never reused
+		}
+		<-r.ran // taken meanwhile: it runs
+	}
 	err, p := r.err, r.panicked
-	*r = writeReq{ran: r.ran}
+	r.state.Store(queued)
+	r.ctx, r.fn, r.err, r.panicked = nil, nil, nil, nil
 	reqPool.Put(r)
 	if p != nil {
 		panic(p)
@@ -140,8 +171,10 @@ func (w *writer) close() {
 		for {
 			select {
 			case r := <-w.queue:
-				r.err = errWriterClosed
-				r.ran <- struct{}{}
+				if r.state.CompareAndSwap(queued, taken) {
+					r.err = errWriterClosed
+					r.ran <- struct{}{}
+				}
 			default:
 				return
 			}
@@ -155,6 +188,9 @@ func (w *writer) loop() {
 	for {
 		select {
 		case r := <-w.queue:
+			if !r.state.CompareAndSwap(queued, taken) {
+				continue // abandoned by its caller
+			}
 			batch = append(batch[:0], r)
 		case <-w.stop:
 			return
@@ -202,7 +238,9 @@ func (w *writer) commit(batch []*writeReq) []*writeReq {
 			}
 			select {
 			case r := <-w.queue:
-				batch = append(batch, r)
+				if r.state.CompareAndSwap(queued, taken) {
+					batch = append(batch, r)
+				}
 			default:
 			}
 			if i == len(batch) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The group commit (writer.go) and Within, on a scratch table of a real
@@ -234,6 +235,35 @@ func TestWithinPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := kvRows(t, s); len(got) != 1 || got["y"] != 1 {
+		t.Fatalf("rows: %v", got)
+	}
+}
+
+// TestWithinOutsideContextFailsNotHangs: a write made inside Within with
+// a context from outside it would wait for the writer that is running
+// Within; it is given up after writeWaitLimit with an error instead of
+// hanging the request for ever, and is never written.
+func TestWithinOutsideContextFailsNotHangs(t *testing.T) {
+	s := scratchStore(t)
+	defer func(d time.Duration) { writeWaitLimit = d }(writeWaitLimit)
+	writeWaitLimit = 100 * time.Millisecond
+	ctx := context.Background()
+	var stuck error
+	err := s.Within(ctx, func(inner context.Context) error {
+		if _, err := s.exec(inner, `INSERT INTO kv VALUES ('in', 1)`); err != nil {
+			return err
+		}
+		_, stuck = s.exec(ctx, `INSERT INTO kv VALUES ('outside', 2)`)
+		return nil
+	})
+	if err != nil || !errors.Is(stuck, errWriteStuck) {
+		t.Fatalf("Within = %v, the outside write = %v; want errWriteStuck", err, stuck)
+	}
+	// The writer goes on; the abandoned step is dropped, not run.
+	if _, err := s.exec(ctx, `INSERT INTO kv VALUES ('after', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	if got := kvRows(t, s); len(got) != 2 || got["in"] != 1 || got["after"] != 3 {
 		t.Fatalf("rows: %v", got)
 	}
 }
