@@ -132,6 +132,14 @@ func newMetrics(store *db.Store, hasher *auth.Hasher, log *slog.Logger) *Metrics
 			Help: "Password hashes waiting for a worker; when the queue is full, sign-ins are shed with 503.",
 		}, func() float64 { _, waiting := hasher.Load(); return float64(waiting) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_db_group_commits_total",
+			Help: "SQLite: commits of the writer's group commit (0 on PostgreSQL).",
+		}, func() float64 { c, _ := store.GroupCommits(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_db_write_transactions_total",
+			Help: "SQLite: write transactions those commits held; divided by the commits, the mean batch (0 on PostgreSQL).",
+		}, func() float64 { _, n := store.GroupCommits(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "gatehouse_password_hash_sheds_total",
 			Help: "Password hashes refused because the hashing queue was full or the wait too long (answered 503).",
 		}, func() float64 { return float64(hasher.Sheds()) }),

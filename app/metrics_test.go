@@ -492,3 +492,26 @@ func TestMetricsWebAuthnSteps(t *testing.T) {
 		{"passkey", "invalid"}:  1,
 	})
 }
+
+// The group commit's counters: on SQLite every write transaction is
+// counted in a commit (a commit holds one or more); on PostgreSQL, where
+// there is no group commit, both stay 0.
+func TestMetricsGroupCommit(t *testing.T) {
+	env := apptest.New(t, withMetricsToken)
+	for _, to := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		if err := env.Store.Enqueue(context.Background(), 0, db.OutboxMessage{Kind: "test", To: to, Subject: "s", Text: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := scrapeMetrics(t, env)
+	commits, txs := s.get(t, "gatehouse_db_group_commits_total", nil), s.get(t, "gatehouse_db_write_transactions_total", nil)
+	if env.Store.Engine() != "sqlite" {
+		if commits != 0 || txs != 0 {
+			t.Fatalf("on %s: commits %v, transactions %v; want 0", env.Store.Engine(), commits, txs)
+		}
+		return
+	}
+	if commits < 1 || txs < 3 || txs < commits {
+		t.Fatalf("commits %v, transactions %v after three writes", commits, txs)
+	}
+}
