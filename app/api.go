@@ -161,7 +161,9 @@ func (s *Server) loadMFAToken(c echo.Context, t *tenants.Tenant, token string, a
 	if !wellFormedToken(token) {
 		return db.Challenge{}, db.User{}, nil, errInvalidMFAToken
 	}
-	ctx, err := s.sessions.Load(context.Background(), token)
+	// A context of its own (scs keeps the request's cookie session in
+	// the request's), in the request's write transaction if it has one.
+	ctx, err := s.sessions.Load(db.Carry(c.Request().Context(), context.Background()), token)
 	if err != nil {
 		return db.Challenge{}, db.User{}, nil, err
 	}
@@ -197,13 +199,13 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
 	var body map[string]any
-	err = s.inOneWrite(c, func() error {
+	err := s.inOneWrite(c, func() error {
+		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
+		if err != nil {
+			return err
+		}
+		defer cancel()
 		a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode})
 		if err != nil {
 			return err

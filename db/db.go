@@ -288,6 +288,15 @@ func Outside(ctx context.Context) context.Context {
 	return context.WithValue(ctx, ambientKey{}, (*ambient)(nil))
 }
 
+// Carry returns to with the transaction of the Within from is in, if any:
+// for a context made afresh (context.Background) inside Within.
+func Carry(from, to context.Context) context.Context {
+	if a, _ := from.Value(ambientKey{}).(*ambient); a != nil {
+		return context.WithValue(to, ambientKey{}, a)
+	}
+	return to
+}
+
 type ambientKey struct{}
 
 // ambient is the transaction of a Within.
