@@ -65,7 +65,7 @@ func (s *Server) renderMembers(c echo.Context, code int, p views.Page, inv views
 		v.NextCursor = db.EmailKey(members[len(members)-1].Email)
 	}
 	for _, m := range members {
-		row := views.MemberRow{ID: m.ID, Email: m.Email, Role: m.Role, CreatedAt: m.CreatedAt}
+		row := views.MemberRow{ID: m.ID, Email: m.Email, Name: m.Name, Role: m.Role, CreatedAt: m.CreatedAt}
 		v.Members = append(v.Members, row)
 		v.Rows = append(v.Rows, views.MemberListRow{MemberRow: row, Status: m.Status(pol, now), Deadline: m.MFADeadline})
 	}

@@ -63,7 +63,7 @@ func (s *Server) renderAdminMember(c echo.Context, status int, p views.Page, m d
 	ctx := c.Request().Context()
 	t := tenants.FromContext(ctx)
 	a := authFrom(c)
-	v := views.AdminMemberView{ID: m.ID, Email: m.Email, Role: m.Role, Joined: m.CreatedAt, Self: m.ID == a.User.ID, Error: errMsg}
+	v := views.AdminMemberView{ID: m.ID, Email: m.Email, Name: m.Name, Role: m.Role, Joined: m.CreatedAt, Self: m.ID == a.User.ID, Error: errMsg}
 	if cred, err := s.store.TOTPCredential(ctx, t.ID, m.ID); err == nil {
 		v.Factors = append(v.Factors, views.FactorRow{Type: "Authenticator app", Name: cred.Name, Created: cred.ConfirmedAt, LastUsed: cred.LastUsedAt})
 	} else if !errors.Is(err, db.ErrNotFound) {
@@ -264,6 +264,7 @@ const apiMembersPageSize = 50
 type apiMember struct {
 	ID                     int64    `json:"id"`
 	Email                  string   `json:"email"`
+	Name                   string   `json:"name"` // "" when none
 	Role                   string   `json:"role"`
 	Factors                []string `json:"factors"`
 	RecoveryCodesRemaining int      `json:"recovery_codes_remaining"`
@@ -323,7 +324,7 @@ func (s *Server) handleAPIAdminMembers(c echo.Context) error {
 			d := m.MFADeadline.UTC().Format(time.RFC3339)
 			deadline = &d
 		}
-		out = append(out, apiMember{ID: m.ID, Email: m.Email, Role: m.Role, Factors: factors,
+		out = append(out, apiMember{ID: m.ID, Email: m.Email, Name: m.Name, Role: m.Role, Factors: factors,
 			RecoveryCodesRemaining: m.RecoveryRemaining, Deadline: deadline, Status: m.Status(pol, now)})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"members": out, "next_cursor": next})

@@ -124,7 +124,7 @@ func (s *Server) handleAPIAdminMember(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{
-		"id": m.ID, "email": m.Email, "role": m.Role, "created_at": rfc3339(m.CreatedAt),
+		"id": m.ID, "email": m.Email, "name": m.Name, "role": m.Role, "created_at": rfc3339(m.CreatedAt),
 		"status": mm.Status(pol, now), "deadline": deadline, "factors": factors,
 		"recovery_codes_remaining": left, "sessions": out, "trusted_devices": trusted,
 		"locked_until": lockedUntil, "disabled_at": disabledAt,

@@ -42,6 +42,9 @@ func BenchmarkAdminPages100k(b *testing.B) {
 		{"MembersLater", "/t/acme/admin/members?after=user1090000%40bench.test", `data-testid="members"`},
 		{"MembersPastDeadline", "/t/acme/admin/members?status=past_deadline", `data-testid="members"`},
 		{"MembersLowCodes", "/t/acme/admin/members?status=low_recovery_codes", `data-testid="members"`},
+		{"MembersSearchEmail", "/t/acme/admin/members?q=user10900", `data-testid="members"`},
+		{"MembersSearchName", "/t/acme/admin/members?q=MEMBER+90001", `data-testid="members"`},
+		{"MembersSearchMiss", "/t/acme/admin/members?q=nobody-matches", `data-testid="members"`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			get := func() *httptest.ResponseRecorder {

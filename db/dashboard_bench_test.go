@@ -41,6 +41,18 @@ func BenchmarkMembersMFA100k(b *testing.B) {
 			})
 		}
 	}
+	// The search box: part of an email (the matches start at the 90,000th
+	// member by email), part of a name (one member, found by reading them
+	// all) and a miss (every member read).
+	for _, q := range []struct{ name, q string }{{"email", "user10900"}, {"name", "MEMBER 90001"}, {"miss", "nobody-matches"}} {
+		b.Run("search/"+q.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := store.MembersMFA(ctx, ws.ID, db.MemberMFAFilter{Policy: p, Now: store.Now(), Query: q.q, Limit: 51}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkDashboard100k is the dashboard's two store calls: Coverage under

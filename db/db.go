@@ -151,8 +151,55 @@ func (s *Store) Migrate(ctx context.Context, log *slog.Logger) error {
 		if log != nil {
 			log.Info("migration applied", slog.Int64("version", r.Source.Version), slog.String("file", filepath.Base(r.Source.Path)))
 		}
+		if r.Source.Version == nameKeyVersion {
+			if err := s.rekeyNames(ctx); err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+		}
 	}
 	return nil
+}
+
+// nameKeyVersion is the migration that adds users.name_key.
+const nameKeyVersion = 19
+
+// rekeyNames sets users.name_key to NameKey(name) where the migration's
+// SQL lower() left another form (non-ASCII letters on SQLite, whose
+// lower() only knows ASCII). It runs once, right after that migration,
+// over the members that have a name.
+func (s *Store) rekeyNames(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, name, name_key FROM users WHERE name <> ''`)
+		if err != nil {
+			return fmt.Errorf("rekey names: %w", err)
+		}
+		type fix struct {
+			id  int64
+			key string
+		}
+		var fixes []fix
+		for rows.Next() {
+			var id int64
+			var name, key string
+			if err := rows.Scan(&id, &name, &key); err != nil {
+				rows.Close()
+				return fmt.Errorf("rekey names: %w", err)
+			}
+			if k := NameKey(name); k != key {
+				fixes = append(fixes, fix{id, k})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("rekey names: %w", err)
+		}
+		for _, f := range fixes {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET name_key = ? WHERE id = ?`, f.key, f.id); err != nil {
+				return fmt.Errorf("rekey names: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // now returns the store clock in unix seconds.

@@ -86,15 +86,16 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, workspaceID, actorI
 	}
 	now := s.now()
 	var q strings.Builder
-	q.WriteString(`INSERT INTO users (workspace_id, email, email_key, password_hash, role, name, password_changed_at, created_at, mfa_since, mfa_deadline) VALUES `)
-	args := make([]any, 0, len(batch)*10)
+	q.WriteString(`INSERT INTO users (workspace_id, email, email_key, password_hash, role, name, name_key, password_changed_at, created_at, mfa_since, mfa_deadline) VALUES `)
+	args := make([]any, 0, len(batch)*11)
 	for i, m := range batch {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		deadline := sql.NullInt64{Int64: now, Valid: p.AppliesTo(m.Role)}
-		args = append(args, workspaceID, strings.TrimSpace(m.Email), EmailKey(m.Email), m.PasswordHash, m.Role, m.Name, now, now, deadline, deadline)
+		name := strings.TrimSpace(m.Name)
+		args = append(args, workspaceID, strings.TrimSpace(m.Email), EmailKey(m.Email), m.PasswordHash, m.Role, name, NameKey(name), now, now, deadline, deadline)
 	}
 	q.WriteString(` ON CONFLICT (workspace_id, email_key) DO NOTHING RETURNING id, email_key, password_hash`)
 	rows, err := tx.QueryContext(ctx, q.String(), args...)

@@ -421,7 +421,7 @@ type MemberMFAFilter struct {
 	Status string
 	Policy Policy    // methods that make a member compliant
 	Now    time.Time // the clock for in_grace/past_deadline
-	Query  string    // part of the email
+	Query  string    // part of the email or of the name, any case
 	After  string    // cursor: the email key of the last member of the previous page
 	Limit  int
 }
@@ -434,13 +434,24 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	}
 	// The factors and codes are the member's summary (users.mfa_factors,
 	// mfa_codes); only the page's members have their keys counted.
-	query := `SELECT u.id, u.workspace_id, u.email, u.password_hash, u.role, u.session_epoch, u.password_changed_at, u.created_at, u.mfa_deadline,
+	query := `SELECT ` + prefixed("u.", userColumns) + `,
 		u.mfa_factors, (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.workspace_id = u.workspace_id AND w.user_id = u.id), u.mfa_codes
 		FROM users u WHERE u.workspace_id = ? AND u.email_key > ?`
 	args := []any{workspaceID, f.After}
-	if q := EmailKey(f.Query); q != "" {
-		query += ` AND u.email_key LIKE ? ESCAPE '\'`
-		args = append(args, "%"+likeEscaper.Replace(q)+"%")
+	if q := EmailKey(f.Query); q != "" && f.Status == "" {
+		// A search alone: the page's ids first, from the users_search
+		// index alone (email order, both keys tested on the index's
+		// entries, never the members' rows: the engines' planners take
+		// the smaller unique index for the one-query form and read every
+		// member's row for name_key), then those members' rows.
+		term, targs := memberSearch("", q)
+		query += ` AND u.id IN (SELECT id FROM users WHERE workspace_id = ? AND email_key > ?` + term + ` ORDER BY email_key LIMIT ?)`
+		args = append(append(append(args, workspaceID, f.After), targs...), f.Limit)
+	} else if q != "" {
+		// With a status the rows are read anyway for the status's columns.
+		term, targs := memberSearch("u.", q)
+		query += term
+		args = append(args, targs...)
 	}
 	switch f.Status {
 	case "":
@@ -470,18 +481,13 @@ func (s *Store) MembersMFA(ctx context.Context, workspaceID int64, f MemberMFAFi
 	var out []MemberMFA
 	for rows.Next() {
 		var m MemberMFA
-		var changed, created int64
-		var deadline sql.NullInt64
+		var us userScan
 		var held Factors
-		if err := rows.Scan(&m.ID, &m.WorkspaceID, &m.Email, &m.PasswordHash, &m.Role, &m.SessionEpoch, &changed, &created, &deadline,
-			&held, &m.Keys, &m.RecoveryRemaining); err != nil {
+		if err := rows.Scan(append(us.dest(), &held, &m.Keys, &m.RecoveryRemaining)...); err != nil {
 			return nil, fmt.Errorf("members mfa: %w", err)
 		}
+		m.User = us.user()
 		m.TOTP, m.SMS = held.Has(FactorTOTP), held.Has(FactorSMS)
-		m.PasswordChangedAt, m.CreatedAt = unix(changed), unix(created)
-		if deadline.Valid {
-			m.MFADeadline = unix(deadline.Int64)
-		}
 		out = append(out, m)
 	}
 	return out, rows.Err()

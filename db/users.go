@@ -21,9 +21,12 @@ func ValidRole(r string) bool { return r == RoleOwner || r == RoleAdmin || r == 
 // User is a member of one workspace. The same email in two workspaces is two
 // unrelated users.
 type User struct {
-	ID                int64
-	WorkspaceID       int64
-	Email             string
+	ID          int64
+	WorkspaceID int64
+	Email       string
+	// Name is the member's display name, as an import gave it ("" when
+	// none). Text to show, never to decide on.
+	Name              string
 	PasswordHash      string
 	Role              string
 	SessionEpoch      int64
@@ -52,20 +55,54 @@ func MayManage(actor, target User) bool {
 // EmailKey is the form of an email used for lookups and uniqueness.
 func EmailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-const userColumns = `id, workspace_id, email, password_hash, role, session_epoch, password_changed_at, created_at, mfa_deadline`
+// userColumns are a User's columns, in the order userScan reads them.
+// Every query that returns users selects these (prefixed when joined) and
+// reads them with scanUser or userScan.
+const userColumns = `id, workspace_id, email, name, password_hash, role, session_epoch, password_changed_at, created_at, mfa_deadline`
+
+// userScan receives userColumns: dest lists where Scan puts them (a query
+// may select more columns after them), user assembles the User.
+type userScan struct {
+	u                User
+	name             sql.NullString
+	changed, created int64
+	deadline         sql.NullInt64
+}
+
+func (s *userScan) dest() []any {
+	return []any{&s.u.ID, &s.u.WorkspaceID, &s.u.Email, &s.name, &s.u.PasswordHash, &s.u.Role, &s.u.SessionEpoch, &s.changed, &s.created, &s.deadline}
+}
+
+func (s *userScan) user() User {
+	u := s.u
+	u.Name = s.name.String // NULL reads as ""
+	u.PasswordChangedAt, u.CreatedAt = unix(s.changed), unix(s.created)
+	if s.deadline.Valid {
+		u.MFADeadline = unix(s.deadline.Int64)
+	}
+	return u
+}
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
-	var u User
-	var changed, created int64
-	var deadline sql.NullInt64
-	if err := row.Scan(&u.ID, &u.WorkspaceID, &u.Email, &u.PasswordHash, &u.Role, &u.SessionEpoch, &changed, &created, &deadline); err != nil {
+	var us userScan
+	if err := row.Scan(us.dest()...); err != nil {
 		return User{}, err
 	}
-	u.PasswordChangedAt, u.CreatedAt = unix(changed), unix(created)
-	if deadline.Valid {
-		u.MFADeadline = unix(deadline.Int64)
-	}
-	return u, nil
+	return us.user(), nil
+}
+
+// NameKey is the form of a name the member search matches, as EmailKey is
+// an email's: lowered in Go, the same on every engine (users.name_key).
+func NameKey(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+
+// memberSearch is the WHERE term of the members search: q (already an
+// EmailKey/NameKey) anywhere in the email or the name, case-insensitive.
+// Both sides are lowered in Go, so LIKE's own case rules (SQLite: ASCII
+// only; PostgreSQL: none) never matter. u is the users table's alias
+// with its dot, or "".
+func memberSearch(u, q string) (string, []any) {
+	pat := "%" + likeEscaper.Replace(q) + "%"
+	return ` AND (` + u + `email_key LIKE ? ESCAPE '\' OR ` + u + `name_key LIKE ? ESCAPE '\')`, []any{pat, pat}
 }
 
 // CreateUser adds a member to a workspace. It returns ErrConflict when the
@@ -179,7 +216,7 @@ func (s *Store) ChangePassword(ctx context.Context, workspaceID, userID int64, n
 
 // MemberFilter narrows ListMembers.
 type MemberFilter struct {
-	Query string // part of the email
+	Query string // part of the email or of the name, any case
 	After string // cursor: the email key of the last member of the previous page
 	Limit int
 }
@@ -192,8 +229,9 @@ func (s *Store) ListMembers(ctx context.Context, workspaceID int64, f MemberFilt
 	query := `SELECT ` + userColumns + ` FROM users WHERE workspace_id = ? AND email_key > ?`
 	args := []any{workspaceID, f.After}
 	if q := EmailKey(f.Query); q != "" {
-		query += ` AND email_key LIKE ? ESCAPE '\'`
-		args = append(args, "%"+likeEscaper.Replace(q)+"%")
+		term, targs := memberSearch("", q)
+		query += term
+		args = append(args, targs...)
 	}
 	query += ` ORDER BY email_key LIMIT ?`
 	args = append(args, f.Limit)

@@ -17,6 +17,7 @@ type MembersView struct {
 type MemberRow struct {
 	ID        int64
 	Email     string
+	Name      string // "" when none
 	Role      string
 	CreatedAt time.Time
 }

@@ -6,6 +6,7 @@ import "time"
 type AdminMemberView struct {
 	ID                int64
 	Email             string
+	Name              string // "" when none
 	Role              string
 	Joined            time.Time
 	Self              bool

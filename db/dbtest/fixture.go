@@ -13,7 +13,9 @@ import (
 // members joined over the last 180 days before now; 60 % hold a confirmed
 // authenticator app, 10 % a security key only, 30 % nothing; every enrolled
 // member has 10 recovery codes, a quarter of them only 2 unused; half the
-// members are covered by a deadline, a third of those already passed.
+// members are covered by a deadline, a third of those already passed;
+// four in five have a name, "Bench Member N" (user1000000+N's, N not a
+// multiple of 5).
 func Members(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.Time) {
 	tb.Helper()
 	ctx := context.Background()
@@ -33,10 +35,11 @@ func Members(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.
 		args []any
 	}{
 		{`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?)
-			INSERT INTO users (workspace_id, email, email_key, password_hash, role, password_changed_at, created_at, mfa_deadline)
+			INSERT INTO users (workspace_id, email, email_key, password_hash, role, password_changed_at, created_at, mfa_deadline, name)
 			SELECT ?, 'user' || CAST(1000000 + i AS TEXT) || '@bench.test', 'user' || CAST(1000000 + i AS TEXT) || '@bench.test', 'x', 'member', ?,
 				? - (i % 180) * 86400 - 3600,
-				CASE WHEN i % 2 = 0 THEN CAST(? AS BIGINT) + ((i % 3) - 1) * 86400 * 7 + 3600 ELSE NULL END
+				CASE WHEN i % 2 = 0 THEN CAST(? AS BIGINT) + ((i % 3) - 1) * 86400 * 7 + 3600 ELSE NULL END,
+				CASE WHEN i % 5 = 0 THEN '' ELSE 'Bench Member ' || CAST(i AS TEXT) END
 			FROM c`, []any{n, workspaceID, t, t, t}},
 		{`INSERT INTO totp_credentials (workspace_id, user_id, key_id, secret, created_at, confirmed_at)
 			SELECT workspace_id, id, 'k', ?, created_at, created_at + 600 FROM users WHERE workspace_id = ? AND id % 10 < 6`, []any{[]byte{0}, workspaceID}},
