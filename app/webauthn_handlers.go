@@ -263,13 +263,19 @@ func (s *Server) handleAPIWebAuthnLoginBegin(c echo.Context) error {
 	if req.MFAToken == "" {
 		return s.handlePasskeyBegin(c)
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
-	if err != nil {
+	// The pending sign-in and the keys read, the ceremony saved: one
+	// write transaction.
+	var id string
+	var options *protocol.CredentialAssertion
+	if err := s.inOneWrite(c, func() error {
+		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		id, options, err = s.beginSecondFactor(c, t, u, ch)
 		return err
-	}
-	defer cancel()
-	id, options, err := s.beginSecondFactor(c, t, u, ch)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"ceremony": id, "options": options})
@@ -284,15 +290,15 @@ func (s *Server) handleAPIWebAuthnLoginFinish(c echo.Context) error {
 	}
 	var a *Auth
 	if req.MFAToken != "" {
-		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
-		if err != nil {
-			return err
-		}
-		defer cancel()
 		var token string
-		// The assertion's check, the challenge passed and the new session
-		// saved: one write transaction.
-		if err := s.inOneWrite(c, func() (err error) {
+		// The pending sign-in read, the assertion's check, the challenge
+		// passed and the new session saved: one write transaction.
+		if err := s.inOneWrite(c, func() error {
+			ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
+			if err != nil {
+				return err
+			}
+			defer cancel()
 			if a, err = s.finishSecondFactor(c, t, u, ch, req.Ceremony, req.Credential); err != nil {
 				return err
 			}
