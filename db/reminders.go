@@ -229,8 +229,7 @@ type reminderEmail struct {
 // queueReminders composes the emails of a batch of due members of one
 // workspace, then queues them in one transaction (recordReminders). The
 // emails are composed before it, so that it holds the write lock (SQLite)
-// and the locks of the workspace and the members (PostgreSQL) only for its
-// statements. If compose fails, the emails composed before are queued and
+// or the workspace's lock (PostgreSQL) only for its statements. If compose fails, the emails composed before are queued and
 // the error returned.
 func (s *Store) queueReminders(ctx context.Context, workspaceID int64, batch []ReminderDue, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
 	ids := make([]int64, len(batch))
@@ -295,8 +294,15 @@ func (s *Store) queueReminders(ctx context.Context, workspaceID int64, batch []R
 // workspace's current policy and holds none of the factors it allows. It
 // returns how many it queued.
 func (s *Store) recordReminders(ctx context.Context, tx *sql.Tx, workspaceID int64, emails []reminderEmail) (int, error) {
-	// The policy, the deadlines and the factors decide: the workspace
-	// first, then its members, as every transaction takes them.
+	// The workspace's lock, as for every rule over many members: the
+	// policy and the deadlines cannot change before this commits, and two
+	// processes' batches of one workspace take turns, so that each reads
+	// below what the other queued (an announcement it queued for a
+	// deadline since extended, say, which the key of mfa_reminders alone
+	// would let through). The members' rows are not locked: this writes
+	// none of them, and what may change them meanwhile without the
+	// workspace's lock (a factor added) would change nothing that is
+	// written here but the email's relevance, as if it came after.
 	if err := s.lockWorkspace(ctx, tx, workspaceID); err != nil {
 		return 0, err
 	}
@@ -309,9 +315,6 @@ func (s *Store) recordReminders(ctx context.Context, tx *sql.Tx, workspaceID int
 		ids[i] = e.d.User.ID
 	}
 	list, idArgs := inList(ids)
-	if err := s.lockMembers(ctx, tx, workspaceID, list, idArgs); err != nil {
-		return 0, err
-	}
 	type state struct {
 		role       string
 		deadline   int64
@@ -427,18 +430,4 @@ func (s *Store) recordReminders(ctx context.Context, tx *sql.Tx, workspaceID int
 		}
 	}
 	return queued, nil
-}
-
-// lockMembers is lockMember for the members of a batch (list and args from
-// inList), locked in the order of their ids so that two batches over the
-// same members take turns instead of deadlocking.
-func (s *Store) lockMembers(ctx context.Context, tx *sql.Tx, workspaceID int64, list string, args []any) error {
-	if s.engine.forUpdate() == "" {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT id FROM users WHERE workspace_id = ? AND id IN (`+list+`) ORDER BY id`+s.engine.forUpdate(),
-		append([]any{workspaceID}, args...)...); err != nil {
-		return fmt.Errorf("lock members: %w", err)
-	}
-	return nil
 }
