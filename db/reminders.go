@@ -65,8 +65,8 @@ const reminderBatch = 500
 // then composed, reminderBatch members at a time, and written to the
 // outbox in the transaction that records them in mfa_reminders, after
 // checking again inside it what the scan read; the key of mfa_reminders
-// and the locks of that transaction make a second sending impossible, so
-// several processes may scan at once. compose writes the email; it
+// and the workspace's lock that transaction takes make a second sending
+// impossible, so several processes may scan at once. compose writes the email; it
 // returns how many were queued.
 func (s *Store) ScanReminders(ctx context.Context, compose func(ReminderDue) (OutboxMessage, error)) (int, error) {
 	rows, err := s.q(ctx).QueryContext(ctx, `SELECT `+workspaceColumns+`, `+policyColumns+` FROM workspaces WHERE mfa_policy IN ('required', 'required_for_admins') ORDER BY id`)
@@ -118,23 +118,33 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 	if err != nil {
 		return 0, fmt.Errorf("scan reminders: %w", err)
 	}
-	var due []ReminderDue
+	// What is due, kept small (a workspace of a million members that just
+	// turned the requirement on has most of them due): the ReminderDue of
+	// each is made with its batch.
+	type member struct {
+		id, deadline int64
+		days         int
+	}
+	var due []member
 	for rows.Next() {
-		var id, deadline int64
-		var days int
-		if err := rows.Scan(&id, &deadline, &days); err != nil {
+		var m member
+		if err := rows.Scan(&m.id, &m.deadline, &m.days); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan reminders: %w", err)
 		}
-		due = append(due, ReminderDue{Workspace: w, Policy: p, User: User{ID: id}, Deadline: unix(deadline), Days: days, Now: now})
+		due = append(due, m)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("scan reminders: %w", err)
 	}
 	queued := 0
+	batch := make([]ReminderDue, 0, min(len(due), reminderBatch))
 	for len(due) > 0 {
-		batch := due[:min(len(due), reminderBatch)]
+		batch = batch[:0]
+		for _, m := range due[:min(len(due), reminderBatch)] {
+			batch = append(batch, ReminderDue{Workspace: w, Policy: p, User: User{ID: m.id}, Deadline: unix(m.deadline), Days: m.days, Now: now})
+		}
 		due = due[len(batch):]
 		n, err := s.queueReminders(ctx, w.ID, batch, compose)
 		queued += n
@@ -153,9 +163,9 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 //   - the candidates are the members without an allowed factor whose
 //     deadline is ahead (noncompliantSQL over the factor summary), covered
 //     by p when p does not cover every role: a range of the users_reminders
-//     index (workspace_id, mfa_factors, mfa_deadline, mfa_since), which
+//     index (workspace_id, mfa_factors, mfa_deadline, mfa_since, id), which
 //     holds everything the statement reads of them when p covers every
-//     role;
+//     role (and SMS, allowed, is not kept from admins);
 //   - the email due is DueReminder's, decided by which window between the
 //     reminder days the deadline falls in (dueDaysSQL, generated from it);
 //   - a candidate is due unless mfa_reminders holds that email or a more
@@ -163,7 +173,8 @@ func (s *Store) scanWorkspaceReminders(ctx context.Context, w Workspace, p Polic
 //     since the requirement started to apply to them (toldSQL): one look
 //     at the member's few rows through the key of mfa_reminders.
 //
-// A scan with nothing due thus returns no row and reads no users row.
+// A scan with nothing due thus returns no row and reads no users row
+// (on PostgreSQL, none whose page the visibility map shows all-visible).
 func dueRemindersSQL(workspaceID int64, p Policy, now time.Time) (string, []any) {
 	days, dargs := dueDaysSQL(p, "u.mfa_deadline", now)
 	covered := ""
