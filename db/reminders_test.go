@@ -225,8 +225,9 @@ func TestScanRemindersRecheck(t *testing.T) {
 	}
 }
 
-// The scan's SQL (dueRemindersSQL) decides what Go's rule decides, around
-// every edge: deadlines a second before, on and after each reminder day,
+// The scan's SQL (dueRemindersSQL) decides what Go's rule decides (the
+// members it composes an email for, and which: the transaction's re-check
+// would hide a member it wrongly found due), around every edge: deadlines a second before, on and after each reminder day,
 // due now or passed, far ahead; nothing queued yet, each email already
 // queued for this deadline, an email of this coverage period for another
 // deadline (told), one of an earlier period (not told); under reminder
