@@ -45,10 +45,11 @@ func urgency(days int) int {
 	return days
 }
 
-// reminderBatch is how many members' emails one transaction queues: the
-// transaction's own cost (on SQLite the write lock, BEGIN and COMMIT, on
-// PostgreSQL the commit's WAL flush) is shared by them, and the write lock
-// is held a few tens of milliseconds at most.
+// reminderBatch is how many members' emails one transaction queues: what a
+// transaction costs beyond its rows (on SQLite a step of the writer's group
+// commit, on PostgreSQL a commit and its round trips) is shared by them,
+// and one holds the write lock (SQLite) or the workspace's lock
+// (PostgreSQL) some tens of milliseconds at most.
 const reminderBatch = 500
 
 // ScanReminders queues the enforcement emails that are due: for every
