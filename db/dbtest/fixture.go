@@ -10,8 +10,8 @@ import (
 )
 
 // Members fills workspaceID with n members in one transaction of bulk
-// INSERT … SELECT from a recursive counter (about 2 s for 100,000, 30 s
-// for 1,000,000 on SQLite):
+// INSERT … SELECT from a recursive counter (about 5 s for 100,000, 40 s
+// for 1,000,000 on SQLite; 20 s and 3 to 8 minutes on PostgreSQL):
 // members joined over the last 180 days before now; 60 % hold a confirmed
 // authenticator app, 10 % a security key only, 30 % nothing; every enrolled
 // member has 10 recovery codes, a quarter of them only 2 unused; half the
@@ -57,11 +57,12 @@ func Members(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.
 func insertMembers(tb testing.TB, store *db.Store, workspaceID int64, n int, now time.Time) {
 	tb.Helper()
 	ctx := context.Background()
-	// One connection for the whole load. On SQLite it gets a page cache
-	// big enough for the indexes being filled (1 GiB at most, as needed;
-	// the default 2 MiB spilled most pages to the WAL before the commit),
-	// set back before the connection goes back to the pool, so that what
-	// the benchmarks measure runs with the cache the server runs with.
+	// One connection for the whole load (on SQLite, the writer's). On
+	// SQLite it gets a page cache big enough for the indexes being filled
+	// (1 GiB at most, as needed: with 2 MiB, 1,000,000 members took 56 s
+	// and with the writer's 32 MiB 58 s, against 37 to 51 s), set back
+	// before the connection goes back, so that what the benchmarks measure
+	// runs with the cache the server runs with.
 	conn, err := store.DB().Conn(ctx)
 	if err != nil {
 		tb.Fatal(err)
