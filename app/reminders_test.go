@@ -17,16 +17,17 @@ package app_test
 //   - TestRemindersServiceOutage: with DueReminder picking the first
 //     reminder day reached rather than the most urgent, the 7-day reminder
 //     goes out on return (mfa_reminders shows days 7) and the 1-day one never.
-//   - TestRemindersTwoSchedulers: with queueReminder's in-transaction check
-//     of what was already queued removed and the ON CONFLICT DO NOTHING
-//     outcome ignored, the two schedulers send every reminder twice.
+//   - TestRemindersTwoSchedulers: with the in-transaction check of what was
+//     already queued removed (recordReminders, formerly queueReminder) and
+//     the ON CONFLICT DO NOTHING outcome ignored, the two schedulers send
+//     every reminder twice.
 //   - TestRemindersRunErrors: with Run's reminder loop ending at its first
 //     failed scan, the second error is never logged and the test times out.
 //   - TestRemindersStop: with the scan and the queueing transaction not
 //     checking compliance, enrolled members keep getting reminders; with the
 //     scan ignoring the policy mode, SetPolicy keeping the deadlines and
-//     queueReminder not checking that the policy still applies, relaxed
-//     workspaces keep getting them.
+//     the queueing transaction not checking that the policy still applies,
+//     relaxed workspaces keep getting them.
 
 import (
 	"bytes"
