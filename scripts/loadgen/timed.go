@@ -129,13 +129,7 @@ func (r *runner) do(client *http.Client, step string, j *job) (time.Duration, in
 	switch step {
 	case stepPassword:
 		body, _ = json.Marshal(map[string]string{"email": j.m.email, "password": memberPassword})
-		t0 := time.Now()
-		status, data, err := post(client, api.base+"/login", body)
-		lat := time.Since(t0)
-		if err == nil {
-			err = checkAnswer(data, false)
-		}
-		return lat, status, err
+		return timedPost(client, api.base+"/login", body, false)
 	case stepTOTP:
 		now := time.Now()
 		code, err := totpCode(j.m.secret, now)
@@ -144,22 +138,10 @@ func (r *runner) do(client *http.Client, step string, j *job) (time.Duration, in
 		}
 		j.m.lastStep = max(j.m.lastStep, totpStep(now))
 		body, _ = json.Marshal(map[string]string{"mfa_token": j.token, "code": code})
-		t0 := time.Now()
-		status, data, err := post(client, api.base+"/login/mfa", body)
-		lat := time.Since(t0)
-		if err == nil {
-			err = checkAnswer(data, true)
-		}
-		return lat, status, err
+		return timedPost(client, api.base+"/login/mfa", body, true)
 	case stepRecovery:
 		body, _ = json.Marshal(map[string]string{"mfa_token": j.token, "recovery_code": j.code})
-		t0 := time.Now()
-		status, data, err := post(client, api.base+"/login/mfa", body)
-		lat := time.Since(t0)
-		if err == nil {
-			err = checkAnswer(data, true)
-		}
-		return lat, status, err
+		return timedPost(client, api.base+"/login/mfa", body, true)
 	case stepPasskey:
 		body, _ = json.Marshal(map[string]string{"mfa_token": j.token})
 		t0 := time.Now()
@@ -184,6 +166,18 @@ func (r *runner) do(client *http.Client, step string, j *job) (time.Duration, in
 		return lat, status, err
 	}
 	return 0, 0, fmt.Errorf("unknown step %q", step)
+}
+
+// timedPost is one timed request whose answer is checkAnswer's: a
+// pending sign-in's, or with aal2 an aal2 session's.
+func timedPost(client *http.Client, url string, body []byte, aal2 bool) (time.Duration, int, error) {
+	t0 := time.Now()
+	status, data, err := post(client, url, body)
+	lat := time.Since(t0)
+	if err == nil {
+		err = checkAnswer(data, aal2)
+	}
+	return lat, status, err
 }
 
 // post sends a JSON body; any status but 200 is an error that quotes the
