@@ -382,8 +382,9 @@ func (s *Server) signOut(c echo.Context, a *Auth) error {
 // context.
 func (s *Server) inOneWrite(c echo.Context, fn func() error) error {
 	return s.store.Within(c.Request().Context(), func(ctx context.Context) error {
+		// After Within returns, its context is an ordinary one again
+		// (db.Store.ambient), so the request keeps it.
 		c.SetRequest(c.Request().WithContext(ctx))
-		defer func() { c.SetRequest(c.Request().WithContext(db.Outside(c.Request().Context()))) }()
 		return fn()
 	})
 }

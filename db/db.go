@@ -326,15 +326,6 @@ func (s *Store) Within(ctx context.Context, fn func(ctx context.Context) error) 
 	return ferr
 }
 
-// Outside returns ctx without the transaction of a Within around it, for
-// what goes on after fn returns.
-func Outside(ctx context.Context) context.Context {
-	if a, _ := ctx.Value(ambientKey{}).(*ambient); a == nil {
-		return ctx
-	}
-	return context.WithValue(ctx, ambientKey{}, (*ambient)(nil))
-}
-
 // Carry returns to with the transaction of the Within from is in, if any:
 // for a context made afresh (context.Background) inside Within.
 func Carry(from, to context.Context) context.Context {
