@@ -292,7 +292,11 @@ func (s *Server) recordFailure(c echo.Context, t *tenants.Tenant, u db.User, cha
 		return err
 	}
 	out, err := record(ctx, t.ID, u.ID, challengeID, method, meta(c), lockMsg, disableMsg)
-	if err != nil {
+	if errors.Is(err, db.ErrChallengeGone) {
+		// A sibling request of the same sign-in passed it meanwhile: not
+		// counted, and answered as if this one had come a moment later.
+		return errInvalidMFAToken
+	} else if err != nil {
 		return err
 	}
 	s.metrics.lockout(out)

@@ -787,18 +787,43 @@ func (s *Store) RecordMFAFailure(ctx context.Context, workspaceID, userID int64,
 // MFAGuessFailed settles a guess that ClaimMFAGuess counted and that was
 // judged wrong: nothing is counted again, but the challenge ends at its
 // 5th failure, the member is locked at the 10th in the window and disabled
-// at the 100th consecutive one, as RecordMFAFailure does.
+// at the 100th consecutive one, as RecordMFAFailure does. When a sibling
+// request of the same sign-in passed challengeID meanwhile (the guess found
+// the code it spent), the guess is taken back and ErrChallengeGone
+// returned: retries of a sign-in that succeeded never lock its member.
 func (s *Store) MFAGuessFailed(ctx context.Context, workspaceID, userID int64, challengeID, method string, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
 	return s.recordFailure(ctx, workspaceID, userID, challengeID, method, false, meta, lockMsg, disableMsg)
 }
 
 func (s *Store) recordFailure(ctx context.Context, workspaceID, userID int64, challengeID, method string, count bool, meta Meta, lockMsg, disableMsg OutboxMessage) (FailureOutcome, error) {
 	var out FailureOutcome
+	gone := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
 		now := s.now()
+		failures := 0
+		if challengeID != "" {
+			// A sibling request of the same sign-in passed the challenge
+			// while this one was judged (it found the code spent): the
+			// sign-in succeeded, so this is no wrong guess. It is answered
+			// as one that came a moment later would be (ErrChallengeGone,
+			// not counted), and a counted guess is taken back.
+			var reason sql.NullString
+			err := tx.QueryRowContext(ctx, `SELECT failures, ended_reason FROM mfa_challenges WHERE workspace_id = ? AND id = ? AND user_id = ?`,
+				workspaceID, challengeID, userID).Scan(&failures, &reason)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("record mfa failure: %w", err)
+			}
+			if reason.String == "passed" {
+				gone = true
+				if count {
+					return nil
+				}
+				return s.takeBackGuess(ctx, tx, workspaceID, userID)
+			}
+		}
 		cutoff := now - int64(GuardWindow/time.Second)
 		var windowFailures, consecutive int
 		var locked int64
@@ -827,14 +852,12 @@ func (s *Store) recordFailure(ctx context.Context, workspaceID, userID int64, ch
 		}
 		details := map[string]any{"method": method, "consecutive": consecutive}
 		if challengeID != "" {
-			var failures int
-			q := `UPDATE mfa_challenges SET failures = failures + 1 WHERE workspace_id = ? AND id = ? RETURNING failures`
-			if !count {
-				q = `SELECT failures FROM mfa_challenges WHERE workspace_id = ? AND id = ?`
-			}
-			err := tx.QueryRowContext(ctx, q, workspaceID, challengeID).Scan(&failures)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("record mfa failure: %w", err)
+			if count {
+				err := tx.QueryRowContext(ctx, `UPDATE mfa_challenges SET failures = failures + 1 WHERE workspace_id = ? AND id = ? RETURNING failures`,
+					workspaceID, challengeID).Scan(&failures)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return fmt.Errorf("record mfa failure: %w", err)
+				}
 			}
 			out.ChallengeFailures = failures
 			if failures >= ChallengeMaxFailures {
@@ -882,6 +905,9 @@ func (s *Store) recordFailure(ctx context.Context, workspaceID, userID int64, ch
 		}
 		return nil
 	})
+	if err == nil && gone {
+		err = fmt.Errorf("record mfa failure: %w", ErrChallengeGone)
+	}
 	return out, err
 }
 
@@ -981,6 +1007,7 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 // recovery code was used (-1 otherwise).
 func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us UserSession, msg OutboxMessage) (int, error) {
 	remaining := -1
+	gone := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockMember(ctx, tx, ch.WorkspaceID, ch.UserID); err != nil {
 			return err
@@ -992,7 +1019,14 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 			return fmt.Errorf("pass challenge: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("pass challenge: %w", ErrChallengeGone)
+			// Passed by a sibling request of the same sign-in, expired
+			// or ended meanwhile: a right factor that came too late is
+			// no wrong guess, so a counted one is taken back.
+			gone = true
+			if f.Counted {
+				return s.takeBackGuess(ctx, tx, ch.WorkspaceID, ch.UserID)
+			}
+			return nil
 		}
 		f.challengeID = ch.ID
 		if remaining, err = s.useFactor(ctx, tx, ch.WorkspaceID, ch.UserID, f); err != nil {
@@ -1011,6 +1045,9 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: us.WorkspaceID, ActorUserID: us.UserID, SubjectUserID: us.UserID,
 			Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{ch.FirstMethod, f.Method}, "aal": us.AAL}})
 	})
+	if err == nil && gone {
+		err = fmt.Errorf("pass challenge: %w", ErrChallengeGone)
+	}
 	return remaining, err
 }
 

@@ -93,3 +93,114 @@ func TestClaimMFAGuess(t *testing.T) {
 		t.Fatalf("guard after a right guess = %+v, want it taken back", g)
 	}
 }
+
+// One sign-in sent twice at once (a client retrying through a load
+// balancer): both guesses are counted, one passes the challenge, and the
+// other then finds the code spent (a recovery code, judged wrong) or the
+// challenge passed (a TOTP code, judged right). Neither is a wrong guess:
+// the sign-in it belongs to succeeded. It is taken back and answered as a
+// sign-in that has ended, as it would have been had it come a moment
+// later, so that retries cannot lock a member who signed in.
+func TestGuessRacingItsOwnSignIn(t *testing.T) {
+	ctx := context.Background()
+	store, clock := dbtest.New(t)
+	ws, err := store.CreateWorkspace(ctx, "acme", "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := store.CreateUser(ctx, ws.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(int64) (string, []byte) { return "k", []byte("ciphertext") }
+	cred, err := store.StartTOTPEnrollment(ctx, ws.ID, u.ID, seal, clock.Now().Add(time.Hour), db.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ConfirmTOTPEnrollment(ctx, ws.ID, u.ID, cred.ID, 100, []string{"k:h1", "k:h2", "k:h3"}, db.Meta{}, db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	codes, _ := store.UnusedRecoveryCodes(ctx, ws.ID, u.ID)
+	challenge := func(id string) db.Challenge {
+		now := clock.Now()
+		ch := db.Challenge{ID: id, WorkspaceID: ws.ID, UserID: u.ID, PasswordAt: now, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+		if err := store.CreateChallenge(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	session := func(id string) db.UserSession {
+		now := clock.Now()
+		return db.UserSession{ID: id, WorkspaceID: ws.ID, UserID: u.ID, AAL: "aal2", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	claim := func(ch db.Challenge) {
+		t.Helper()
+		if err := store.ClaimMFAGuess(ctx, ws.ID, u.ID, ch.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	guard := func(what string) {
+		t.Helper()
+		g, err := store.MFAGuard(ctx, ws.ID, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.WindowFailures != 0 || g.Consecutive != 0 {
+			t.Fatalf("%s: guard %+v, want no failure counted", what, g)
+		}
+	}
+
+	// A recovery code: the second request judged it against the codes
+	// left after the first spent it.
+	ch := challenge("r1")
+	claim(ch)
+	claim(ch)
+	if _, err := store.PassChallenge(ctx, ch, db.FactorUse{Method: "recovery_code", RecoveryCode: codes[0].ID, Counted: true}, session("s1"), db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := store.MFAGuessFailed(ctx, ws.ID, u.ID, ch.ID, "recovery_code", db.Meta{}, db.OutboxMessage{}, db.OutboxMessage{})
+	if !errors.Is(err, db.ErrChallengeGone) {
+		t.Fatalf("settling the loser: %+v, %v; want ErrChallengeGone", out, err)
+	}
+	guard("recovery code raced")
+
+	// A TOTP code: both matched; the second finds the challenge passed.
+	ch = challenge("t1")
+	claim(ch)
+	claim(ch)
+	if _, err := store.PassChallenge(ctx, ch, db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 101, Counted: true}, session("s2"), db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PassChallenge(ctx, ch, db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 101, Counted: true}, session("s3"), db.OutboxMessage{}); !errors.Is(err, db.ErrChallengeGone) {
+		t.Fatalf("second pass: %v, want ErrChallengeGone", err)
+	}
+	guard("TOTP code raced")
+	var sessions int
+	store.DB().QueryRow(`SELECT COUNT(*) FROM user_sessions WHERE user_id = ?`, u.ID).Scan(&sessions)
+	if sessions != 2 {
+		t.Fatalf("%d sessions, want 2 (one per sign-in)", sessions)
+	}
+
+	// A wrong code at a challenge that failed, expired or is open stays
+	// counted: only a sign-in that succeeded excuses its siblings.
+	ch = challenge("w1")
+	claim(ch)
+	if _, err := store.MFAGuessFailed(ctx, ws.ID, u.ID, ch.ID, "totp", db.Meta{}, db.OutboxMessage{}, db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Minute)
+	claim(challenge("w2"))
+	ch = challenge("w3")
+	claim(ch)
+	clock.Advance(6 * time.Minute) // w2 and w3 expire while judged
+	if _, err := store.MFAGuessFailed(ctx, ws.ID, u.ID, "w2", "totp", db.Meta{}, db.OutboxMessage{}, db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PassChallenge(ctx, ch, db.FactorUse{Method: "totp", TOTPID: cred.ID, Step: 300, Counted: true}, session("s4"), db.OutboxMessage{}); !errors.Is(err, db.ErrChallengeGone) {
+		t.Fatalf("passing an expired challenge: %v, want ErrChallengeGone", err)
+	}
+	g, _ := store.MFAGuard(ctx, ws.ID, u.ID)
+	if g.Consecutive != 2 {
+		t.Fatalf("guard %+v: want the two wrong codes counted and the right one (too late) taken back", g)
+	}
+}

@@ -150,6 +150,13 @@ func TestThreeNodesOnPostgres(t *testing.T) {
 		if n := c.count(t, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NOT NULL`, amy.id); n != 4 {
 			t.Errorf("%d of amy's recovery codes used, want 4", n)
 		}
+		// The retries of sign-ins that succeeded are no wrong guesses:
+		// counted, they had locked her after a few more.
+		var failures, consecutive int
+		c.scan(t, `SELECT window_failures, consecutive FROM mfa_guards WHERE user_id = ?`, []any{amy.id}, &failures, &consecutive)
+		if failures != 0 || consecutive != 0 {
+			t.Errorf("amy's guard counts %d failures in the window, %d in a row, want none", failures, consecutive)
+		}
 	})
 
 	t.Run("one recovery code won once", func(t *testing.T) {
