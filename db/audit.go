@@ -49,23 +49,44 @@ func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id 
 
 // insertAudit appends ev inside tx.
 func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, ev AuditEvent) error {
-	details := []byte("{}")
-	if len(ev.Details) > 0 {
-		var err error
-		if details, err = json.Marshal(ev.Details); err != nil {
-			return fmt.Errorf("audit details: %w", err)
+	return s.insertAudits(ctx, tx, ev)
+}
+
+// insertAudits appends evs inside tx, one statement for up to
+// rowsPerInsert events.
+func (s *Store) insertAudits(ctx context.Context, tx *sql.Tx, evs ...AuditEvent) error {
+	now := s.now()
+	for len(evs) > 0 {
+		chunk := evs[:min(len(evs), rowsPerInsert)]
+		evs = evs[len(chunk):]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO audit_events (workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at) VALUES `)
+		args := make([]any, 0, 8*len(chunk))
+		for i, ev := range chunk {
+			details := []byte("{}")
+			if len(ev.Details) > 0 {
+				var err error
+				if details, err = json.Marshal(ev.Details); err != nil {
+					return fmt.Errorf("audit details: %w", err)
+				}
+			}
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+			args = append(args, nullID(ev.WorkspaceID), nullID(ev.ActorUserID), nullID(ev.SubjectUserID), ev.Event,
+				truncate(ev.IP, 64), truncate(ev.UserAgent, 512), string(details), now)
 		}
-	}
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO audit_events (workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		nullID(ev.WorkspaceID), nullID(ev.ActorUserID), nullID(ev.SubjectUserID), ev.Event,
-		truncate(ev.IP, 64), truncate(ev.UserAgent, 512), string(details), s.now())
-	if err != nil {
-		return fmt.Errorf("insert audit event: %w", err)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("insert audit event: %w", err)
+		}
 	}
 	return nil
 }
+
+// rowsPerInsert bounds a multi-row INSERT: 500 rows of 8 values stay far
+// below either engine's limit on bound parameters.
+const rowsPerInsert = 500
 
 // Audit appends one event on its own.
 func (s *Store) Audit(ctx context.Context, ev AuditEvent) error {

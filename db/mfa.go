@@ -259,7 +259,7 @@ func (s *Store) UseTOTPStep(ctx context.Context, workspaceID, userID, credID, st
 		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
-		_, err := s.useFactor(ctx, tx, workspaceID, userID, FactorUse{Method: "totp", TOTPID: credID, Step: step})
+		_, err := s.useFactor(ctx, tx, workspaceID, userID, FactorUse{Method: "totp", TOTPID: credID, Step: step}, false)
 		return err
 	})
 }
@@ -927,6 +927,41 @@ func (s *Store) guardClosed(ctx context.Context, tx *sql.Tx, workspaceID, userID
 	return nil
 }
 
+// openGuard refuses (ErrMFALocked) while the member's second factor is
+// locked or disabled. In the same statement it takes back the guess
+// ClaimMFAGuess counted for the factor being used (counted: it proved
+// right) and, when the factor passed a sign-in or a step-up (passed),
+// clears the consecutive failures; a refusal rolls both back with the
+// transaction. Without either it only reads.
+func (s *Store) openGuard(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, counted, passed bool) error {
+	if !counted && !passed {
+		return s.guardClosed(ctx, tx, workspaceID, userID)
+	}
+	var closed bool
+	err := tx.QueryRowContext(ctx, `UPDATE mfa_guards SET
+			window_failures = CASE WHEN ? = 1 AND window_failures > 0 THEN window_failures - 1 ELSE window_failures END,
+			consecutive     = CASE WHEN ? = 1 THEN 0 WHEN consecutive > 0 THEN consecutive - 1 ELSE 0 END
+		WHERE workspace_id = ? AND user_id = ?
+		RETURNING CASE WHEN locked_until > ? OR disabled_at IS NOT NULL THEN 1 ELSE 0 END`, one(counted), one(passed), workspaceID, userID, s.now()).Scan(&closed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // never guessed wrong, nor counted
+	case err != nil:
+		return fmt.Errorf("open guard: %w", err)
+	case closed:
+		return ErrMFALocked
+	}
+	return nil
+}
+
+// one is a flag as the integer both engines compare alike.
+func one(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // takeBackGuess uncounts a guess ClaimMFAGuess counted that proved right.
 // CASE, not MAX or GREATEST: the common SQLite/PostgreSQL subset.
 func (s *Store) takeBackGuess(ctx context.Context, tx *sql.Tx, workspaceID, userID int64) error {
@@ -968,8 +1003,8 @@ type FactorUse struct {
 	challengeID string
 }
 
-func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse) (remaining int, err error) {
-	if err := s.guardClosed(ctx, tx, workspaceID, userID); err != nil {
+func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse, passed bool) (remaining int, err error) {
+	if err := s.openGuard(ctx, tx, workspaceID, userID, f.Counted, passed); err != nil {
 		return 0, fmt.Errorf("use factor: %w", err)
 	}
 	remaining = -1
@@ -987,11 +1022,6 @@ func (s *Store) useFactor(ctx context.Context, tx *sql.Tx, workspaceID, userID i
 	}
 	if err != nil {
 		return remaining, err
-	}
-	if f.Counted {
-		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {
-			return remaining, err
-		}
 	}
 	// A member who proves a factor has one: a self-service recovery they
 	// (or someone with their password) started is cancelled.
@@ -1029,10 +1059,7 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 			return nil
 		}
 		f.challengeID = ch.ID
-		if remaining, err = s.useFactor(ctx, tx, ch.WorkspaceID, ch.UserID, f); err != nil {
-			return err
-		}
-		if err := s.passed(ctx, tx, ch.WorkspaceID, ch.UserID, f, remaining, Meta{IP: us.IP, UserAgent: us.UserAgent}, msg, EventChallengePassed); err != nil {
+		if remaining, err = s.useFactor(ctx, tx, ch.WorkspaceID, ch.UserID, f, true); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `
@@ -1042,8 +1069,9 @@ func (s *Store) PassChallenge(ctx context.Context, ch Challenge, f FactorUse, us
 			truncate(us.IP, 64), truncate(us.UserAgent, 512)); err != nil {
 			return fmt.Errorf("pass challenge: %w", err)
 		}
-		return s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: us.WorkspaceID, ActorUserID: us.UserID, SubjectUserID: us.UserID,
-			Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{ch.FirstMethod, f.Method}, "aal": us.AAL}})
+		return s.passed(ctx, tx, ch.WorkspaceID, ch.UserID, f, remaining, Meta{IP: us.IP, UserAgent: us.UserAgent}, msg, EventChallengePassed,
+			AuditEvent{WorkspaceID: us.WorkspaceID, ActorUserID: us.UserID, SubjectUserID: us.UserID,
+				Event: EventSignInSucceeded, IP: us.IP, UserAgent: us.UserAgent, Details: map[string]any{"methods": []string{ch.FirstMethod, f.Method}, "aal": us.AAL}})
 	})
 	if err == nil && gone {
 		err = fmt.Errorf("pass challenge: %w", ErrChallengeGone)
@@ -1061,7 +1089,7 @@ func (s *Store) StepUp(ctx context.Context, workspaceID, userID int64, f FactorU
 			return err
 		}
 		var err error
-		if remaining, err = s.useFactor(ctx, tx, workspaceID, userID, f); err != nil {
+		if remaining, err = s.useFactor(ctx, tx, workspaceID, userID, f, true); err != nil {
 			return err
 		}
 		return s.passed(ctx, tx, workspaceID, userID, f, remaining, meta, msg, EventStepUp)
@@ -1069,19 +1097,20 @@ func (s *Store) StepUp(ctx context.Context, workspaceID, userID int64, f FactorU
 	return remaining, err
 }
 
-func (s *Store) passed(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse, remaining int, meta Meta, msg OutboxMessage, event string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET consecutive = 0 WHERE workspace_id = ? AND user_id = ?`, workspaceID, userID); err != nil {
-		return fmt.Errorf("reset mfa failures: %w", err)
+// passed audits a factor that passed a sign-in or a step-up (event), with
+// more events of the same change in the same statement, and for a
+// recovery code its use and msg, the notice to the member.
+func (s *Store) passed(ctx context.Context, tx *sql.Tx, workspaceID, userID int64, f FactorUse, remaining int, meta Meta, msg OutboxMessage, event string, more ...AuditEvent) error {
+	evs := []AuditEvent{{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+		Event: event, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"method": f.Method}}}
+	if f.Method == "recovery_code" {
+		evs = append(evs, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
+			Event: EventRecoveryCodeUsed, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"remaining": remaining}})
 	}
-	if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-		Event: event, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"method": f.Method}}); err != nil {
+	if err := s.insertAudits(ctx, tx, append(evs, more...)...); err != nil {
 		return err
 	}
 	if f.Method == "recovery_code" {
-		if err := s.insertAudit(ctx, tx, AuditEvent{WorkspaceID: workspaceID, ActorUserID: userID, SubjectUserID: userID,
-			Event: EventRecoveryCodeUsed, IP: meta.IP, UserAgent: meta.UserAgent, Details: map[string]any{"remaining": remaining}}); err != nil {
-			return err
-		}
 		return s.enqueue(ctx, tx, workspaceID, msg)
 	}
 	return nil

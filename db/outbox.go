@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -41,18 +42,43 @@ func scanOutbox(row interface{ Scan(...any) error }) (OutboxMessage, error) {
 // if the change that causes it commits. A message with no recipient is
 // skipped.
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, workspaceID int64, msg OutboxMessage) error {
-	if msg.To == "" {
+	return s.enqueueAll(ctx, tx, workspaceID, msg)
+}
+
+// enqueueAll writes msgs to the outbox inside tx, one statement for up to
+// rowsPerInsert messages; those without a recipient are skipped.
+func (s *Store) enqueueAll(ctx context.Context, tx *sql.Tx, workspaceID int64, msgs ...OutboxMessage) error {
+	now := s.now()
+	var q strings.Builder
+	var args []any
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO outbox (workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at) VALUES `+q.String(), args...)
+		q.Reset()
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("enqueue mail: %w", err)
+		}
 		return nil
 	}
-	now := s.now()
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO outbox (workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		nullID(workspaceID), msg.Kind, msg.To, msg.Subject, msg.Text, msg.HTML, now, now)
-	if err != nil {
-		return fmt.Errorf("enqueue mail: %w", err)
+	for _, msg := range msgs {
+		if msg.To == "" {
+			continue
+		}
+		if len(args) > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+		args = append(args, nullID(workspaceID), msg.Kind, msg.To, msg.Subject, msg.Text, msg.HTML, now, now)
+		if len(args) == 8*rowsPerInsert {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
 }
 
 // Enqueue writes one message to the outbox on its own.

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -400,46 +399,24 @@ func (s *Store) recordReminders(ctx context.Context, tx *sql.Tx, workspaceID int
 		return 0, fmt.Errorf("queue reminders: %w", err)
 	}
 
-	// Their audit events and outbox rows: the rows insertAudit and enqueue
-	// write, one statement each for the batch.
-	var audits, mails strings.Builder
-	var auditArgs, mailArgs []any
-	queued := 0
+	// Their audit events and outbox rows: one statement each for the batch.
+	var audits []AuditEvent
+	var mails []OutboxMessage
 	for _, e := range emails {
 		d := e.d
 		if !recorded[d.User.ID] {
 			continue
 		}
-		queued++
-		details, err := json.Marshal(map[string]any{"days": d.Days, "deadline": d.Deadline.Format(time.RFC3339)})
-		if err != nil {
-			return 0, fmt.Errorf("audit details: %w", err)
-		}
-		if len(auditArgs) > 0 {
-			audits.WriteString(", ")
-		}
-		audits.WriteString(`(?, NULL, ?, ?, '', '', ?, ?)`)
-		auditArgs = append(auditArgs, workspaceID, d.User.ID, EventReminderQueued, string(details), now)
-		if e.msg.To == "" {
-			continue // no recipient, as enqueue
-		}
-		if len(mailArgs) > 0 {
-			mails.WriteString(", ")
-		}
-		mails.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
-		mailArgs = append(mailArgs, workspaceID, e.msg.Kind, e.msg.To, e.msg.Subject, e.msg.Text, e.msg.HTML, now, now)
+		audits = append(audits, AuditEvent{WorkspaceID: workspaceID, SubjectUserID: d.User.ID, Event: EventReminderQueued,
+			Details: map[string]any{"days": d.Days, "deadline": d.Deadline.Format(time.RFC3339)}})
+		mails = append(mails, e.msg)
 	}
-	if len(auditArgs) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at)
-			VALUES `+audits.String(), auditArgs...); err != nil {
-			return 0, fmt.Errorf("insert audit event: %w", err)
-		}
+	if err := s.insertAudits(ctx, tx, audits...); err != nil {
+		return 0, err
 	}
-	if len(mailArgs) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at)
-			VALUES `+mails.String(), mailArgs...); err != nil {
-			return 0, fmt.Errorf("enqueue mail: %w", err)
-		}
+	if err := s.enqueueAll(ctx, tx, workspaceID, mails...); err != nil {
+		return 0, err
 	}
+	queued := len(audits)
 	return queued, nil
 }

@@ -319,11 +319,8 @@ func (s *Store) SignInWithFactor(ctx context.Context, f FactorUse, us UserSessio
 		if err := s.lockMember(ctx, tx, us.WorkspaceID, us.UserID); err != nil {
 			return err
 		}
-		if _, err := s.useFactor(ctx, tx, us.WorkspaceID, us.UserID, f); err != nil {
+		if _, err := s.useFactor(ctx, tx, us.WorkspaceID, us.UserID, f, true); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE mfa_guards SET consecutive = 0 WHERE workspace_id = ? AND user_id = ?`, us.WorkspaceID, us.UserID); err != nil {
-			return fmt.Errorf("sign in with factor: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO user_sessions (id, workspace_id, user_id, token_hash, aal, auth_time, last_seen_at, expires_at, ip, user_agent)
@@ -374,7 +371,7 @@ func (s *Store) ConsumeFactor(ctx context.Context, workspaceID, userID int64, f 
 		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
-		_, err := s.useFactor(ctx, tx, workspaceID, userID, f)
+		_, err := s.useFactor(ctx, tx, workspaceID, userID, f, false)
 		return err
 	})
 }
