@@ -199,23 +199,29 @@ func (s *Server) handleAPILoginMFA(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	// The new session is saved in the sign-in's write transaction.
-	var token string
-	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode}, func(*Auth) (err error) {
-		token, err = s.commitToken(c)
-		return err
+	var body map[string]any
+	err := s.inOneWrite(c, func() error {
+		ch, u, cancel, err := s.loadMFAToken(c, t, req.MFAToken, false)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: req.Code, RecoveryCode: req.RecoveryCode, SMSCode: req.SMSCode})
+		if err != nil {
+			return err
+		}
+		token, err := s.commitToken(c)
+		if err != nil {
+			return err
+		}
+		body = map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)}
+		if remaining >= 0 {
+			body["remaining_recovery_codes"] = remaining
+		}
+		return nil
 	})
 	if err != nil {
 		return err
-	}
-	body := map[string]any{"session_token": token, "aal": a.AAL, "amr": amrJSON(a.AMR)}
-	if remaining >= 0 {
-		body["remaining_recovery_codes"] = remaining
 	}
 	return c.JSON(http.StatusOK, body)
 }

@@ -112,84 +112,39 @@ func (in factorInput) method() string {
 	return "totp"
 }
 
-// checkFactor verifies a second factor for u and returns how to consume it
-// (prepareFactor, then judgeGuess). Nothing is consumed here; the caller
-// does that atomically with what the factor unlocks.
+// checkFactor verifies a second factor for u and returns how to consume it.
+// The member's lock is checked first: while locked, even the right code is
+// refused. Malformed input is refused like a wrong code but not counted:
+// it cannot succeed. Every well-formed guess is counted (for the member,
+// and for challengeID when set) before it is compared with anything
+// (countGuess); a wrong one is then settled, a right one comes back with
+// Counted set so that spending it takes the count back, and one that could
+// not be judged (a server fault) is taken back at once. Nothing is consumed
+// here; the caller does that atomically with what the factor unlocks.
 func (s *Server) checkFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, in factorInput) (db.FactorUse, error) {
-	p, err := s.prepareFactor(c, t, u, in)
-	if err != nil {
+	ctx := c.Request().Context()
+	now := s.now()
+	if err := s.guardOpen(c, t, u.ID); err != nil {
 		return db.FactorUse{}, err
 	}
-	return s.judgeGuess(c, t, u, challengeID, p)
-}
-
-// preparedFactor is a typed code and what judging it needs, read before
-// the guess is counted: the TOTP credential, or the unused recovery codes'
-// hashes. Reading is not judging; the reads may run outside the write
-// transaction that counts and judges (signInFactor), since every write
-// that spends a factor is conditional on it being unspent.
-type preparedFactor struct {
-	method     string
-	code       string
-	wellFormed bool
-	totp       *db.TOTPCredential // nil: none enrolled
-	recovery   []db.RecoveryCode
-}
-
-// prepareFactor refuses while the member's second factor is locked (then
-// even the right code is not looked at), normalizes the code and reads
-// what judging it needs.
-func (s *Server) prepareFactor(c echo.Context, t *tenants.Tenant, u db.User, in factorInput) (preparedFactor, error) {
-	ctx := c.Request().Context()
-	if err := s.guardOpen(c, t, u.ID); err != nil {
-		return preparedFactor{}, err
-	}
-	p := preparedFactor{method: in.method()}
-	switch p.method {
+	method := in.method()
+	var code string
+	var ok bool
+	switch method {
 	case "recovery_code":
-		p.code, p.wellFormed = mfa.NormalizeRecoveryCode(in.RecoveryCode)
+		code, ok = mfa.NormalizeRecoveryCode(in.RecoveryCode)
 	case db.MethodSMS:
-		p.code, p.wellFormed = mfa.WellFormedCode(in.SMSCode)
+		code, ok = mfa.WellFormedCode(in.SMSCode)
 	default:
-		p.code, p.wellFormed = mfa.WellFormedCode(in.Code)
+		code, ok = mfa.WellFormedCode(in.Code)
 	}
-	if !p.wellFormed {
-		return p, nil
-	}
-	switch p.method {
-	case "recovery_code":
-		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
-		if err != nil {
-			return p, err
-		}
-		p.recovery = codes
-	case "totp":
-		cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
-		if err == nil {
-			p.totp = &cred
-		} else if !errors.Is(err, db.ErrNotFound) {
-			return p, err
-		}
-	}
-	return p, nil
-}
-
-// judgeGuess counts a prepared guess and then judges it. Malformed input
-// is refused like a wrong code but not counted: it cannot succeed. Every
-// well-formed guess is counted (for the member, and for challengeID when
-// set) before it is compared with anything (countGuess); a wrong one is
-// then settled, a right one comes back with Counted set so that spending
-// it takes the count back, and one that could not be judged (a server
-// fault) is taken back at once.
-func (s *Server) judgeGuess(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, p preparedFactor) (db.FactorUse, error) {
-	ctx := c.Request().Context()
-	if !p.wellFormed {
+	if !ok {
 		return db.FactorUse{}, errInvalidCode
 	}
 	if err := s.countGuess(c, t, u, challengeID); err != nil {
 		return db.FactorUse{}, err
 	}
-	use, matched, err := s.judgeFactor(c, t, u, challengeID, p, s.now())
+	use, matched, err := s.judgeFactor(c, t, u, challengeID, method, code, now)
 	if err != nil {
 		// Not judged (a server fault): the guess is taken back.
 		if rerr := s.store.ReleaseMFAGuess(ctx, t.ID, u.ID, challengeID); rerr != nil {
@@ -198,41 +153,48 @@ func (s *Server) judgeGuess(c echo.Context, t *tenants.Tenant, u db.User, challe
 		return db.FactorUse{}, err
 	}
 	if !matched {
-		return db.FactorUse{}, s.guessFailed(c, t, u, challengeID, p.method)
+		return db.FactorUse{}, s.guessFailed(c, t, u, challengeID, method)
 	}
 	use.Counted = true
 	return use, nil
 }
 
-// judgeFactor compares a well-formed code with the member's factor: the
-// TOTP secret's current and previous steps, every unused recovery code's
-// keyed hash (all of them, in constant time, whatever matches), or the
-// live SMS code of challengeID (of the session's step-up without one;
-// judgeSMS).
-func (s *Server) judgeFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID string, p preparedFactor, now time.Time) (db.FactorUse, bool, error) {
-	switch p.method {
-	case db.MethodSMS:
-		return s.judgeSMS(c, t, u, challengeID, p.code)
-	case "recovery_code":
+// judgeFactor compares a well-formed code with the member's factor of
+// method: the TOTP secret's current and previous steps, every unused
+// recovery code's keyed hash (all of them, in constant time, whatever
+// matches), or the live SMS code of challengeID (of the session's step-up
+// without one; judgeSMS).
+func (s *Server) judgeFactor(c echo.Context, t *tenants.Tenant, u db.User, challengeID, method, code string, now time.Time) (db.FactorUse, bool, error) {
+	ctx := c.Request().Context()
+	if method == db.MethodSMS {
+		return s.judgeSMS(c, t, u, challengeID, code)
+	}
+	if method == "recovery_code" {
+		codes, err := s.store.UnusedRecoveryCodes(ctx, t.ID, u.ID)
+		if err != nil {
+			return db.FactorUse{}, false, err
+		}
 		var use db.FactorUse
 		matched := false
-		for _, rc := range p.recovery {
-			if s.keys.VerifyHash(recoveryPurpose(u), p.code, rc.Hash) && !matched {
-				matched, use = true, db.FactorUse{Method: p.method, RecoveryCode: rc.ID}
+		for _, rc := range codes {
+			if s.keys.VerifyHash(recoveryPurpose(u), code, rc.Hash) && !matched {
+				matched, use = true, db.FactorUse{Method: method, RecoveryCode: rc.ID}
 			}
 		}
 		return use, matched, nil
 	}
-	cred := p.totp
-	if cred == nil {
+	cred, err := s.store.TOTPCredential(ctx, t.ID, u.ID)
+	if errors.Is(err, db.ErrNotFound) {
 		return db.FactorUse{}, false, nil
+	} else if err != nil {
+		return db.FactorUse{}, false, err
 	}
 	secret, err := s.keys.Decrypt(cred.KeyID, cred.Secret, totpAAD(cred.ID, u.ID))
 	if err != nil {
 		return db.FactorUse{}, false, fmt.Errorf("decrypt totp secret %d: %w", cred.ID, err)
 	}
-	if step := mfa.Match(string(secret), p.code, now); step != 0 {
-		return db.FactorUse{Method: p.method, TOTPID: cred.ID, Step: step}, true, nil
+	if step := mfa.Match(string(secret), code, now); step != 0 {
+		return db.FactorUse{Method: method, TOTPID: cred.ID, Step: step}, true, nil
 	}
 	return db.FactorUse{}, false, nil
 }
@@ -361,29 +323,18 @@ func recoveryPurpose(u db.User) string {
 }
 
 // signInFactor checks a code typed for a sign-in challenge and, when it is
-// right, passes the challenge: the page, the API and the native OpenID
-// flow all sign in through it; the step is counted in the metrics. What
-// judging needs is read first (prepareFactor); then one write transaction
-// counts the guess, judges it, passes the challenge and runs then (the
-// caller's part of the sign-in, such as saving the session; nil for
-// none), so that the database's serial section holds only the writes.
-func (s *Server) signInFactor(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, in factorInput, then func(a *Auth) error) (*Auth, int, error) {
+// right, passes the challenge (checkFactor, then passChallenge). The page,
+// the API and the native OpenID flow all sign in through it; the step is
+// counted in the metrics.
+func (s *Server) signInFactor(c echo.Context, t *tenants.Tenant, u db.User, ch db.Challenge, in factorInput) (*Auth, int, error) {
+	method := in.method()
+	use, err := s.checkFactor(c, t, u, ch.ID, in)
 	var a *Auth
 	var remaining int
-	p, err := s.prepareFactor(c, t, u, in)
 	if err == nil {
-		err = s.inOneWrite(c, func() error {
-			use, err := s.judgeGuess(c, t, u, ch.ID, p)
-			if err != nil {
-				return err
-			}
-			if a, remaining, err = s.passChallenge(c, t, u, ch, use); err != nil || then == nil {
-				return err
-			}
-			return then(a)
-		})
+		a, remaining, err = s.passChallenge(c, t, u, ch, use)
 	}
-	s.metrics.signInStep(in.method(), err)
+	s.metrics.signInStep(method, err)
 	return a, remaining, err
 }
 
@@ -518,7 +469,11 @@ func (s *Server) handleChallengeCheck(c echo.Context) error {
 		// An empty field is a wrong code, like an empty TOTP field.
 		in.SMSCode = " "
 	}
-	_, remaining, err := s.signInFactor(c, t, u, ch, in, nil)
+	var remaining int
+	err = s.inOneWrite(c, func() (err error) {
+		_, remaining, err = s.signInFactor(c, t, u, ch, in)
+		return err
+	})
 	if e, status, ok := formError(c, err); ok {
 		if e == errInvalidMFAToken {
 			return c.Redirect(http.StatusSeeOther, t.Base+"/login?notice=challenge_expired")

@@ -374,7 +374,7 @@ func (s *Server) handleOAuthAuthorizeMFA(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: in.Code, RecoveryCode: in.BackupCode, SMSCode: in.SMSCode}, nil)
+	a, remaining, err := s.signInFactor(c, t, u, ch, factorInput{Code: in.Code, RecoveryCode: in.BackupCode, SMSCode: in.SMSCode})
 	if err != nil {
 		return err
 	}
