@@ -103,36 +103,9 @@ func TestClaimMFAGuess(t *testing.T) {
 // later, so that retries cannot lock a member who signed in.
 func TestGuessRacingItsOwnSignIn(t *testing.T) {
 	ctx := context.Background()
-	store, clock := dbtest.New(t)
-	ws, err := store.CreateWorkspace(ctx, "acme", "Acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := store.CreateUser(ctx, ws.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seal := func(int64) (string, []byte) { return "k", []byte("ciphertext") }
-	cred, err := store.StartTOTPEnrollment(ctx, ws.ID, u.ID, seal, clock.Now().Add(time.Hour), db.Meta{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.ConfirmTOTPEnrollment(ctx, ws.ID, u.ID, cred.ID, 100, []string{"k:h1", "k:h2", "k:h3"}, db.Meta{}, db.OutboxMessage{}); err != nil {
-		t.Fatal(err)
-	}
-	codes, _ := store.UnusedRecoveryCodes(ctx, ws.ID, u.ID)
-	challenge := func(id string) db.Challenge {
-		now := clock.Now()
-		ch := db.Challenge{ID: id, WorkspaceID: ws.ID, UserID: u.ID, PasswordAt: now, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
-		if err := store.CreateChallenge(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
-	session := func(id string) db.UserSession {
-		now := clock.Now()
-		return db.UserSession{ID: id, WorkspaceID: ws.ID, UserID: u.ID, AAL: "aal2", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
-	}
+	f := newMFAMember(t, "k:h1", "k:h2", "k:h3")
+	store, clock, ws, u, cred, codes := f.store, f.clock, f.ws, f.u, f.cred, f.codes
+	challenge, session := f.challenge, f.session
 	claim := func(ch db.Challenge) {
 		t.Helper()
 		if err := store.ClaimMFAGuess(ctx, ws.ID, u.ID, ch.ID); err != nil {

@@ -17,36 +17,9 @@ import (
 // 100-failure disable.
 func TestPassChallengeRefusedWhileLocked(t *testing.T) {
 	ctx := context.Background()
-	store, clock := dbtest.New(t)
-	ws, err := store.CreateWorkspace(ctx, "acme", "Acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := store.CreateUser(ctx, ws.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seal := func(int64) (string, []byte) { return "k", []byte("ciphertext") }
-	cred, err := store.StartTOTPEnrollment(ctx, ws.ID, u.ID, seal, clock.Now().Add(time.Hour), db.Meta{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.ConfirmTOTPEnrollment(ctx, ws.ID, u.ID, cred.ID, 100, []string{"k:h1", "k:h2"}, db.Meta{}, db.OutboxMessage{}); err != nil {
-		t.Fatal(err)
-	}
-	codes, _ := store.UnusedRecoveryCodes(ctx, ws.ID, u.ID)
-	newChallenge := func(id string) db.Challenge {
-		now := clock.Now()
-		ch := db.Challenge{ID: id, WorkspaceID: ws.ID, UserID: u.ID, PasswordAt: now, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
-		if err := store.CreateChallenge(ctx, ch); err != nil {
-			t.Fatal(err)
-		}
-		return ch
-	}
-	session := func(id string) db.UserSession {
-		now := clock.Now()
-		return db.UserSession{ID: id, WorkspaceID: ws.ID, UserID: u.ID, AAL: "aal2", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
-	}
+	f := newMFAMember(t, "k:h1", "k:h2")
+	store, clock, ws, u, cred, codes := f.store, f.clock, f.ws, f.u, f.cred, f.codes
+	newChallenge, session := f.challenge, f.session
 	fail := func(n int) {
 		for range n {
 			if _, err := store.RecordMFAFailure(ctx, ws.ID, u.ID, "", "totp", db.Meta{}, db.OutboxMessage{}, db.OutboxMessage{}); err != nil {
@@ -143,4 +116,59 @@ func TestRemoveFactorRequired(t *testing.T) {
 	if _, _, err := store.RemoveWebAuthnKey(ctx, ws.ID, bob.ID, key.ID, "", db.Meta{}, db.OutboxMessage{}); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("remove it again = %v, want ErrNotFound", err)
 	}
+}
+
+// mfaMember is a workspace's member with a confirmed authenticator app
+// (last step 100) and recovery codes, and makers of challenges and aal2
+// sessions for them at the clock's time.
+type mfaMember struct {
+	t     *testing.T
+	store *db.Store
+	clock *dbtest.Clock
+	ws    db.Workspace
+	u     db.User
+	cred  db.TOTPCredential
+	codes []db.RecoveryCode
+}
+
+func newMFAMember(t *testing.T, recoveryHashes ...string) *mfaMember {
+	t.Helper()
+	ctx := context.Background()
+	store, clock := dbtest.New(t)
+	f := &mfaMember{t: t, store: store, clock: clock}
+	var err error
+	if f.ws, err = store.CreateWorkspace(ctx, "acme", "Acme"); err != nil {
+		t.Fatal(err)
+	}
+	if f.u, err = store.CreateUser(ctx, f.ws.ID, "alice@acme.test", db.RoleMember, "x", db.Meta{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	seal := func(int64) (string, []byte) { return "k", []byte("ciphertext") }
+	if f.cred, err = store.StartTOTPEnrollment(ctx, f.ws.ID, f.u.ID, seal, clock.Now().Add(time.Hour), db.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ConfirmTOTPEnrollment(ctx, f.ws.ID, f.u.ID, f.cred.ID, 100, recoveryHashes, db.Meta{}, db.OutboxMessage{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.codes, err = store.UnusedRecoveryCodes(ctx, f.ws.ID, f.u.ID); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// challenge opens challenge id for the member, five minutes from now.
+func (f *mfaMember) challenge(id string) db.Challenge {
+	f.t.Helper()
+	now := f.clock.Now()
+	ch := db.Challenge{ID: id, WorkspaceID: f.ws.ID, UserID: f.u.ID, PasswordAt: now, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
+	if err := f.store.CreateChallenge(context.Background(), ch); err != nil {
+		f.t.Fatal(err)
+	}
+	return ch
+}
+
+// session is an aal2 session id of the member, to register.
+func (f *mfaMember) session(id string) db.UserSession {
+	now := f.clock.Now()
+	return db.UserSession{ID: id, WorkspaceID: f.ws.ID, UserID: f.u.ID, AAL: "aal2", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
 }
