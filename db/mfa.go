@@ -210,7 +210,9 @@ func (s *Store) ConfirmCountedTOTPEnrollment(ctx context.Context, workspaceID, u
 		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
-		if err := s.guardClosed(ctx, tx, workspaceID, userID); err != nil {
+		// The lock read again, and the guess taken back (it was right,
+		// and anything below that fails rolls this back too).
+		if err := s.openGuard(ctx, tx, workspaceID, userID, true, false); err != nil {
 			return fmt.Errorf("confirm totp: %w", err)
 		}
 		var n int
@@ -221,10 +223,7 @@ func (s *Store) ConfirmCountedTOTPEnrollment(ctx context.Context, workspaceID, u
 		if n != 1 {
 			return fmt.Errorf("confirm totp: %w", ErrNotFound)
 		}
-		if err := s.confirmTOTPTx(ctx, tx, workspaceID, userID, credID, step, recoveryHashes, meta, msg); err != nil {
-			return err
-		}
-		return s.takeBackGuess(ctx, tx, workspaceID, userID)
+		return s.confirmTOTPTx(ctx, tx, workspaceID, userID, credID, step, recoveryHashes, meta, msg)
 	})
 }
 

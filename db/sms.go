@@ -915,7 +915,9 @@ func (s *Store) ConfirmSMSEnrollment(ctx context.Context, workspaceID, userID, p
 		if err := s.lockMember(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
-		if err := s.guardClosed(ctx, tx, workspaceID, userID); err != nil {
+		// The lock read again, and the guess taken back (it was right,
+		// and anything below that fails rolls this back too).
+		if err := s.openGuard(ctx, tx, workspaceID, userID, true, false); err != nil {
 			return fmt.Errorf("confirm sms: %w", err)
 		}
 		if b.SessionID == "" {
@@ -984,9 +986,6 @@ func (s *Store) ConfirmSMSEnrollment(ctx context.Context, workspaceID, userID, p
 			return err
 		}
 		if err := s.factorAdded(ctx, tx, workspaceID, userID, recoveryHashes, meta); err != nil {
-			return err
-		}
-		if err := s.takeBackGuess(ctx, tx, workspaceID, userID); err != nil {
 			return err
 		}
 		return s.enqueue(ctx, tx, workspaceID, msg)
