@@ -367,22 +367,11 @@ func (s *Store) q(ctx context.Context) querier {
 // savepoint runs fn in the Within's transaction, as a savepoint: fn's
 // error or panic rolls back fn's writes only.
 func (a *ambient) savepoint(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if _, err := a.tx.ExecContext(ctx, `SAVEPOINT inner`); err != nil {
-		return err
-	}
-	err, p := call(fn, a.tx)
-	if err != nil || p != nil {
-		if _, rerr := a.tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO inner`); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}
-	if _, rerr := a.tx.ExecContext(context.WithoutCancel(ctx), `RELEASE inner`); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
+	err, p, lost := inSavepoint(ctx, a.tx, "inner", fn)
 	if p != nil {
 		panic(p)
 	}
-	return err
+	return errors.Join(err, lost)
 }
 
 // isUniqueViolation reports whether err is a unique or primary key

@@ -254,20 +254,10 @@ func (w *writer) commit(batch []*writeReq) []*writeReq {
 		if r.err = r.ctx.Err(); r.err != nil {
 			continue // the caller is gone; its step is not run
 		}
-		if _, err := tx.Exec(`SAVEPOINT step`); err != nil {
-			w.abort(tx, batch, err)
-			return batch
-		}
-		r.err, r.panicked = call(r.fn, tx)
-		if r.err != nil || r.panicked != nil {
-			if _, err := tx.Exec(`ROLLBACK TO step`); err != nil {
-				// SQLite ended the transaction itself (an I/O error, a
-				// full disk): every step so far is lost.
-				w.abort(tx, batch, err)
-				return batch
-			}
-		}
-		if _, err := tx.Exec(`RELEASE step`); err != nil {
+		var err error
+		if r.err, r.panicked, err = inSavepoint(context.Background(), tx, "step", r.fn); err != nil {
+			// SQLite ended the transaction itself (an I/O error, a full
+			// disk): every step so far is lost.
 			w.abort(tx, batch, err)
 			return batch
 		}
@@ -291,6 +281,24 @@ func (w *writer) abort(tx *sql.Tx, batch []*writeReq, err error) {
 			r.err = fmt.Errorf("group commit: %w", err)
 		}
 	}
+}
+
+// inSavepoint runs fn in the savepoint name of tx: fn's error or panic
+// rolls back fn's writes only. It returns fn's outcome and, apart, a
+// failure of the savepoint's own statements, after which tx is lost.
+func inSavepoint(ctx context.Context, tx *sql.Tx, name string, fn func(tx *sql.Tx) error) (err error, panicked any, lost error) {
+	ctx = context.WithoutCancel(ctx)
+	if _, lost = tx.ExecContext(ctx, `SAVEPOINT `+name); lost != nil {
+		return nil, nil, lost
+	}
+	err, panicked = call(fn, tx)
+	if err != nil || panicked != nil {
+		if _, lost = tx.ExecContext(ctx, `ROLLBACK TO `+name); lost != nil {
+			return err, panicked, lost
+		}
+	}
+	_, lost = tx.ExecContext(ctx, `RELEASE `+name)
+	return err, panicked, lost
 }
 
 // call runs fn, turning a panic into a value to raise again in the
