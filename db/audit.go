@@ -56,29 +56,43 @@ func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, ev AuditEvent) erro
 // rowsPerInsert events.
 func (s *Store) insertAudits(ctx context.Context, tx *sql.Tx, evs ...AuditEvent) error {
 	now := s.now()
-	for len(evs) > 0 {
-		chunk := evs[:min(len(evs), rowsPerInsert)]
-		evs = evs[len(chunk):]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO audit_events (workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at) VALUES `)
-		args := make([]any, 0, 8*len(chunk))
-		for i, ev := range chunk {
-			details := []byte("{}")
-			if len(ev.Details) > 0 {
-				var err error
-				if details, err = json.Marshal(ev.Details); err != nil {
-					return fmt.Errorf("audit details: %w", err)
-				}
+	rows := make([][]any, 0, len(evs))
+	for _, ev := range evs {
+		details := []byte("{}")
+		if len(ev.Details) > 0 {
+			var err error
+			if details, err = json.Marshal(ev.Details); err != nil {
+				return fmt.Errorf("audit details: %w", err)
 			}
+		}
+		rows = append(rows, []any{nullID(ev.WorkspaceID), nullID(ev.ActorUserID), nullID(ev.SubjectUserID), ev.Event,
+			truncate(ev.IP, 64), truncate(ev.UserAgent, 512), string(details), now})
+	}
+	if err := insertValues(ctx, tx, `INSERT INTO audit_events (workspace_id, actor_user_id, subject_user_id, event, ip, user_agent, details, created_at)`, rows); err != nil {
+		return fmt.Errorf("insert audit event: %w", err)
+	}
+	return nil
+}
+
+// insertValues runs insert (an INSERT INTO … with its column list) with a
+// VALUES list of rows, one statement for up to rowsPerInsert of them.
+// Every row has one value per column.
+func insertValues(ctx context.Context, tx *sql.Tx, insert string, rows [][]any) error {
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), rowsPerInsert)]
+		rows = rows[len(chunk):]
+		var q strings.Builder
+		q.WriteString(insert + ` VALUES `)
+		var args []any
+		for i, r := range chunk {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
-			args = append(args, nullID(ev.WorkspaceID), nullID(ev.ActorUserID), nullID(ev.SubjectUserID), ev.Event,
-				truncate(ev.IP, 64), truncate(ev.UserAgent, 512), string(details), now)
+			q.WriteString("(?" + strings.Repeat(", ?", len(r)-1) + ")")
+			args = append(args, r...)
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("insert audit event: %w", err)
+			return err
 		}
 	}
 	return nil

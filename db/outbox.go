@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -49,36 +48,16 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, workspaceID int64, msg 
 // rowsPerInsert messages; those without a recipient are skipped.
 func (s *Store) enqueueAll(ctx context.Context, tx *sql.Tx, workspaceID int64, msgs ...OutboxMessage) error {
 	now := s.now()
-	var q strings.Builder
-	var args []any
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO outbox (workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at) VALUES `+q.String(), args...)
-		q.Reset()
-		args = args[:0]
-		if err != nil {
-			return fmt.Errorf("enqueue mail: %w", err)
-		}
-		return nil
-	}
+	var rows [][]any
 	for _, msg := range msgs {
-		if msg.To == "" {
-			continue
-		}
-		if len(args) > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
-		args = append(args, nullID(workspaceID), msg.Kind, msg.To, msg.Subject, msg.Text, msg.HTML, now, now)
-		if len(args) == 8*rowsPerInsert {
-			if err := flush(); err != nil {
-				return err
-			}
+		if msg.To != "" {
+			rows = append(rows, []any{nullID(workspaceID), msg.Kind, msg.To, msg.Subject, msg.Text, msg.HTML, now, now})
 		}
 	}
-	return flush()
+	if err := insertValues(ctx, tx, `INSERT INTO outbox (workspace_id, kind, to_addr, subject, text_body, html_body, created_at, next_attempt_at)`, rows); err != nil {
+		return fmt.Errorf("enqueue mail: %w", err)
+	}
+	return nil
 }
 
 // Enqueue writes one message to the outbox on its own.
