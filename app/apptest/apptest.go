@@ -69,6 +69,18 @@ func New(t testing.TB, opts ...func(*app.Config)) *Env {
 	e.HTTP.Config.Handler = e.Server
 	e.HTTP.Start()
 	t.Cleanup(e.HTTP.Close)
+	t.Cleanup(func() {
+		// A failed test shows what the server logged at ERROR: a 500's
+		// cause is only there.
+		if !t.Failed() {
+			return
+		}
+		for line := range strings.Lines(e.Logs()) {
+			if strings.Contains(line, `"level":"ERROR"`) {
+				t.Logf("server: %s", strings.TrimSpace(line))
+			}
+		}
+	})
 	return e
 }
 
